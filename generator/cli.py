@@ -1,0 +1,150 @@
+"""Command line: parses arguments, calls the library, maps errors to messages and exit codes.
+
+Exit codes: 0 success, 1 invalid input (one clear message), 2 usage error, 3 `diff` found
+changes, 70 internal error (a bug: traceback saved to a file), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from generator import __version__
+from generator.errors import GeneratorError
+from generator.output import KUSTOMIZATION
+from generator.pipeline import Repo, render_env, render_many
+from generator.write import apply, locked, plan
+
+EXIT_INPUT = 1
+EXIT_INTERNAL = 70
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Turn the library's errors into one message and an exit code; never a traceback for a user mistake."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GeneratorError as exc:
+            click.echo(exc.render(), err=True)
+            sys.exit(EXIT_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence against bugs
+            fd, log = tempfile.mkstemp(prefix="gitops-gen-crash-", suffix=".log")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(traceback.format_exc())
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                f"  this is a bug in gitops-gen, not in your input; the traceback is in {log}",
+                err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+repo_option = click.option(
+    "--repo",
+    "repo_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The repo to render: the folder holding base/ and environments/.",
+)
+env_option = click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    metavar="NAME",
+    help="Only this environment (repeatable). Default: every folder of environments/ with an env.yaml.",
+)
+
+
+def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
+    known = repo.envs
+    for name in wanted:
+        if name not in known:
+            raise click.BadParameter(
+                f"unknown environment {name!r}; environments: {', '.join(known) or '(none)'}",
+                param_hint="--env",
+            )
+    if not known:
+        raise GeneratorError(
+            "no environments found",
+            file=repo.root / "environments",
+            hint="create environments/<name>/env.yaml (it may be empty)",
+        )
+    return sorted(set(wanted)) if wanted else known
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gitops-gen")
+def main() -> None:
+    """Render Kubernetes base manifests and per-environment overlays into out/<env>/, with every
+    ConfigMap immutable and named by its content hash and every reference rewritten.
+
+    \b
+    Typical use:
+      gitops-gen render                 render every environment into out/
+      gitops-gen render --env prod --stdout   preview one environment, write nothing
+    """
+
+
+@main.command()
+@repo_option
+@env_option
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print one environment as a YAML stream; write nothing.")
+@click.option("--app", "apps", multiple=True, metavar="NAME", help="With --stdout: only this app's objects (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Environments rendered at once. Default: one per core.")
+@friendly_errors
+def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None) -> None:
+    """Render environments into out/<env>/ (or print one with --stdout).
+
+    Everything is rendered and checked before anything is written; on any error out/ is left
+    exactly as it was. Files the generator did not write are never touched.
+    """
+    repo = Repo.open(repo_dir)
+    selected = pick_envs(repo, envs)
+    if apps and not to_stdout:
+        raise click.UsageError("--app works with --stdout only (out/ always holds whole environments)")
+    if to_stdout:
+        if len(selected) != 1:
+            raise click.UsageError("--stdout prints one environment; choose it with --env NAME")
+        print_env(repo, selected[0], apps)
+        return
+    rendered = render_many(repo, selected, jobs)
+    out = repo.root / "out"
+    with locked(out):
+        stale = [] if envs else [p.name for p in out.iterdir() if p.is_dir() and p.name not in rendered]
+        todo = plan(out, rendered, stale)
+        apply(out, todo)
+    for env, files in rendered.items():
+        click.echo(f"rendered {env}: {len(files)} files")
+    click.echo(f"out/: {len(todo.writes)} written, {len(todo.removes)} removed, {todo.unchanged} unchanged")
+
+
+def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
+    files = render_env(repo, env).files
+    known = {path.split("/", 1)[0] for path in files if path != KUSTOMIZATION}
+    for app in apps:
+        if app not in known:
+            raise click.BadParameter(f"no app {app!r} in environment {env!r}; apps: {', '.join(sorted(known))}", param_hint="--app")
+    chunks = [
+        text for path, text in files.items()
+        if path != KUSTOMIZATION and (not apps or path.split("/", 1)[0] in apps)
+    ]
+    click.echo("---\n".join(chunks), nl=False)

@@ -1,0 +1,271 @@
+"""The generator's own files: `gitops-gen.yaml`, `base/<app>/app.yaml`, `environments/<env>/env.yaml`.
+
+Each is checked strictly (unknown keys, wrong types) and turned into frozen values; file
+sources are resolved and confined to the repo here, so later steps only read checked paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generator import hashing
+from generator.errors import ConfigError
+from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Source
+from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
+from generator.yaml_io import load_documents, read_text
+
+REPO_FILE = "gitops-gen.yaml"
+APP_FILE = "app.yaml"
+ENV_FILE = "env.yaml"
+
+
+@dataclass(frozen=True)
+class PodSpecPath:
+    """Where a kind keeps its pod spec, e.g. ("spec", "template", "spec")."""
+
+    kind: str
+    path: tuple[str, ...]
+    api_version: str | None = None
+
+
+@dataclass(frozen=True)
+class External:
+    configmaps: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset()
+
+    def union(self, other: External) -> External:
+        return External(self.configmaps | other.configmaps, self.secrets | other.secrets)
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    root: Path
+    hash_length: int = hashing.DEFAULT_LENGTH
+    vars: dict[str, Any] = field(default_factory=dict)
+    external: External = External()
+    pod_spec_paths: tuple[PodSpecPath, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    name: str
+    vars: dict[str, Any]
+    configmaps: tuple[ConfigMapDecl, ...]
+
+
+@dataclass(frozen=True)
+class Patch:
+    obj: dict[str, Any]
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    name: str
+    dir: Path
+    namespace: str | None
+    vars: dict[str, Any]
+    only: tuple[str, ...] | None
+    exclude: tuple[str, ...]
+    hash_length: int | None
+    external: External
+    overlays: tuple[ConfigMapOverlay, ...]
+    patches: tuple[Patch, ...]
+    doc: Doc
+
+
+def rel(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _read_single(root: Path, path: Path) -> tuple[Doc, dict[str, Any]]:
+    shown = rel(root, path)
+    text = read_text(path, shown)
+    docs = load_documents(text, shown)
+    if len(docs) > 1:
+        raise ConfigError("expected one YAML document, found several", file=shown, line=docs[1][1])
+    doc = Doc(shown, text)
+    if not docs:
+        return doc, {}
+    value = docs[0][0]
+    if not isinstance(value, dict):
+        raise ConfigError("expected a mapping at the top of the file", file=shown, line=docs[0][1])
+    return doc, value
+
+
+def _hash_length(doc: Doc, path: Path_, value: Any) -> int:
+    expect(doc, path, value, int)
+    if not hashing.MIN_LENGTH <= value <= hashing.MAX_LENGTH:
+        raise doc.error(path, f"must be between {hashing.MIN_LENGTH} and {hashing.MAX_LENGTH}")
+    return int(value)
+
+
+def _external(doc: Doc, path: Path_, value: Any) -> External:
+    m = mapping(doc, path, value, ("configMaps", "secrets"))
+    return External(
+        frozenset(str_list(doc, path + ("configMaps",), m.get("configMaps", []))),
+        frozenset(str_list(doc, path + ("secrets",), m.get("secrets", []))),
+    )
+
+
+def _vars(doc: Doc, path: Path_, value: Any) -> dict[str, Any]:
+    return dict(expect(doc, path, value, dict))
+
+
+def load_repo_config(root: Path) -> RepoConfig:
+    path = root / REPO_FILE
+    if not path.exists():
+        return RepoConfig(root=root)
+    doc, m = _read_single(root, path)
+    mapping(doc, (), m, ("hashLength", "vars", "external", "podSpecPaths"))
+    specs: list[PodSpecPath] = []
+    for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
+        p: Path_ = ("podSpecPaths", i)
+        entry = mapping(doc, p, item, ("kind", "apiVersion", "path"))
+        for required in ("kind", "path"):
+            if required not in entry:
+                raise doc.error(p, f"missing `{required}`", hint="e.g. {kind: CloneSet, path: spec.template.spec}")
+        kind = expect(doc, p + ("kind",), entry["kind"], str)
+        dotted = expect(doc, p + ("path",), entry["path"], str)
+        api = entry.get("apiVersion")
+        if api is not None:
+            expect(doc, p + ("apiVersion",), api, str)
+        specs.append(PodSpecPath(kind, tuple(dotted.split(".")), api))
+    return RepoConfig(
+        root=root,
+        hash_length=_hash_length(doc, ("hashLength",), m.get("hashLength", hashing.DEFAULT_LENGTH)),
+        vars=_vars(doc, ("vars",), m.get("vars", {})),
+        external=_external(doc, ("external",), m.get("external", {})),
+        pod_spec_paths=tuple(specs),
+    )
+
+
+def resolve_source(
+    root: Path, base_dir: Path, doc: Doc, path: Path_, kind: str, entry: Any
+) -> Source:
+    """A `files`/`dirs`/`envs` entry as a checked path inside the repo."""
+    text = expect(doc, path, entry, str)
+    key: str | None = None
+    if kind == "file" and "=" in text:
+        key, _, text = text.partition("=")
+        if not key:
+            raise doc.error(path, "empty key before '='", hint="write `key=path` or just `path`")
+    if not text:
+        raise doc.error(path, "empty path")
+    if Path(text).is_absolute():
+        raise doc.error(path, f"absolute path {text!r} not allowed", hint="use a path relative to the file's folder")
+    target = base_dir / text
+    shown = rel(root, target)
+    real = target.resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise doc.error(
+            path,
+            f"{text!r} points outside the repo",
+            hint="data files must live inside the repo (no '..' past the root, no symlinks leaving it)",
+        )
+    if not target.exists():
+        raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder")
+    if kind == "dir" and not real.is_dir():
+        raise doc.error(path, f"{shown} is not a directory", hint="use `files:` for a single file")
+    if kind != "dir" and not real.is_file():
+        raise doc.error(path, f"{shown} is not a regular file", hint="use `dirs:` to take every file of a folder")
+    return Source(kind, target, shown, key)
+
+
+def _sources(root: Path, base_dir: Path, doc: Doc, path: Path_, m: dict[str, Any]) -> list[Source]:
+    out: list[Source] = []
+    for key, kind in (("files", "file"), ("dirs", "dir"), ("envs", "env")):
+        entries = expect(doc, path + (key,), m.get(key, []), list)
+        out += [resolve_source(root, base_dir, doc, path + (key, i), kind, e) for i, e in enumerate(entries)]
+    return out
+
+
+_DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "annotations")
+
+
+def load_app_config(root: Path, app_dir: Path, app: str) -> AppConfig:
+    path = app_dir / APP_FILE
+    if not path.exists():
+        return AppConfig(app, {}, ())
+    doc, m = _read_single(root, path)
+    mapping(doc, (), m, ("vars", "configMaps"))
+    decls: list[ConfigMapDecl] = []
+    seen: set[str] = set()
+    for i, item in enumerate(expect(doc, ("configMaps",), m.get("configMaps", []), list)):
+        p: Path_ = ("configMaps", i)
+        d = mapping(doc, p, item, _DECL_KEYS)
+        if "name" not in d:
+            raise doc.error(p, "a ConfigMap declaration needs a `name`")
+        name = expect(doc, p + ("name",), d["name"], str)
+        if name in seen:
+            raise doc.error(p + ("name",), f"ConfigMap {name!r} is declared twice in this file")
+        seen.add(name)
+        decls.append(
+            ConfigMapDecl(
+                name=name,
+                app=app,
+                origin=Origin(doc.shown, 1, 0, doc.text, p),
+                literals=str_map(doc, p + ("literals",), d.get("literals", {})),
+                sources=_sources(root, app_dir, doc, p, d),
+                hashed=expect(doc, p + ("hash",), d.get("hash", True), bool),
+                labels=str_map(doc, p + ("labels",), d.get("labels", {})),
+                annotations=str_map(doc, p + ("annotations",), d.get("annotations", {})),
+            )
+        )
+    return AppConfig(app, _vars(doc, ("vars",), m.get("vars", {})), tuple(decls))
+
+
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "external", "configMaps", "patches")
+_OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
+
+
+def load_env_config(root: Path, env_dir: Path) -> EnvConfig:
+    doc, m = _read_single(root, env_dir / ENV_FILE)
+    mapping(doc, (), m, _ENV_KEYS)
+    namespace = m.get("namespace")
+    if namespace is not None:
+        expect(doc, ("namespace",), namespace, str)
+    apps = mapping(doc, ("apps",), m.get("apps", {}), ("only", "exclude"))
+    if "only" in apps and "exclude" in apps:
+        raise doc.error(("apps",), "use either `only` or `exclude`, not both")
+    only = tuple(str_list(doc, ("apps", "only"), apps["only"])) if "only" in apps else None
+    overlays: list[ConfigMapOverlay] = []
+    for name, item in expect(doc, ("configMaps",), m.get("configMaps", {}), dict).items():
+        p: Path_ = ("configMaps", name)
+        o = mapping(doc, p, item if item is not None else {}, _OVERLAY_KEYS)
+        hashed = o.get("hash")
+        if hashed is not None:
+            expect(doc, p + ("hash",), hashed, bool)
+        overlays.append(
+            ConfigMapOverlay(
+                name=str(name),
+                origin=Origin(doc.shown, 1, 0, doc.text, p),
+                literals=str_map(doc, p + ("literals",), o.get("literals", {})),
+                sources=_sources(root, env_dir, doc, p, o),
+                remove=str_list(doc, p + ("remove",), o.get("remove", [])),
+                hashed=hashed,
+            )
+        )
+    patches: list[Patch] = []
+    for i, item in enumerate(expect(doc, ("patches",), m.get("patches", []), list)):
+        expect(doc, ("patches", i), item, dict)
+        patches.append(Patch(item, Origin(doc.shown, 1, 0, doc.text, ("patches", i))))
+    hash_length = m.get("hashLength")
+    return EnvConfig(
+        name=env_dir.name,
+        dir=env_dir,
+        namespace=namespace,
+        vars=_vars(doc, ("vars",), m.get("vars", {})),
+        only=only,
+        exclude=tuple(str_list(doc, ("apps", "exclude"), apps.get("exclude", []))),
+        hash_length=None if hash_length is None else _hash_length(doc, ("hashLength",), hash_length),
+        external=_external(doc, ("external",), m.get("external", {})),
+        overlays=tuple(overlays),
+        patches=tuple(patches),
+        doc=doc,
+    )

@@ -1,0 +1,107 @@
+"""One error base class and one subclass per pipeline stage.
+
+Library code raises these; only `generator.cli` turns them into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GeneratorError(Exception):
+    """A mistake in the user's input: reported as one clear message, exit code 1."""
+
+    stage = "render"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Path | str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.hint = hint
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep file, line and hint when an error crosses a process boundary.
+        return (_rebuild, (type(self), self.message, self.file, self.line, self.hint))
+
+    def located(self, file: Path | str | None, line: int | None = None) -> GeneratorError:
+        """Fill in the location when the raiser did not know it."""
+        if self.file is None and file is not None:
+            self.file = str(file)
+        if self.line is None:
+            self.line = line
+        return self
+
+    def render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file if self.line is None else f"{self.file}:{self.line}"
+            where += ": "
+        text = f"error: {where}{self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class LoadError(GeneratorError):
+    """Reading and parsing input files (YAML syntax, shapes, missing files)."""
+
+    stage = "load"
+
+
+class ConfigError(GeneratorError):
+    """The generator's own files: gitops-gen.yaml, app.yaml, env.yaml."""
+
+    stage = "config"
+
+
+class TemplateError(GeneratorError):
+    """Jinja2 rendering: undefined variables, syntax errors, sandbox violations."""
+
+    stage = "template"
+
+
+class MergeError(GeneratorError):
+    """Applying environment patches and overlays."""
+
+    stage = "merge"
+
+
+class ConfigMapError(GeneratorError):
+    """Building ConfigMap data from its sources."""
+
+    stage = "configmap"
+
+
+class ReferenceError_(GeneratorError):
+    """A workload refers to a ConfigMap, Secret or key that does not exist."""
+
+    stage = "reference"
+
+
+class ValidationError(GeneratorError):
+    """A rendered object breaks a Kubernetes rule (names, keys, sizes)."""
+
+    stage = "validate"
+
+
+class WriteError(GeneratorError):
+    """Writing out/: locks, ownership conflicts."""
+
+    stage = "write"
+
+
+def _rebuild(
+    cls: type[GeneratorError], message: str, file: str | None, line: int | None, hint: str | None
+) -> GeneratorError:
+    return cls(message, file=file, line=line, hint=hint)

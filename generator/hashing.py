@@ -1,0 +1,36 @@
+"""The content hash that names a ConfigMap. Pure functions; the algorithm is documented in the
+README ("The hash algorithm") and must never change silently: every name in every repo depends
+on it.
+
+    canonical = JSON of {"binaryData": {...}, "data": {...}} with keys sorted at every level,
+                separators "," and ":", non-ASCII characters written as UTF-8 (not escaped)
+    suffix    = first `length` hex characters of SHA-256(canonical as UTF-8)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+DEFAULT_LENGTH = 10
+MIN_LENGTH = 6
+MAX_LENGTH = 64
+
+
+def canonical(data: Mapping[str, str], binary_data: Mapping[str, str]) -> bytes:
+    """The exact bytes that are hashed."""
+    doc = {"binaryData": dict(binary_data), "data": dict(data)}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def content_hash(
+    data: Mapping[str, str], binary_data: Mapping[str, str], length: int = DEFAULT_LENGTH
+) -> str:
+    if not MIN_LENGTH <= length <= MAX_LENGTH:
+        raise ValueError(f"hash length must be {MIN_LENGTH}..{MAX_LENGTH}, got {length}")
+    return hashlib.sha256(canonical(data, binary_data)).hexdigest()[:length]
+
+
+def hashed_name(name: str, suffix: str) -> str:
+    return f"{name}-{suffix}"

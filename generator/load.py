@@ -1,0 +1,129 @@
+"""Step 1, load: discover apps and environments and read their manifests into Resources.
+
+A plain `kind: ConfigMap` manifest becomes a ConfigMapDecl here, so that declared and written
+ConfigMaps go through one path (overlays, hashing, references).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generator.config import APP_FILE, ENV_FILE, rel
+from generator.errors import LoadError
+from generator.model import ConfigMapDecl, Origin, Resource
+from generator.schema import Doc, scalar_text
+from generator.templating import Templates
+from generator.yaml_io import load_documents, read_text
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
+HASH_ANNOTATION = "gitops-gen.io/hash"
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith((".", "_"))
+
+
+def list_apps(base: Path) -> list[str]:
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and _visible(p))
+
+
+def list_envs(environments: Path) -> list[str]:
+    if not environments.is_dir():
+        return []
+    return sorted(
+        p.name for p in environments.iterdir() if _visible(p) and (p / ENV_FILE).is_file()
+    )
+
+
+def manifest_files(folder: Path) -> Iterator[Path]:
+    """The manifests of an app folder, in a stable order; app.yaml and data files excluded."""
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and _visible(path) and path.name != APP_FILE and path.name.endswith(MANIFEST_SUFFIXES):
+            yield path
+
+
+@dataclass
+class Loaded:
+    resources: list[Resource]
+    configmaps: list[ConfigMapDecl]
+
+
+def read_documents(
+    root: Path, path: Path, templates: Templates, context: Mapping[str, Any]
+) -> tuple[str, str, list[tuple[Any, int]]]:
+    """(shown path, text as parsed, documents) of a manifest file, rendering `.j2` first."""
+    shown = rel(root, path)
+    text = read_text(path, shown)
+    if path.name.endswith(".j2"):
+        text = templates.render(text, context, shown)
+    return shown, text, load_documents(text, shown)
+
+
+def load_app_folder(
+    root: Path, folder: Path, app: str, templates: Templates, context: Mapping[str, Any]
+) -> Loaded:
+    loaded = Loaded([], [])
+    for path in manifest_files(folder):
+        shown, text, docs = read_documents(root, path, templates, context)
+        for index, (obj, line) in enumerate(docs):
+            origin = Origin(shown, line, index, text)
+            _check_manifest(obj, origin)
+            if obj["kind"] == "ConfigMap" and obj.get("apiVersion") == "v1":
+                loaded.configmaps.append(configmap_from_manifest(obj, app, origin))
+            else:
+                loaded.resources.append(Resource(obj, origin, app))
+    return loaded
+
+
+def _check_manifest(obj: Any, origin: Origin) -> None:
+    if not isinstance(obj, dict):
+        raise LoadError(
+            f"expected a Kubernetes object (a mapping), got {type(obj).__name__}",
+            file=origin.file, line=origin.first_line,
+        )
+    for key in ("apiVersion", "kind"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            raise LoadError(
+                f"object has no `{key}`",
+                file=origin.file, line=origin.first_line,
+                hint="every manifest document needs apiVersion, kind and metadata.name",
+            )
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise LoadError(
+            f"{obj['kind']} has no `metadata.name`",
+            file=origin.file, line=origin.at("metadata").line,
+            hint="every manifest document needs apiVersion, kind and metadata.name",
+        )
+
+
+def configmap_from_manifest(obj: dict[str, Any], app: str, origin: Origin) -> ConfigMapDecl:
+    doc = Doc(origin.file, origin.text or "", origin.doc_index)
+    data = obj.get("data") or {}
+    binary = obj.get("binaryData") or {}
+    for field_, value in (("data", data), ("binaryData", binary)):
+        if not isinstance(value, dict):
+            raise doc.error((field_,), f"`{field_}` must be a mapping of keys to strings")
+    for key, value in binary.items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except ValueError:
+            raise doc.error(("binaryData", key), f"binaryData {key!r} is not valid base64") from None
+    meta = obj["metadata"]
+    annotations = dict(meta.get("annotations") or {})
+    hashed = str(annotations.get(HASH_ANNOTATION, "true")).lower() != "false"
+    return ConfigMapDecl(
+        name=meta["name"],
+        app=app,
+        origin=origin,
+        literals={str(k): scalar_text(doc, ("data", k), v) for k, v in data.items()},
+        hashed=hashed,
+        manifest=obj,
+        binary={str(k): str(v) for k, v in binary.items()},
+    )

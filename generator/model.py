@@ -1,0 +1,137 @@
+"""The values that flow through the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Cluster-scoped kinds never get a namespace. Unknown kinds are taken as namespaced, as
+# `kubectl` does for most custom resources; a repo can keep a namespace off by writing none.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace", "Node", "PersistentVolume", "StorageClass", "PriorityClass",
+        "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "APIService",
+        "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "IngressClass",
+        "RuntimeClass", "CSIDriver", "CSINode", "VolumeAttachment", "ClusterIssuer",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from: a file relative to the repo, and how to find its line.
+
+    The line of a nested value is found lazily with ruamel.yaml (`path` inside document
+    `doc_index` of `text`), so positions cost nothing unless an error is reported.
+    """
+
+    file: str
+    first_line: int | None = None
+    doc_index: int = 0
+    text: str | None = field(default=None, repr=False, compare=False)
+    path: tuple[str | int, ...] = ()
+
+    @property
+    def line(self) -> int | None:
+        if self.text is not None and self.path:
+            from generator.yaml_io import locate
+
+            return locate(self.text, self.doc_index, self.path) or self.first_line
+        return self.first_line
+
+    def at(self, *path: str | int) -> Origin:
+        """The origin of a value nested below this one."""
+        return Origin(self.file, self.first_line, self.doc_index, self.text, self.path + path)
+
+    def __str__(self) -> str:
+        line = self.line
+        return self.file if line is None else f"{self.file}:{line}"
+
+
+@dataclass
+class Resource:
+    """One Kubernetes object plus the place it was read from.
+
+    `obj` is the parsed object and is mutated in place by the pipeline steps; `app` decides the
+    output folder.
+    """
+
+    obj: dict[str, Any]
+    origin: Origin
+    app: str
+    # The name the repo uses for an object the generator renames (a hashed ConfigMap): output
+    # paths and references use it, so a content change edits one file instead of adding one.
+    declared: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        ns = self.metadata.get("namespace")
+        return str(ns) if ns is not None else None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta = self.obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+            self.obj["metadata"] = meta
+        return meta
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        return (self.kind, self.namespace, self.name)
+
+    @property
+    def declared_name(self) -> str:
+        return self.declared or self.name
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name!r}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One entry of a ConfigMap declaration's `files`, `dirs` or `envs`, resolved to a path."""
+
+    kind: str  # "file", "dir" or "env"
+    path: Path
+    shown: str  # the path as the user should see it (relative to the repo)
+    key: str | None = None  # explicit key for "key=path" file sources
+
+
+@dataclass
+class ConfigMapDecl:
+    """A ConfigMap declared in app.yaml (or converted from a plain manifest), before overlays."""
+
+    name: str
+    app: str
+    origin: Origin
+    literals: dict[str, str] = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+    hashed: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    # For plain manifests: the object as written (metadata, extra fields kept).
+    manifest: dict[str, Any] | None = None
+    binary: dict[str, str] = field(default_factory=dict)  # base64 binaryData from a manifest
+
+
+@dataclass
+class ConfigMapOverlay:
+    """An environment's changes to a ConfigMap of the base."""
+
+    name: str
+    origin: Origin
+    literals: dict[str, str] = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    hashed: bool | None = None

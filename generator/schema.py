@@ -1,0 +1,88 @@
+"""Checks the shape of the generator's own files: unknown keys (with a did-you-mean) and wrong
+types, each reported with the file and line (found with ruamel.yaml only when reporting)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from generator.errors import ConfigError
+from generator.yaml_io import locate
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A parsed document of one of the generator's files, able to say where a path is."""
+
+    shown: str
+    text: str
+    doc_index: int = 0
+
+    def error(self, path: Path_, message: str, hint: str | None = None) -> ConfigError:
+        line = locate(self.text, self.doc_index, path) if path else 1
+        where = ".".join(str(p) for p in path)
+        prefix = f"`{where}`: " if where else ""
+        return ConfigError(prefix + message, file=self.shown, line=line, hint=hint)
+
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false",
+               dict: "a mapping", list: "a list"}
+
+
+def type_name(t: type) -> str:
+    return _TYPE_NAMES.get(t, t.__name__)
+
+
+def expect(doc: Doc, path: Path_, value: Any, t: type) -> Any:
+    ok = isinstance(value, t) and not (t is int and isinstance(value, bool))
+    if not ok:
+        got = "nothing" if value is None else type_name(type(value))
+        raise doc.error(path, f"expected {type_name(t)}, got {got}")
+    return value
+
+
+def check_keys(doc: Doc, path: Path_, value: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    for key in value:
+        if key not in allowed:
+            guess = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {guess[0]!r}?" if guess else None
+            raise doc.error(
+                path + (key,),
+                f"unknown key {key!r}; allowed here: {', '.join(allowed)}",
+                hint=hint,
+            )
+
+
+def mapping(doc: Doc, path: Path_, value: Any, allowed: Sequence[str]) -> dict[str, Any]:
+    expect(doc, path, value, dict)
+    check_keys(doc, path, value, allowed)
+    return value  # type: ignore[no-any-return]
+
+
+def str_list(doc: Doc, path: Path_, value: Any) -> list[str]:
+    expect(doc, path, value, list)
+    for i, item in enumerate(value):
+        expect(doc, path + (i,), item, str)
+    return list(value)
+
+
+def scalar_text(doc: Doc, path: Path_, value: Any) -> str:
+    """A ConfigMap value: strings as they are, whole numbers and booleans as YAML spells them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise doc.error(
+        path,
+        f"a ConfigMap value must be a string, got {'nothing' if value is None else type_name(type(value))}",
+        hint='quote the value, e.g. "0.5" or "" (ConfigMap data holds only strings)',
+    )
+
+
+def str_map(doc: Doc, path: Path_, value: Any) -> dict[str, str]:
+    expect(doc, path, value, dict)
+    return {str(k): scalar_text(doc, path + (k,), v) for k, v in value.items()}

@@ -1,0 +1,211 @@
+"""All YAML input and output of the generator.
+
+The hot path uses libyaml through PyYAML's C loader and dumper. ruamel.yaml is used only on the
+error path, to find the line of a field inside a file (`locate`), so positions cost nothing when
+the input is good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generator.errors import LoadError
+
+try:  # libyaml is a hard requirement for speed, but keep working (slowly) without it
+    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+    _BaseDumper: type[yaml.SafeDumper] = yaml.CSafeDumper  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _BaseLoader = yaml.SafeLoader
+    _BaseDumper = yaml.SafeDumper
+
+# A document whose alias-expanded size passes this many nodes is an alias bomb, not a manifest.
+MAX_EXPANDED_NODES = 500_000
+# Kubernetes objects nest a dozen levels or so; anything this deep is hostile or broken.
+MAX_DEPTH = 200
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                raise LoadError(
+                    "a mapping key must be a plain value, not a list or mapping",
+                    line=key_node.start_mark.line + 1,
+                ) from None
+            if first is not None:
+                raise LoadError(
+                    f"duplicate key {key!r} (first defined on line {first.start_mark.line + 1})",
+                    line=key_node.start_mark.line + 1,
+                    hint="remove one of them; YAML keys must be unique within a mapping",
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _check_bounds(root: yaml.Node) -> None:
+    """Reject alias bombs and absurd nesting before anything is constructed."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LoadError(
+                f"document nests deeper than {MAX_DEPTH} levels",
+                line=node.start_mark.line + 1,
+                hint="Kubernetes manifests are never this deep; check the file was not generated wrongly",
+            )
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                children += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done:
+            total = 1 + sum(sizes[id(c)] for c in children)
+            if total > MAX_EXPANDED_NODES:
+                raise LoadError(
+                    f"document expands to more than {MAX_EXPANDED_NODES:,} nodes through YAML aliases",
+                    line=node.start_mark.line + 1,
+                    hint="this looks like an alias bomb ('billion laughs'); write the values out",
+                )
+            sizes[id(node)] = total
+            continue
+        if id(node) in sizes:
+            continue
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+
+
+def _needs_bounds_check(text: str) -> bool:
+    # Aliases need '*'; deep flow nesting needs many brackets. Plain manifests skip the walk.
+    return "*" in text or text.count("[") + text.count("{") > MAX_DEPTH
+
+
+def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
+    """Parse a YAML stream into (document, first line) pairs; empty documents are dropped."""
+    loader = _Loader(text)
+    check = _needs_bounds_check(text)
+    docs: list[tuple[Any, int]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            if check:
+                _check_bounds(node)
+            line = node.start_mark.line + 1
+            data = loader.construct_document(node)
+            if data is not None:
+                docs.append((data, line))
+    except LoadError as exc:
+        raise exc.located(file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise LoadError(
+            f"invalid YAML: {problem}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            hint="fix the syntax at that line (check indentation, quotes and colons)",
+        ) from None
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        raise LoadError(f"invalid YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def load_file(path: Path, shown: Path | str) -> list[tuple[Any, int]]:
+    return load_documents(read_text(path, shown), shown)
+
+
+def read_text(path: Path, shown: Path | str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LoadError(f"file is not valid UTF-8 (byte {exc.start})", file=shown) from None
+    except IsADirectoryError:
+        raise LoadError("expected a file but found a directory", file=shown) from None
+    except FileNotFoundError:
+        raise LoadError("file not found", file=shown) from None
+    except OSError as exc:
+        raise LoadError(f"cannot read file: {exc.strerror}", file=shown) from None
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
+    """Block style, no aliases, multi-line strings as literal blocks: output meant for review."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if "\n" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_document(obj: Any) -> str:
+    """One object as a YAML document, deterministic for equal input."""
+    return yaml.dump(  # type: ignore[no-any-return]
+        obj,
+        Dumper=_Dumper,
+        default_flow_style=False,
+        sort_keys=False,
+        allow_unicode=True,
+        width=1_000_000,
+    )
+
+
+def dump_stream(objs: Sequence[Any]) -> str:
+    return "".join(("---\n" if i else "") + dump_document(o) for i, o in enumerate(objs))
+
+
+def locate(text: str, doc_index: int, path: Sequence[str | int]) -> int | None:
+    """The 1-based line of `path` inside document `doc_index` of `text`, or None.
+
+    Uses ruamel.yaml's positions; only called when an error is being reported.
+    """
+    from ruamel.yaml import YAML
+
+    try:
+        docs = list(YAML(typ="rt", pure=True).load_all(text))
+        node: Any = docs[doc_index]
+    except Exception:  # noqa: BLE001 - best effort: an error is already being reported
+        return None
+    line: int | None = None
+    for step in path:
+        try:
+            if isinstance(step, int) and hasattr(node, "lc"):
+                line = node.lc.item(step)[0] + 1
+            elif hasattr(node, "lc"):
+                line = node.lc.key(step)[0] + 1
+            node = node[step]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
+
+
+def iter_paths(obj: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Every path in a nested structure (used by tests and validators)."""
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from iter_paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from iter_paths(v, prefix + (i,))
