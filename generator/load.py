@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.config import APP_FILE, ENV_FILE, rel
+from generator.config import APP_FILE, ENV_FILE, Patch, rel
 from generator.errors import LoadError
 from generator.model import ConfigMapDecl, Origin, Resource
 from generator.schema import Doc, scalar_text
@@ -127,3 +127,24 @@ def configmap_from_manifest(obj: dict[str, Any], app: str, origin: Origin) -> Co
         manifest=obj,
         binary={str(k): str(v) for k, v in binary.items()},
     )
+
+
+PATCHES_DIR = "patches"
+
+
+def load_patch_files(
+    root: Path, env_dir: Path, templates: Templates, context: Mapping[str, Any]
+) -> list[Patch]:
+    """`environments/<env>/patches/*.yaml[.j2]`: one patch per document, in file order."""
+    folder = env_dir / PATCHES_DIR
+    if not folder.is_dir():
+        return []
+    patches: list[Patch] = []
+    for path in manifest_files(folder):
+        shown, text, docs = read_documents(root, path, templates, context)
+        for index, (obj, line) in enumerate(docs):
+            if not isinstance(obj, dict):
+                raise LoadError("a patch must be a mapping (a partial object with kind and metadata.name)",
+                                file=shown, line=line)
+            patches.append(Patch(obj, Origin(shown, line, index, text)))
+    return patches

@@ -20,7 +20,7 @@ from typing import Any
 from generator import configmaps as cms
 from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, ValidationError
-from generator.load import list_apps, list_envs, load_app_folder
+from generator.load import list_apps, list_envs, load_app_folder, load_patch_files
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
 from generator.output import KUSTOMIZATION, file_name, kustomization, render_file
 from generator.patch import apply_patches
@@ -125,7 +125,7 @@ def configmap_step(
             )
         by_name[decl.name] = decl
     overlays = {o.name: o for o in env.overlays}
-    for name, overlay in overlays.items():
+    for name in overlays:
         if name not in by_name:
             raise env.doc.error(
                 ("configMaps", name), f"overlay targets ConfigMap {name!r}, which this environment does not have",
@@ -135,10 +135,10 @@ def configmap_step(
     hash_length = env.hash_length or repo.config.hash_length
     out: list[Resource] = []
     for decl, builder in decls:
-        overlay = overlays.get(decl.name)
-        if overlay is not None and overlay.hashed is not None:
-            decl.hashed = overlay.hashed
-        content = cms.final_content(builder, decl, overlay)
+        found = overlays.get(decl.name)
+        if found is not None and found.hashed is not None:
+            decl.hashed = found.hashed
+        content = cms.final_content(builder, decl, found)
         cms.validate_content(decl, content)
         resource = cms.to_resource(decl, content, hash_length)
         if env.namespace is not None:
@@ -188,7 +188,8 @@ def render_env(repo: Repo, env_name: str) -> RenderedEnv:
     env = load_env_config(repo.root, repo.root / "environments" / env_name)
     resources, decls = load_step(repo, env)
     namespace_step(resources, env.namespace)
-    resources = apply_patches(resources, env.patches, (d.name for d, _ in decls), env.name)
+    patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""))]
+    resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
     resources += configmap_step(repo, env, decls)
     reference_step(repo, env, resources)
     validate(resources)

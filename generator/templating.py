@@ -9,12 +9,13 @@ Includes and imports resolve relative to the repo root and cannot leave it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from generator.errors import TemplateError
 
@@ -30,9 +31,9 @@ class _RepoLoader(jinja2.FileSystemLoader):
 
     def get_source(
         self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Any]:
+    ) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
-        if filename is not None and not Path(filename).resolve().is_relative_to(self.root):
+        if not Path(filename).resolve().is_relative_to(self.root):
             raise jinja2.TemplateNotFound(template)
         return source, filename, uptodate
 

@@ -161,7 +161,7 @@ _Dumper.add_representer(str, _represent_str)
 
 def dump_document(obj: Any) -> str:
     """One object as a YAML document, deterministic for equal input."""
-    return yaml.dump(  # type: ignore[no-any-return]
+    return yaml.dump(
         obj,
         Dumper=_Dumper,
         default_flow_style=False,

@@ -1,0 +1,184 @@
+"""Every ConfigMap source kind, overlays, binary data, opt-out, and plain manifests."""
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator.hashing import content_hash
+from tests.helpers import BASIC_APP, deployment, run, write_repo
+
+
+def render_cm(tmp_path: Path, files: dict[str, str | bytes], name: str = "web-config", env: str = "dev") -> dict[str, Any]:
+    repo = write_repo(tmp_path, {**BASIC_APP, **files})
+    result = run("render", "--repo", repo, "--env", env, "--stdout")
+    assert result.exit_code == 0, result.output
+    docs = [d for d in yaml.safe_load_all(result.output) if d["kind"] == "ConfigMap"]
+    found = [d for d in docs if d["metadata"].get("annotations", {}).get("gitops-gen.io/config-name", d["metadata"]["name"]) == name]
+    assert len(found) == 1, docs
+    return found[0]
+
+
+def test_literals_hashed_and_immutable(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {})
+    data = {"LOG_LEVEL": "info", "greeting": "hello"}
+    assert cm["data"] == data
+    assert cm["immutable"] is True
+    assert cm["metadata"]["name"] == f"web-config-{content_hash(data, {})}"
+    assert cm["metadata"]["namespace"] == "dev"
+
+
+def test_files_with_rename_dirs_and_envs(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": """
+            configMaps:
+              - name: web-config
+                files: [nginx.conf, custom-key=conf/other.txt]
+                dirs: [conf.d]
+                envs: [app.env]
+        """,
+        "base/web/nginx.conf": "server {}\n",
+        "base/web/conf/other.txt": "x=1\n",
+        "base/web/conf.d/a.properties": "a=1\n",
+        "base/web/conf.d/b.properties": "b=2\n",
+        "base/web/conf.d/.hidden": "skipped\n",
+        "base/web/app.env": "# comment\nLOG_LEVEL=debug\n\nURL=http://x?a=b\n",
+    })
+    assert cm["data"] == {
+        "nginx.conf": "server {}\n",
+        "custom-key": "x=1\n",
+        "a.properties": "a=1\n",
+        "b.properties": "b=2\n",
+        "LOG_LEVEL": "debug",
+        "URL": "http://x?a=b",
+    }
+
+
+def test_non_utf8_goes_to_binary_data(tmp_path: Path) -> None:
+    blob = bytes([0, 159, 146, 150, 255])
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "configMaps: [{name: web-config, files: [logo.bin], literals: {greeting: hello, LOG_LEVEL: x}}]\n",
+        "base/web/logo.bin": blob,
+    })
+    assert base64.b64decode(cm["binaryData"]["logo.bin"]) == blob
+    assert "logo.bin" not in cm["data"]
+
+
+def test_templated_literal_and_j2_file(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": """
+            vars: {port: 6379}
+            configMaps:
+              - name: web-config
+                literals: {redis_url: "redis://redis.{{ namespace }}.svc.cluster.local:{{ port }}", greeting: a, LOG_LEVEL: b}
+                files: [settings.ini.j2]
+        """,
+        "base/web/settings.ini.j2": "[env]\nname = {{ env }}\n",
+    })
+    assert cm["data"]["redis_url"] == "redis://redis.dev.svc.cluster.local:6379"
+    assert cm["data"]["settings.ini"] == "[env]\nname = dev\n"
+
+
+def test_overlay_adds_changes_removes(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "environments/dev/env.yaml": """
+            namespace: dev
+            configMaps:
+              web-config:
+                literals: {LOG_LEVEL: debug, only_here: "yes"}
+                files: [extra.txt]
+                remove: [greeting]
+        """,
+        "environments/dev/extra.txt": "from the env\n",
+    })
+    assert cm["data"] == {"LOG_LEVEL": "debug", "only_here": "yes", "extra.txt": "from the env\n"}
+
+
+def test_values_spelled_as_yaml(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "configMaps: [{name: web-config, literals: {replicas: 3, debug: true, greeting: x, LOG_LEVEL: y}}]\n",
+    })
+    assert cm["data"]["replicas"] == "3" and cm["data"]["debug"] == "true"
+
+
+def test_opt_out_keeps_plain_name_and_mutable(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "configMaps: [{name: web-config, hash: false, literals: {greeting: x, LOG_LEVEL: y}}]\n",
+    })
+    assert cm["metadata"]["name"] == "web-config"
+    assert "immutable" not in cm
+
+
+def test_environment_can_change_opt_out(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "environments/dev/env.yaml": "namespace: dev\nconfigMaps: {web-config: {hash: false}}\n",
+    })
+    assert cm["metadata"]["name"] == "web-config"
+
+
+def test_plain_manifest_is_hashed_and_keeps_metadata(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "{}\n",
+        "base/web/config-map.yml": """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: web-config
+              labels: {team: exchange}
+            data:
+              LOG_LEVEL: info
+              port: 8080
+        """,
+    })
+    assert cm["metadata"]["name"] == f"web-config-{content_hash({'LOG_LEVEL': 'info', 'port': '8080'}, {})}"
+    assert cm["metadata"]["labels"] == {"team": "exchange"}
+    assert cm["immutable"] is True
+
+
+def test_plain_manifest_opt_out_annotation(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "{}\n",
+        "base/web/config-map.yml": """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: web-config
+              annotations: {gitops-gen.io/hash: "false"}
+            data: {LOG_LEVEL: info}
+        """,
+    })
+    assert cm["metadata"]["name"] == "web-config"
+
+
+def test_hash_length_per_repo_and_env(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {"gitops-gen.yaml": "hashLength: 16\n"})
+    assert len(cm["metadata"]["name"]) == len("web-config-") + 16
+    cm = render_cm(tmp_path, {"environments/dev/env.yaml": "namespace: dev\nhashLength: 7\n"})
+    assert len(cm["metadata"]["name"]) == len("web-config-") + 7
+
+
+def test_hash_ignores_source_order_and_style(tmp_path: Path) -> None:
+    a = render_cm(tmp_path / "a", {"base/web/app.yaml": "configMaps: [{name: web-config, literals: {greeting: hello, LOG_LEVEL: info}}]\n"})
+    b = render_cm(tmp_path / "b", {"base/web/app.yaml": "configMaps:\n- name: web-config\n  literals:\n    'LOG_LEVEL': \"info\"\n    greeting: >-\n      hello\n"})
+    assert a["metadata"]["name"] == b["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"base/web/app.yaml": "configMaps: [{name: web-config, literals: {a: '1'}, envs: [x.env]}]\n", "base/web/x.env": "a=2\n"}, "key 'a' is given twice"),
+        ({"base/web/app.yaml": "configMaps: [{name: web-config, envs: [x.env]}]\n", "base/web/x.env": "novalue\n"}, "expected KEY=VALUE"),
+        ({"environments/dev/env.yaml": "configMaps: {web-config: {remove: [nope]}}\n"}, "`remove` names key 'nope'"),
+        ({"environments/dev/env.yaml": "configMaps: {other-config: {literals: {a: b}}}\n"}, "overlay targets ConfigMap 'other-config'"),
+        ({"base/web/app.yaml": "configMaps: [{name: web-config, literals: {'bad key': x}}]\n"}, "invalid ConfigMap key 'bad key'"),
+        ({"base/web/app.yaml": "configMaps: [{name: web-config, literals: {ratio: 0.5}}]\n"}, "must be a string"),
+    ],
+)
+def test_bad_configmaps(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    repo = write_repo(tmp_path, {**BASIC_APP, "base/web/deployment.yaml": deployment("web", "containers: [{name: web, image: x}]"), **files})
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (repo / "out").exists()
