@@ -31,32 +31,36 @@ def apply_patches(
     """Return the resources with every patch applied; a patch that targets nothing is an error."""
     current = list(resources)
     cm_names = set(configmap_names)
+    by_name: dict[tuple[str, str], list[Resource]] = {}
+    for r in current:
+        by_name.setdefault((r.kind, r.name), []).append(r)
+    deleted: set[int] = set()
     for patch in patches:
         kind, name, ns, api = _target_of(patch)
         matches = [
-            i for i, r in enumerate(current)
-            if r.kind == kind and r.name == name
+            r for r in by_name.get((kind, name), ())
+            if id(r) not in deleted
             and (ns is None or r.namespace == ns)
             and (api is None or r.obj.get("apiVersion") == api)
         ]
         if not matches:
-            raise _no_target(patch, kind, name, current, cm_names, env)
+            raise _no_target(patch, kind, name, [r for r in current if id(r) not in deleted], cm_names, env)
         if len(matches) > 1:
-            places = "; ".join(f"{current[i].origin} (namespace {current[i].namespace})" for i in matches)
+            places = "; ".join(f"{r.origin} (namespace {r.namespace})" for r in matches)
             raise MergeError(
                 f"patch for {kind} {name!r} matches {len(matches)} objects: {places}",
                 file=patch.origin.file, line=patch.origin.line,
                 hint="add metadata.namespace (or apiVersion) to the patch to pick one",
             )
-        target = current[matches[0]]
+        target = matches[0]
         if patch.obj.get(DIRECTIVE) == DELETE:
-            del current[matches[0]]
+            deleted.add(id(target))
             continue
         try:
             target.obj = merge(target.obj, patch.obj)
         except PatchDirectiveError as exc:
             raise MergeError(str(exc), file=patch.origin.file, line=patch.origin.line) from None
-    return current
+    return [r for r in current if id(r) not in deleted]
 
 
 def _no_target(patch: Patch, kind: str, name: str, current: list[Resource], cm_names: set[str], env: str) -> MergeError:

@@ -35,7 +35,12 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         self.flatten_mapping(node)
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
+            # Plain scalar keys (all of them in practice) are compared by their text and tag,
+            # which is cheap; anything else is constructed to compare.
+            if isinstance(key_node, yaml.ScalarNode):
+                key: Any = (key_node.tag, key_node.value)
+            else:
+                key = self.construct_object(key_node, deep=True)
             try:
                 first = seen.get(key)
             except TypeError:
@@ -45,7 +50,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
                 ) from None
             if first is not None:
                 raise LoadError(
-                    f"duplicate key {key!r} (first defined on line {first.start_mark.line + 1})",
+                    f"duplicate key {(key_node.value if isinstance(key_node, yaml.ScalarNode) else key)!r} "
+                    f"(first defined on line {first.start_mark.line + 1})",
                     line=key_node.start_mark.line + 1,
                     hint="remove one of them; YAML keys must be unique within a mapping",
                 )
