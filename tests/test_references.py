@@ -83,6 +83,10 @@ def workload(kind: str) -> tuple[str, tuple[str, ...]]:
             ("spec", "jobTemplate", "spec", "template", "spec"),
         )
     api = {"Job": "batch/v1", "ReplicationController": "v1", "Rollout": "argoproj.io/v1alpha1"}.get(kind, "apps/v1")
+    if kind == "ReplicationController":
+        sel = "  selector: {app: w}\n"  # a plain map, unlike the apps/v1 kinds
+    if kind == "Job":
+        sel = ""
     return (
         f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: w}}\nspec:\n{sel}  template:\n{tmpl_meta}    spec:\n{_template(POD_SPEC, 3)}\n",
         ("spec", "template", "spec"),
