@@ -70,11 +70,13 @@ class Builder:
     templates: Templates
     context: Mapping[str, Any]
 
-    def content(self, literals: Mapping[str, str], sources: list[Source], origin: Origin) -> Content:
+    def content(
+        self, literals: Mapping[str, str], sources: list[Source], origin: Origin, templated: bool = True
+    ) -> Content:
         out = Content()
         for key, value in literals.items():
             where = origin.at("literals", key)
-            if has_template_syntax(value):
+            if templated and has_template_syntax(value):
                 value = self.templates.render(value, self.context, f"{where.file} (literal {key!r})")
             out.put(key, value, f"{where.file} literal {key!r}", override=False)
         for source in sources:
@@ -125,7 +127,7 @@ class Builder:
 
 
 def final_content(builder: Builder, decl: ConfigMapDecl, overlay: ConfigMapOverlay | None) -> Content:
-    content = builder.content(decl.literals, decl.sources, decl.origin)
+    content = builder.content(decl.literals, decl.sources, decl.origin, decl.templated)
     for key, value in decl.binary.items():
         content.binary[key] = value
         content.origins[key] = f"{decl.origin.file} binaryData {key!r}"

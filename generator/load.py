@@ -126,6 +126,7 @@ def configmap_from_manifest(obj: dict[str, Any], app: str, origin: Origin) -> Co
         hashed=hashed,
         manifest=obj,
         binary={str(k): str(v) for k, v in binary.items()},
+        templated=False,
     )
 
 

@@ -123,6 +123,9 @@ class ConfigMapDecl:
     # For plain manifests: the object as written (metadata, extra fields kept).
     manifest: dict[str, Any] | None = None
     binary: dict[str, str] = field(default_factory=dict)  # base64 binaryData from a manifest
+    # Literal values with {{ or {% are Jinja2 templates in app.yaml; a plain manifest's data is
+    # taken as written (template the whole file as .yaml.j2 instead).
+    templated: bool = True
 
 
 @dataclass

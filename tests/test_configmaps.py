@@ -137,6 +137,19 @@ def test_plain_manifest_is_hashed_and_keeps_metadata(tmp_path: Path) -> None:
     assert cm["immutable"] is True
 
 
+def test_plain_manifest_data_is_not_templated(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "{}\n",
+        "base/web/config-map.yml": """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: web-config}
+            data: {LOG_LEVEL: info, tmpl: "Hello {{ user }}"}
+        """,
+    })
+    assert cm["data"]["tmpl"] == "Hello {{ user }}"
+
+
 def test_plain_manifest_opt_out_annotation(tmp_path: Path) -> None:
     cm = render_cm(tmp_path, {
         "base/web/app.yaml": "{}\n",
