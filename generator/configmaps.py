@@ -12,7 +12,7 @@ from typing import Any
 
 from generator import hashing
 from generator.config import rel
-from generator.errors import ConfigMapError
+from generator.errors import ConfigMapError, TemplateError
 from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Resource, Source
 from generator.templating import Templates, has_template_syntax
 
@@ -29,11 +29,13 @@ class Content:
     data: dict[str, str] = field(default_factory=dict)
     binary: dict[str, str] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+    # Where each key was set, as a position (file and line) for errors about one key's value.
+    where: dict[str, Origin] = field(default_factory=dict)
 
     def keys(self) -> set[str]:
         return set(self.data) | set(self.binary)
 
-    def put(self, key: str, value: bytes | str, origin: str, *, override: bool) -> None:
+    def put(self, key: str, value: bytes | str, origin: str, *, override: bool, at: Origin | None = None) -> None:
         if not override and key in self.origins:
             raise ConfigMapError(
                 f"key {key!r} is given twice: by {self.origins[key]} and by {origin}",
@@ -50,15 +52,17 @@ class Content:
             except UnicodeDecodeError:
                 self.binary[key] = base64.b64encode(value).decode("ascii")
         self.origins[key] = origin
+        self.where[key] = at or Origin(origin)
 
     def merged(self, other: Content) -> Content:
-        result = Content(dict(self.data), dict(self.binary), dict(self.origins))
+        result = Content(dict(self.data), dict(self.binary), dict(self.origins), dict(self.where))
         for key, value in other.data.items():
-            result.put(key, value, other.origins[key], override=True)
+            result.put(key, value, other.origins[key], override=True, at=other.where.get(key))
         for key, value in other.binary.items():
             result.binary[key] = value
             result.data.pop(key, None)
             result.origins[key] = other.origins[key]
+            result.where[key] = other.where.get(key) or Origin(other.origins[key])
         return result
 
 
@@ -77,8 +81,8 @@ class Builder:
         for key, value in literals.items():
             where = origin.at("literals", key)
             if templated and has_template_syntax(value):
-                value = self.templates.render(value, self.context, f"{where.file} (literal {key!r})")
-            out.put(key, value, f"{where.file} literal {key!r}", override=False)
+                value = self._literal(key, value, where)
+            out.put(key, value, f"{where.file} literal {key!r}", override=False, at=where)
         for source in sources:
             if source.kind == "file":
                 self._file(out, source.path, source.key)
@@ -89,6 +93,15 @@ class Builder:
             else:
                 self._env_file(out, source)
         return out
+
+    def _literal(self, key: str, value: str, where: Origin) -> str:
+        try:
+            return self.templates.render(value, self.context, where.file)
+        except TemplateError as exc:
+            # Report the literal's own line in the declaring file, not a line inside the value.
+            inner = f" (line {exc.line} of the value)" if exc.line is not None and exc.line > 1 else ""
+            raise TemplateError(f"literal {key!r}{inner}: {exc.message}", file=where.file,
+                                line=where.line, hint=exc.hint) from None
 
     def _file(self, out: Content, path: Path, key: str | None) -> None:
         shown = rel(self.root, path)
@@ -104,7 +117,7 @@ class Builder:
                 raise ConfigMapError("a .j2 template must be UTF-8 text", file=shown) from None
             value = self.templates.render(text, self.context, shown)
             key = key or path.name[: -len(".j2")]
-        out.put(key or path.name, value, shown, override=False)
+        out.put(key or path.name, value, shown, override=False, at=Origin(shown, 1))
 
     def _env_file(self, out: Content, source: Source) -> None:
         try:
@@ -123,7 +136,7 @@ class Builder:
                     line=number,
                     hint="env files hold KEY=VALUE lines; blank lines and lines starting with # are skipped",
                 )
-            out.put(key.strip(), value, f"{source.shown}:{number}", override=False)
+            out.put(key.strip(), value, f"{source.shown}:{number}", override=False, at=Origin(source.shown, number))
 
 
 def final_content(builder: Builder, decl: ConfigMapDecl, overlay: ConfigMapOverlay | None) -> Content:
@@ -131,6 +144,7 @@ def final_content(builder: Builder, decl: ConfigMapDecl, overlay: ConfigMapOverl
     for key, value in decl.binary.items():
         content.binary[key] = value
         content.origins[key] = f"{decl.origin.file} binaryData {key!r}"
+        content.where[key] = decl.origin.at("binaryData", key)
     if overlay is None:
         return content
     content = content.merged(builder.content(overlay.literals, overlay.sources, overlay.origin))
@@ -145,6 +159,7 @@ def final_content(builder: Builder, decl: ConfigMapDecl, overlay: ConfigMapOverl
         content.data.pop(key, None)
         content.binary.pop(key, None)
         del content.origins[key]
+        content.where.pop(key, None)
     return content
 
 
@@ -152,10 +167,11 @@ def validate_content(decl: ConfigMapDecl, content: Content) -> None:
     size = 0
     for key in sorted(content.origins):
         if len(key) > MAX_KEY_LENGTH or not KEY_RE.match(key):
+            literal = decl.origin.at("literals", key) if key in decl.literals else decl.origin
             raise ConfigMapError(
                 f"invalid ConfigMap key {key!r} in {decl.name!r} (from {content.origins[key]})",
                 file=decl.origin.file,
-                line=decl.origin.line,
+                line=literal.line,
                 hint="keys may hold only letters, digits, '-', '_' and '.', at most 253 characters",
             )
         size += len(key.encode()) + len(content.data.get(key, "").encode()) + len(content.binary.get(key, ""))
@@ -192,4 +208,4 @@ def to_resource(decl: ConfigMapDecl, content: Content, hash_length: int) -> Reso
         obj["data"] = {k: content.data[k] for k in sorted(content.data)}
     if content.binary:
         obj["binaryData"] = {k: content.binary[k] for k in sorted(content.binary)}
-    return Resource(obj, decl.origin, decl.app, declared=decl.name)
+    return Resource(obj, decl.origin, decl.app, declared=decl.name, key_origins=dict(content.where))

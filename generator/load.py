@@ -14,8 +14,9 @@ from typing import Any
 
 from generator.config import APP_FILE, ENV_FILE, Patch, rel
 from generator.errors import LoadError
+from generator.memo import Memo
 from generator.model import ConfigMapDecl, Origin, Resource
-from generator.schema import Doc, scalar_text
+from generator.schema import Doc, scalar_text, type_name
 from generator.templating import Templates
 from generator.yaml_io import load_documents, read_text
 
@@ -55,22 +56,25 @@ class Loaded:
 
 
 def read_documents(
-    root: Path, path: Path, templates: Templates, context: Mapping[str, Any]
+    root: Path, path: Path, templates: Templates, context: Mapping[str, Any], memo: Memo | None = None
 ) -> tuple[str, str, list[tuple[Any, int]]]:
     """(shown path, text as parsed, documents) of a manifest file, rendering `.j2` first."""
     shown = rel(root, path)
     text = read_text(path, shown)
     if path.name.endswith(".j2"):
         text = templates.render(text, context, shown)
-    return shown, text, load_documents(text, shown)
+    if memo is None:
+        return shown, text, load_documents(text, shown)
+    return shown, text, memo.parse(text, lambda t: load_documents(t, shown))
 
 
 def load_app_folder(
-    root: Path, folder: Path, app: str, templates: Templates, context: Mapping[str, Any]
+    root: Path, folder: Path, app: str, templates: Templates, context: Mapping[str, Any],
+    memo: Memo | None = None,
 ) -> Loaded:
     loaded = Loaded([], [])
     for path in manifest_files(folder):
-        shown, text, docs = read_documents(root, path, templates, context)
+        shown, text, docs = read_documents(root, path, templates, context, memo)
         for index, (obj, line) in enumerate(docs):
             origin = Origin(shown, line, index, text)
             _check_manifest(obj, origin)
@@ -84,7 +88,7 @@ def load_app_folder(
 def _check_manifest(obj: Any, origin: Origin) -> None:
     if not isinstance(obj, dict):
         raise LoadError(
-            f"expected a Kubernetes object (a mapping), got {type(obj).__name__}",
+            f"expected a Kubernetes object (a mapping), got {type_name(type(obj))}",
             file=origin.file, line=origin.first_line,
         )
     for key in ("apiVersion", "kind"):
@@ -134,7 +138,7 @@ PATCHES_DIR = "patches"
 
 
 def load_patch_files(
-    root: Path, env_dir: Path, templates: Templates, context: Mapping[str, Any]
+    root: Path, env_dir: Path, templates: Templates, context: Mapping[str, Any], memo: Memo | None = None
 ) -> list[Patch]:
     """`environments/<env>/patches/*.yaml[.j2]`: one patch per document, in file order."""
     folder = env_dir / PATCHES_DIR
@@ -142,7 +146,7 @@ def load_patch_files(
         return []
     patches: list[Patch] = []
     for path in manifest_files(folder):
-        shown, text, docs = read_documents(root, path, templates, context)
+        shown, text, docs = read_documents(root, path, templates, context, memo)
         for index, (obj, line) in enumerate(docs):
             if not isinstance(obj, dict):
                 raise LoadError("a patch must be a mapping (a partial object with kind and metadata.name)",

@@ -30,7 +30,7 @@ class Doc:
 
 
 _TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false",
-               dict: "a mapping", list: "a list"}
+               dict: "a mapping", list: "a list", float: "a number with a fraction"}
 
 
 def type_name(t: type) -> str:

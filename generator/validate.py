@@ -15,6 +15,10 @@ _LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_NAMED = frozenset({"Service", "Namespace"})
 
 
+def _short(name: str) -> str:
+    return name if len(name) <= 80 else f"{name[:40]}...{name[-20:]}"
+
+
 def check_name(resource: Resource) -> None:
     name = resource.name
     kind = resource.kind
@@ -24,9 +28,15 @@ def check_name(resource: Resource) -> None:
         ok, rule = len(name) <= MAX_NAME and bool(_SUBDOMAIN.match(name)), "a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)"
     if not ok:
         declared = resource.declared
-        extra = f" (the hashed name of {declared!r}; shorten the declared name)" if declared and declared != name else ""
+        limit = 63 if kind in LABEL_NAMED else MAX_NAME
+        extra = ""
+        if declared and declared != name:
+            room = limit - (len(name) - len(declared))
+            fix = f"shorten the declared name to at most {room} characters" if len(name) > limit else "fix the declared name"
+            extra = f" (the hashed name of {_short(declared)!r}; {fix})"
+        length = f"{len(name)} characters, over the limit of {limit}" if len(name) > limit else "not valid"
         raise ValidationError(
-            f"{kind} name {name!r} is not valid{extra}",
+            f"{kind} name {_short(name)!r} is {length}{extra}",
             file=resource.origin.file,
             line=resource.origin.at("metadata", "name").line,
             hint=f"a {kind} name must be {rule}",

@@ -7,6 +7,7 @@ the input is good.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,32 @@ def _check_bounds(root: yaml.Node) -> None:
         stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
 
 
+# Deep block nesting needs deep indentation: every level indents at least one column more, except
+# a block sequence under a mapping key, so a document MAX_DEPTH deep has a line indented (spaces
+# and "- " markers) by at least half of it.
+# (Searching for a newline instead of `^` with MULTILINE lets the regex engine skip ahead fast.)
+_DEEP_FIRST_LINE = re.compile(r"[ -]{%d}" % (MAX_DEPTH // 2))
+_DEEP_LINE = re.compile(r"\n[ -]{%d}" % (MAX_DEPTH // 2))
+
+
 def _needs_bounds_check(text: str) -> bool:
-    # Aliases need '*'; deep flow nesting needs many brackets. Plain manifests skip the walk.
-    return "*" in text or text.count("[") + text.count("{") > MAX_DEPTH
+    # Aliases need '*'; deep flow nesting needs many brackets; deep block nesting deep indents.
+    # Plain manifests skip the walk.
+    return (
+        "*" in text
+        or text.count("[") + text.count("{") > MAX_DEPTH
+        or _DEEP_FIRST_LINE.match(text) is not None
+        or _DEEP_LINE.search(text) is not None
+    )
+
+
+def _syntax_hint(exc: yaml.MarkedYAMLError, text: str, mark: yaml.Mark | None) -> str:
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(exc.problem):
+        return "remove the tag: only plain YAML values are read (no !!python/... or custom tags)"
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
+        return "YAML indents with spaces only: replace the tab at that line with spaces"
+    return "fix the syntax at that line (check indentation, quotes and colons)"
 
 
 def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
@@ -119,11 +143,14 @@ def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark and mark and exc.context_mark.line != mark.line:
+            # e.g. an unclosed quote: the problem is at the end, its cause where the scan began
+            problem += f" ({exc.context} on line {exc.context_mark.line + 1})"
         raise LoadError(
             f"invalid YAML: {problem}",
             file=file,
             line=mark.line + 1 if mark else None,
-            hint="fix the syntax at that line (check indentation, quotes and colons)",
+            hint=_syntax_hint(exc, text, mark),
         ) from None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
         raise LoadError(f"invalid YAML: {exc}", file=file) from None
@@ -140,7 +167,11 @@ def read_text(path: Path, shown: Path | str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise LoadError(f"file is not valid UTF-8 (byte {exc.start})", file=shown) from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise LoadError(
+            f"file is not valid UTF-8 (byte {exc.start})", file=shown, line=line,
+            hint="save the file as UTF-8; binary data belongs in a ConfigMap's data files, not in manifests",
+        ) from None
     except IsADirectoryError:
         raise LoadError("expected a file but found a directory", file=shown) from None
     except FileNotFoundError:

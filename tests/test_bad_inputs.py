@@ -1,0 +1,174 @@
+"""The bad-input corpus: every case is one clear error (exit 1, one `error:` line naming the
+file and line, no traceback) and leaves out/ byte-for-byte as it was.
+
+Each case is `tests/bad_inputs/<case>/`: `repo/` holds the files laid over the small valid repo
+`tests/bad_inputs/_base/` (a changed file replaces the base's), and `expected.txt` the
+substrings the message must contain, one a line (the first names the file and line). Cases
+that need files too big to commit, links, or a running render are set up by `SETUP` below.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run, snapshot
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+BASE = CORPUS / "_base"
+CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir() and not p.name.startswith("_"))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _big_configmap(repo: Path) -> None:
+    app = repo / "base/web/app.yaml"
+    app.write_text(app.read_text() + "  - name: big-config\n    files: [big.txt]\n")
+    (repo / "base/web/big.txt").write_text(("x" * 1023 + "\n") * 1025)  # just over 1 MiB
+
+
+def _outside_file(repo: Path) -> Path:
+    outside = repo.parent / "outside.txt"
+    outside.write_text("not in the repo\n")
+    return outside
+
+
+def _symlink_outside(repo: Path) -> None:
+    (repo / "base/web/linked.conf").symlink_to(_outside_file(repo))
+    app = repo / "base/web/app.yaml"
+    app.write_text(app.read_text().replace("[nginx.conf]", "[nginx.conf, linked.conf]"))
+
+
+def _include_symlink_outside(repo: Path) -> None:
+    (repo / "base/web/labels.txt").symlink_to(_outside_file(repo))
+
+
+def _deep_block_nesting(repo: Path) -> None:
+    # Block style (no brackets): 1,500 mappings, each one space deeper than the last.
+    lines = ["apiVersion: example.com/v1", "kind: Widget", "metadata: {name: deep}", "spec:"]
+    lines += [" " * (i + 1) + f"k{i}:" for i in range(1500)]
+    (repo / "base/web/deep.yaml").write_text("\n".join(lines) + " x\n")
+
+
+def _unowned_file(repo: Path) -> None:
+    # A hand-written file where the render wants to write one (a new object in the base).
+    (repo / "base/web/account.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web}\n")
+    (repo / "out/dev/web/serviceaccount-web.yaml").write_text("# written by hand\n")
+
+
+SETUP: dict[str, Callable[[Path], None]] = {
+    "configmap_too_big": _big_configmap,
+    "file_symlink_outside": _symlink_outside,
+    "jinja_include_symlink": _include_symlink_outside,
+    "deep_nesting_block": _deep_block_nesting,
+    "unowned_file_in_the_way": _unowned_file,
+}
+# Cases run in a child process with a memory and CPU ceiling: a parser that expanded the alias
+# bomb or recursed without bound would be killed there instead of hanging the suite.
+LOCKED = "render_already_running"  # run while the test holds the lock of out/
+BOUNDED = {"alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_sequences"}
+MEMORY_LIMIT = 1024 * 1024 * 1024
+CPU_SECONDS = 60
+
+
+@contextmanager
+def held_lock(out: Path) -> Iterator[None]:
+    """Hold the render lock on out/ the way a running render does (write.locked)."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def rendered_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The valid base repo with its out/ rendered, plus a hand-written file the render must keep."""
+    repo = tmp_path_factory.mktemp("base") / "repo"
+    shutil.copytree(BASE, repo)
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    (repo / "out/dev/NOTES.md").write_text("written by hand\n")
+    return repo
+
+
+def prepare(case: str, rendered: Path, tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(rendered, repo, symlinks=True)
+    if (CORPUS / case / "repo").is_dir():
+        shutil.copytree(CORPUS / case / "repo", repo, dirs_exist_ok=True)
+    SETUP.get(case, lambda _: None)(repo)
+    return repo
+
+
+def _limits() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+
+
+def render_bounded(repo: Path) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "generator", "render", "--repo", str(repo)],
+        cwd=ROOT, capture_output=True, text=True, preexec_fn=_limits, check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def render(case: str, repo: Path) -> tuple[int, str]:
+    if case in BOUNDED:
+        return render_bounded(repo)
+    if case == LOCKED:
+        with held_lock(repo / "out"):
+            result = run("render", "--repo", repo)
+    else:
+        result = run("render", "--repo", repo)
+    return result.exit_code, result.output
+
+
+def test_every_case_has_expectations() -> None:
+    assert len(CASES) >= 60
+    for case in CASES:
+        expected = CORPUS / case / "expected.txt"
+        assert expected.is_file(), f"{case} has no expected.txt"
+        assert (CORPUS / case / "repo").is_dir() or case in SETUP or case == LOCKED, f"{case} changes nothing"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_clear_error(case: str, rendered_base: Path, tmp_path: Path) -> None:
+    repo = prepare(case, rendered_base, tmp_path)
+    before = snapshot(repo / "out")
+    code, output = render(case, repo)
+    assert code == 1, output
+    assert "Traceback" not in output and "internal error" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, output
+    for wanted in (CORPUS / case / "expected.txt").read_text().splitlines():
+        if wanted:
+            assert wanted in output, f"{wanted!r} not in:\n{output}"
+    assert snapshot(repo / "out") == before
+
+
+def test_unknown_environment_is_a_usage_error(rendered_base: Path, tmp_path: Path) -> None:
+    repo = prepare("unknown_environment", rendered_base, tmp_path)
+    before = snapshot(repo / "out")
+    result = run("render", "--repo", repo, "--env", "nope")
+    assert result.exit_code == 2, result.output
+    assert "unknown environment 'nope'; environments: dev" in result.output
+    assert "Traceback" not in result.output
+    assert snapshot(repo / "out") == before
+
+
+def test_the_base_repo_renders(rendered_base: Path) -> None:
+    # The corpus means something only if each case breaks a repo that works.
+    result = run("render", "--repo", rendered_base)
+    assert result.exit_code == 0, result.output
+    assert "0 written, 0 removed, 4 unchanged" in result.output
