@@ -1,0 +1,118 @@
+"""`check`: is the committed out/ exactly what `render` would write? (the CI gate)
+
+It renders in memory with the very functions `render` uses (`render_many`, then `write.plan`
+against the current out/), so the two cannot disagree: any file `render` would write is stale
+or missing, any file it would remove is extra. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator.pipeline import Repo, render_many
+from generator.write import Plan, plan
+
+OUT = "out"
+DEFAULT_DIFF_LINES = 40  # per file
+TOTAL_DIFF_LINES = 400  # for the whole report: past it, files are listed without their diff
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """One file of out/ that differs from a fresh render."""
+
+    path: str  # relative to the repo, e.g. "out/prod/engine/deployment-exchange-engine.yaml"
+    status: str  # "stale" (content differs), "missing" (render would create it), "extra" (render would remove it)
+    diff: tuple[str, ...]  # unified diff lines, at most the limit given
+    cut: int  # diff lines left out
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    envs: tuple[str, ...]
+    problems: tuple[FileProblem, ...]
+    unchanged: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def stale_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> list[str]:
+    """Env folders in out/ that no environment produces any more (only when every env is rendered),
+    exactly as `render` decides it."""
+    if not all_envs or not out.is_dir():
+        return []
+    return [p.name for p in out.iterdir() if p.is_dir() and p.name not in rendered]
+
+
+def bounded_diff(old: str, new: str, old_name: str, new_name: str, limit: int) -> tuple[tuple[str, ...], int]:
+    """A unified diff cut to `limit` lines, and how many lines were cut."""
+    lines = [
+        line.rstrip("\n")
+        for line in difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), old_name, new_name, n=2
+        )
+    ]
+    return tuple(lines[:limit]), max(0, len(lines) - limit)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def problems_of(root: Path, todo: Plan, limit: int, total: int = TOTAL_DIFF_LINES) -> list[FileProblem]:
+    """Each file of the plan with its diff; `limit` lines per file and `total` in all."""
+    found: list[FileProblem] = []
+    for path, text in todo.writes.items():
+        shown = path.relative_to(root).as_posix()
+        exists = path.exists()
+        old = _read(path) if exists else ""
+        diff, cut = bounded_diff(old, text, f"a/{shown}" if exists else "/dev/null", f"b/{shown}", limit)
+        found.append(FileProblem(shown, "stale" if exists else "missing", diff, cut))
+    for path in todo.removes:
+        shown = path.relative_to(root).as_posix()
+        diff, cut = bounded_diff(_read(path), "", f"a/{shown}", "/dev/null", limit)
+        found.append(FileProblem(shown, "extra", diff, cut))
+    budget, bounded = total, []
+    for p in sorted(found, key=lambda p: p.path):
+        shown_lines = p.diff[: max(0, budget)]
+        budget -= len(shown_lines)
+        bounded.append(FileProblem(p.path, p.status, shown_lines, p.cut + len(p.diff) - len(shown_lines)))
+    return bounded
+
+
+def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = None,
+          limit: int = DEFAULT_DIFF_LINES) -> CheckResult:
+    """Compare a fresh render of `envs` with out/. `all_envs`: every environment was selected, so
+    env folders of out/ that no environment produces are extra (as `render` removes them)."""
+    rendered = render_many(repo, envs, jobs)
+    out = repo.root / OUT
+    todo = plan(out, rendered, stale_envs(out, rendered, all_envs))
+    return CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged)
+
+
+def fix_command(program: str, repo_arg: str | None, env_args: Sequence[str]) -> str:
+    """The command that makes out/ current again, spelled with the options the user gave."""
+    words = [*shlex.split(program), "render"]
+    if repo_arg is not None:
+        words += ["--repo", repo_arg]
+    for env in env_args:
+        words += ["--env", env]
+    return shlex.join(words)
+
+
+def program_name(click_name: str | None) -> str:
+    """How the user ran us: `gitops-gen`, or `python3 -m generator` with the interpreter's own name."""
+    if click_name is None or click_name.startswith("python"):
+        return f"{os.path.basename(sys.executable) or 'python3'} -m generator"
+    return click_name

@@ -1,0 +1,306 @@
+"""`diff`: lineage matching, retained versions, rollout reasons, secrets, --against DIR and a
+real git ref, exit codes. (The report formats are pinned by tests/test_diff_golden.py.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from generator.cli import main
+from generator.configmaps import CONFIG_NAME_ANNOTATION
+from generator.diff import ConfigReason, ImageReason, TemplateReason, diff_files, split_image
+from generator.diff_report import markdown, text
+from generator.output import HEADER
+from generator.references import BUILTIN_POD_SPECS
+from generator.retention import SUPERSEDED, VERSION_ANNOTATION
+from generator.secrets import SECRET_NAME_ANNOTATION
+from generator.yaml_io import dump_document
+
+GOLDEN_REPO = Path(__file__).parent / "golden" / "diff" / "repo"
+
+
+def cli(*args: str | Path, color: bool = False) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="gitops-gen", color=color, catch_exceptions=False)
+
+
+def as_file(obj: dict[str, Any]) -> str:
+    return f"{HEADER} from test.\n" + dump_document(obj)
+
+
+def cm(declared: str, suffix: str | None, data: dict[str, str], **annotations: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": f"{declared}-{suffix}" if suffix else declared, "namespace": "ns"}
+    if suffix:
+        meta["annotations"] = {CONFIG_NAME_ANNOTATION: declared, **annotations}
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+    if suffix:
+        obj["immutable"] = True
+    return obj
+
+
+def deploy(name: str, config: str, image: str = "app:1.0", **extra: Any) -> dict[str, Any]:
+    container = {"name": "app", "image": image, "envFrom": [{"configMapRef": {"name": config}}], **extra}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}},
+    }
+
+
+def env_files(*objs: dict[str, Any], paths: list[str] | None = None) -> dict[str, str]:
+    names = paths or [f"app/{o['kind'].lower()}-{o['metadata']['name']}.yaml" for o in objs]
+    return {p: as_file(o) for p, o in zip(names, objs)}
+
+
+def run_diff(old: dict[str, str], new: dict[str, str]) -> Any:
+    return diff_files({"e": old}, {"e": new}, BUILTIN_POD_SPECS, "out/").envs[0]
+
+
+def test_hash_change_is_one_lineage_with_key_changes() -> None:
+    old = env_files(cm("cfg", "aaaa", {"a": "1", "b": "x", "gone": "y"}), deploy("web", "cfg-aaaa"),
+                    paths=["app/configmap-cfg.yaml", "app/deployment-web.yaml"])
+    new = env_files(cm("cfg", "bbbb", {"a": "2", "b": "x", "new": "z"}), deploy("web", "cfg-bbbb"),
+                    paths=["app/configmap-cfg.yaml", "app/deployment-web.yaml"])
+    env = run_diff(old, new)
+    (change,) = env.configmaps
+    assert (change.name, change.status, change.suffix(change.old_name), change.suffix(change.new_name)) == ("cfg", "changed", "aaaa", "bbbb")
+    assert [(k.key, k.change) for k in change.keys] == [("a", "changed"), ("gone", "removed"), ("new", "added")]
+    (rollout,) = env.rollouts
+    assert rollout.reasons == (ConfigReason("ConfigMap", "cfg", "cfg-aaaa", "cfg-bbbb"),)
+    assert env.objects == ()  # the Deployment's only change is the reference: reported as a rollout
+
+
+def test_retained_versions_are_reported_not_added() -> None:
+    v1, v2 = cm("cfg", "aaaa", {"a": "1"}), cm("cfg", "bbbb", {"a": "2"})
+    old = env_files(v1, deploy("web", "cfg-aaaa"), paths=["app/configmap-cfg.yaml", "app/deployment-web.yaml"])
+    superseded = cm("cfg", "aaaa", {"a": "1"}, **{VERSION_ANNOTATION: SUPERSEDED})
+    new = env_files(v2, superseded, deploy("web", "cfg-bbbb"),
+                    paths=["app/configmap-cfg.yaml", "app/configmap-cfg-aaaa.yaml", "app/deployment-web.yaml"])
+    env = run_diff(old, new)
+    (change,) = env.configmaps
+    assert (change.status, change.retained, change.dropped) == ("changed", ("cfg-aaaa",), ())
+    assert "retained: cfg-aaaa (superseded, kept for rollbacks)" in text(diff_files({"e": old}, {"e": new}, BUILTIN_POD_SPECS, "out/"))
+    # Revert: v1 is current again and v2 retained; v1 is not "dropped", it came back.
+    back = run_diff(new, env_files(cm("cfg", "aaaa", {"a": "1"}), cm("cfg", "bbbb", {"a": "2"}, **{VERSION_ANNOTATION: SUPERSEDED}),
+                                   deploy("web", "cfg-aaaa"),
+                                   paths=["app/configmap-cfg.yaml", "app/configmap-cfg-bbbb.yaml", "app/deployment-web.yaml"]))
+    (change,) = back.configmaps
+    assert (change.suffix(change.old_name), change.suffix(change.new_name), change.retained, change.dropped) == ("bbbb", "aaaa", ("cfg-bbbb",), ())
+
+
+def test_dropped_retained_version_alone() -> None:
+    v2 = cm("cfg", "bbbb", {"a": "2"})
+    old_v1 = cm("cfg", "aaaa", {"a": "1"}, **{VERSION_ANNOTATION: SUPERSEDED})
+    paths = ["app/configmap-cfg.yaml", "app/configmap-cfg-aaaa.yaml"]
+    env = run_diff(env_files(v2, old_v1, paths=paths), env_files(v2, paths=paths[:1]))
+    (change,) = env.configmaps
+    assert (change.status, change.dropped, change.keys) == ("retention", ("cfg-aaaa",), ())
+
+
+def test_image_and_other_template_reasons() -> None:
+    old = env_files(cm("cfg", None, {"a": "1"}), deploy("web", "cfg", image="reg:5000/team/app:1.4.2"))
+    new_deploy = deploy("web", "cfg", image="reg:5000/team/app:1.5.0", args=["--fast"])
+    new_deploy["spec"]["replicas"] = 3
+    env = run_diff(old, env_files(cm("cfg", None, {"a": "1"}), new_deploy))
+    (rollout,) = env.rollouts
+    image, template = rollout.reasons
+    assert isinstance(image, ImageReason) and image.tags == ("1.4.2", "1.5.0")
+    assert isinstance(template, TemplateReason)
+    assert [(f.path, f.change, f.new) for f in template.fields] == [("spec.containers[app].args", "added", ["--fast"])]
+    (obj,) = env.objects
+    assert [(f.path, f.old, f.new) for f in obj.fields] == [("spec.replicas", 1, 3)]
+
+
+def test_added_container_shows_its_image_once() -> None:
+    old = deploy("web", "cfg")
+    new = deploy("web", "cfg")
+    new["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "proxy:2"})
+    env = run_diff(env_files(cm("cfg", None, {}), old), env_files(cm("cfg", None, {}), new))
+    (reason,) = env.rollouts[0].reasons
+    assert isinstance(reason, TemplateReason)
+    assert [(f.path, f.new) for f in reason.fields] == [("spec.containers[sidecar]", {"name": "sidecar", "image": "proxy:2"})]
+
+
+def test_unhashed_configmap_change_does_not_roll() -> None:
+    old = env_files(cm("routes", None, {"r": "1"}), deploy("web", "routes"))
+    env = run_diff(old, env_files(cm("routes", None, {"r": "2"}), deploy("web", "routes")))
+    assert env.rollouts == ()
+    (change,) = env.configmaps
+    assert (change.hashed, change.consumers) == (False, ("Deployment/web",))
+    assert "not hashed: Deployment/web see the new content without a rollout" in text(
+        diff_files({"e": old}, {"e": env_files(cm("routes", None, {"r": "2"}), deploy("web", "routes"))}, BUILTIN_POD_SPECS, "x"))
+
+
+def test_secret_values_are_never_shown() -> None:
+    def secret(value: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"},
+                "stringData": {"password": value}}
+
+    old, new = env_files(secret("hunter2")), env_files(secret("correct-horse"))
+    report = diff_files({"e": old}, {"e": new}, BUILTIN_POD_SPECS, "out/")
+    (obj,) = report.envs[0].objects
+    assert [(f.path, f.old, f.new) for f in obj.fields] == [("stringData.password", "(hidden)", "(hidden)")]
+    for rendered in (text(report), markdown(report)):
+        assert "hunter2" not in rendered and "correct-horse" not in rendered
+
+
+def test_added_removed_and_deleted_env() -> None:
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "ns"}, "spec": {"ports": []}}
+    report = diff_files({"e": {}, "gone": env_files(svc)}, {"e": env_files(svc)}, BUILTIN_POD_SPECS, "out/")
+    gone, e = sorted(report.envs, key=lambda x: x.name != "gone")
+    assert [(o.kind, o.status) for o in e.objects] == [("Service", "added")]
+    assert [(o.kind, o.status) for o in gone.objects] == [("Service", "removed")]
+
+
+def test_secret_producers_are_lineages() -> None:
+    def external_secret(suffix: str, prop: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": f"api-key-{suffix}", "namespace": "ns", "annotations": {SECRET_NAME_ANNOTATION: "api-key"}},
+            "spec": {"target": {"name": f"api-key-{suffix}"}, "data": [{"secretKey": "k", "remoteRef": {"key": "x", "property": prop}}]},
+        }
+
+    def user(suffix: str) -> dict[str, Any]:
+        d = deploy("web", "cfg")
+        d["spec"]["template"]["spec"]["containers"][0]["env"] = [
+            {"name": "K", "valueFrom": {"secretKeyRef": {"name": f"api-key-{suffix}", "key": "k"}}}]
+        return d
+
+    paths = ["app/configmap-cfg.yaml", "app/externalsecret-api-key.yaml", "app/deployment-web.yaml"]
+    old = env_files(cm("cfg", None, {}), external_secret("aaaa", "v1"), user("aaaa"), paths=paths)
+    new = env_files(cm("cfg", None, {}), external_secret("bbbb", "v2"), user("bbbb"), paths=paths)
+    env = run_diff(old, new)
+    assert env.rollouts[0].reasons == (ConfigReason("Secret", "api-key", "api-key-aaaa", "api-key-bbbb"),)
+    (obj,) = env.objects
+    assert (obj.kind, obj.name, obj.old_name, obj.new_name) == ("ExternalSecret", "api-key", "api-key-aaaa", "api-key-bbbb")
+    assert [f.path for f in obj.fields] == ["spec.target.name", "spec.data[0].remoteRef.property"]
+    report = text(diff_files({"e": old}, {"e": new}, BUILTIN_POD_SPECS, "out/"))
+    assert "web (Deployment) rolls: Secret api-key changed" in report
+    assert "~ ExternalSecret api-key: aaaa -> bbbb" in report
+
+
+def test_sealed_secret_ciphertext_is_hidden() -> None:
+    def sealed(blob: str) -> dict[str, Any]:
+        return {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "metadata": {"name": "s", "namespace": "ns"},
+                "spec": {"encryptedData": {"password": blob}, "template": {"type": "Opaque"}}}
+
+    env = run_diff(env_files(sealed("AgBy3i")), env_files(sealed("AgCz9k")))
+    assert [(f.path, f.old, f.new) for f in env.objects[0].fields] == [("spec.encryptedData.password", "(hidden)", "(hidden)")]
+
+
+def test_split_image() -> None:
+    assert split_image("nginx") == ("nginx", "latest")
+    assert split_image("reg:5000/a/b:1.2") == ("reg:5000/a/b", "1.2")
+    assert split_image("a/b@sha256:ff") == ("a/b", "@sha256:ff")
+
+
+# ---------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(GOLDEN_REPO, root)
+    assert cli("render", "--repo", root, "-j", "1").exit_code == 0
+    return root
+
+
+def bump(root: Path) -> None:
+    path = root / "base/web/app.yaml"
+    path.write_text(path.read_text().replace('web_tag: "1.0.0"', 'web_tag: "2.0.0"').replace("greeting: hello", "greeting: hey"))
+
+
+def test_exit_codes(repo: Path) -> None:
+    assert cli("diff", "--repo", repo).exit_code == 0
+    bump(repo)
+    assert cli("diff", "--repo", repo).exit_code == 3
+    (repo / "base/web/app.yaml").write_text("configMaps: [oops\n")
+    result = cli("diff", "--repo", repo)
+    assert result.exit_code == 1 and "error: base/web/app.yaml" in result.output
+
+
+def test_colour_only_on_a_terminal(repo: Path) -> None:
+    bump(repo)
+    assert "\x1b[" not in cli("diff", "--repo", repo).stdout
+    assert "\x1b[" in cli("diff", "--repo", repo, color=True).stdout
+    assert "\x1b[" not in cli("diff", "--repo", repo, "--format", "markdown", color=True).stdout
+
+
+def test_against_a_folder(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(repo / "out", tmp_path / "old-out")
+    bump(repo)
+    assert cli("render", "--repo", repo, "-j", "1").exit_code == 0
+    assert cli("diff", "--repo", repo).exit_code == 0  # out/ is current now
+    monkeypatch.chdir(tmp_path)
+    by_out = cli("diff", "--repo", repo, "--against", "old-out", "--env", "dev")
+    assert by_out.exit_code == 3
+    assert by_out.stdout.startswith("gitops-gen diff: a fresh render compared with old-out\ndev: 1 ConfigMap changed, 1 workload rolls\n")
+    assert "web (Deployment) rolls: web-config changed; image tag 1.0.0 -> 2.0.0 (web)" in by_out.stdout
+    shutil.copytree(GOLDEN_REPO, tmp_path / "old-repo")
+    shutil.copytree(tmp_path / "old-out", tmp_path / "old-repo" / "out")
+    by_repo = cli("diff", "--repo", repo, "--against", "old-repo", "--env", "dev")  # a repo: its out/
+    assert by_repo.stdout.replace("old-repo", "old-out") == by_out.stdout
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def test_against_a_git_ref(tmp_path: Path) -> None:
+    top = tmp_path / "checkout"
+    root = top / "deploy"  # the repo of gitops-gen is a folder inside the git repository
+    shutil.copytree(GOLDEN_REPO, root)
+    git(top, "init", "-q", "-b", "main")
+    git(top, "config", "user.name", "Test")
+    git(top, "config", "user.email", "test@example.com")
+    assert cli("render", "--repo", root, "-j", "1").exit_code == 0
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", "v1")
+    git(top, "tag", "v1")
+    bump(root)
+    before = cli("diff", "--repo", root, "--format", "json")  # against the working tree's out/
+    assert cli("render", "--repo", root, "-j", "1").exit_code == 0
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", "v2")
+    head = git(top, "rev-parse", "HEAD")
+    (root / "out/dev/web/service-web.yaml").write_text("# hand-edited, uncommitted\n")
+
+    result = cli("diff", "--repo", root, "--against", "HEAD~1", "--format", "json")
+    assert result.exit_code == 3, result.output
+    report, expected = json.loads(result.stdout), json.loads(before.stdout)
+    v1 = git(top, "rev-parse", "v1").strip()
+    assert report.pop("against") == f"HEAD~1 ({v1[:10]})"
+    expected.pop("against")
+    assert report == expected  # same answer as before the render, read from git this time
+    assert cli("diff", "--repo", root, "--against", "v1", "--env", "prod").exit_code == 3
+    assert cli("diff", "--repo", root, "--against", "main", "--env", "prod").exit_code == 0
+    # The user's tree, index and HEAD are untouched.
+    assert git(top, "rev-parse", "HEAD") == head
+    assert git(top, "status", "--porcelain") == " M deploy/out/dev/web/service-web.yaml\n"
+
+
+def test_against_a_ref_without_out(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(GOLDEN_REPO, root)
+    git(root, "init", "-q")
+    git(root, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "empty")
+    result = cli("diff", "--repo", root, "--against", "HEAD", "--format", "json")
+    assert result.exit_code == 3
+    doc = json.loads(result.stdout)
+    assert {c["status"] for e in doc["environments"] for c in e["configMaps"]} == {"added"}
+
+
+def test_against_errors(repo: Path) -> None:
+    result = cli("diff", "--repo", repo, "--against", "no-such-thing")
+    assert result.exit_code == 1
+    assert "is not a folder, and" in result.output and "not in a git repository" in result.output
+    git(repo, "init", "-q")
+    for ref in ("no-such-thing", "--upload-pack=x"):
+        result = cli("diff", "--repo", repo, "--against", ref)
+        assert result.exit_code == 1
+        assert "is neither a folder nor a git ref" in result.output
+        assert "Traceback" not in result.output
