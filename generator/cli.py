@@ -17,13 +17,18 @@ from typing import Any, TypeVar
 
 import click
 
-from generator import __version__
+from generator import __version__, diff_report
+from generator.check import DEFAULT_DIFF_LINES, fix_command, program_name
+from generator.check import check as run_check
+from generator.diff import diff_repo
 from generator.errors import GeneratorError
+from generator.graph import FORMATS, dot, graph_repo, mermaid
 from generator.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_env, render_many
 from generator.write import apply, locked, plan
 
 EXIT_INPUT = 1
+EXIT_CHANGES = 3
 EXIT_INTERNAL = 70
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,14 +115,15 @@ def main() -> None:
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print one environment as a YAML stream; write nothing.")
 @click.option("--app", "apps", multiple=True, metavar="NAME", help="With --stdout: only this app's objects (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Environments rendered at once. Default: one per core.")
+@click.option("--no-cache", is_flag=True, help="Do not use or update the parse/emit memo in ~/.cache/gitops-gen (same output, slower).")
 @friendly_errors
-def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None) -> None:
+def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None, no_cache: bool) -> None:
     """Render environments into out/<env>/ (or print one with --stdout).
 
     Everything is rendered and checked before anything is written; on any error out/ is left
     exactly as it was. Files the generator did not write are never touched.
     """
-    repo = Repo.open(repo_dir)
+    repo = Repo.open(repo_dir, cache=not no_cache)
     selected = pick_envs(repo, envs)
     if apps and not to_stdout:
         raise click.UsageError("--app works with --stdout only (out/ always holds whole environments)")
@@ -135,6 +141,97 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
     for env, files in rendered.items():
         click.echo(f"rendered {env}: {len(files)} files")
     click.echo(f"out/: {len(todo.writes)} written, {len(todo.removes)} removed, {todo.unchanged} unchanged")
+
+
+@main.command("check")
+@repo_option
+@env_option
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Environments rendered at once. Default: one per core.")
+@click.option("--max-lines", type=click.IntRange(min=1), default=DEFAULT_DIFF_LINES, show_default=True,
+              help="Diff lines shown per file; the rest are counted.")
+@click.pass_context
+@friendly_errors
+def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], jobs: int | None, max_lines: int) -> None:
+    """Exit 0 when out/ is exactly what `render` would write (the CI gate).
+
+    Otherwise list every stale, missing and extra file of out/ with a bounded diff, print the
+    command that fixes it, and exit 1. Nothing is written.
+    """
+    repo = Repo.open(repo_dir)
+    selected = pick_envs(repo, envs)
+    result = run_check(repo, selected, not envs, jobs, max_lines)
+    if result.ok:
+        click.echo(f"out/ is up to date: {len(selected)} environments, {result.unchanged} files")
+        return
+    for problem in result.problems:
+        click.echo(click.style(f"{problem.status}: {problem.path}", bold=True))
+        for line in problem.diff:
+            click.echo("    " + _diff_style(line))
+        if problem.cut:
+            click.echo(f"    ... {problem.cut} more diff lines cut")
+    counts = ", ".join(f"{sum(1 for p in result.problems if p.status == s)} {s}" for s in ("stale", "missing", "extra"))
+    given = None if ctx.get_parameter_source("repo_dir") is click.core.ParameterSource.DEFAULT else str(repo_dir)
+    click.echo(f"out/ does not match the sources ({counts}). To fix it, run:")
+    click.echo(f"    {fix_command(program_name(ctx.find_root().info_name), given, envs)}")
+    ctx.exit(EXIT_INPUT)
+
+
+def _diff_style(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return click.style(line, bold=True)
+    if line.startswith("+"):
+        return click.style(line, fg="green")
+    if line.startswith("-"):
+        return click.style(line, fg="red")
+    return click.style(line, fg="cyan") if line.startswith("@@") else line
+
+
+_ROLE_STYLES: dict[str, dict[str, Any]] = {
+    "add": {"fg": "green"}, "remove": {"fg": "red"}, "change": {"fg": "yellow"}, "head": {"bold": True}, "dim": {"dim": True},
+}
+
+
+def _style(text: str, role: str) -> str:
+    return click.style(text, **_ROLE_STYLES[role]) if role in _ROLE_STYLES else text
+
+
+@main.command("diff")
+@repo_option
+@env_option
+@click.option("--against", metavar="DIR|GIT-REF", default=None,
+              help="Compare with this out/ folder (or a repo holding one), or with out/ at this git ref. Default: the repo's out/.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="text (colour on a terminal only), markdown (a pull-request comment) or json (schema gitops-gen.diff/v1).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Environments rendered at once. Default: one per core.")
+@friendly_errors
+def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt: str, jobs: int | None) -> None:
+    """Show what a fresh render changes: ConfigMaps key by key, which workloads roll and why,
+    and other objects field by field. Writes nothing.
+
+    Exit 0 when nothing changes, 3 when something does, 1 on an error.
+    """
+    repo = Repo.open(repo_dir)
+    report = diff_repo(repo, pick_envs(repo, envs), not envs, against, jobs)
+    if fmt == "markdown":
+        click.echo(diff_report.markdown(report), nl=False)
+    elif fmt == "json":
+        click.echo(diff_report.to_json(report), nl=False)
+    else:
+        click.echo(diff_report.text(report, _style), nl=False)  # click drops the colour off a terminal
+    sys.exit(EXIT_CHANGES if report.changed else 0)
+
+
+@main.command("graph")
+@repo_option
+@env_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="mermaid", show_default=True,
+              help="mermaid (renders in GitHub markdown) or dot (Graphviz).")
+@friendly_errors
+def graph_command(repo_dir: Path, envs: tuple[str, ...], fmt: str) -> None:
+    """Draw which workloads use which ConfigMaps and Secrets, through which keys and mounts."""
+    repo = Repo.open(repo_dir)
+    graphs = graph_repo(repo, pick_envs(repo, envs))
+    click.echo(mermaid(graphs) if fmt == "mermaid" else dot(graphs), nl=False)
 
 
 def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 from generator import hashing
 from generator.errors import ConfigError
+from generator.externalsecrets import ExternalSecretDecl, parse_declarations
+from generator.memo import Memo
 from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Source
 from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
 from generator.yaml_io import load_documents, read_text
@@ -19,6 +21,9 @@ from generator.yaml_io import load_documents, read_text
 REPO_FILE = "gitops-gen.yaml"
 APP_FILE = "app.yaml"
 ENV_FILE = "env.yaml"
+# Superseded versions of each hashed ConfigMap kept in out/<env>/ (see generator/retention.py).
+DEFAULT_RETENTION = 2
+MAX_RETENTION = 100
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,23 @@ class External:
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """An allow-list entry: this ConfigMap key holds no credential, although the scanner says so."""
+
+    config_map: str  # the declared name
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     root: Path
     hash_length: int = hashing.DEFAULT_LENGTH
     vars: dict[str, Any] = field(default_factory=dict)
     external: External = External()
     pod_spec_paths: tuple[PodSpecPath, ...] = ()
+    retention: int = DEFAULT_RETENTION
+    allow_in_configmaps: tuple[Allowance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,7 @@ class AppConfig:
     name: str
     vars: dict[str, Any]
     configmaps: tuple[ConfigMapDecl, ...]
+    external_secrets: tuple[ExternalSecretDecl, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class EnvConfig:
     overlays: tuple[ConfigMapOverlay, ...]
     patches: tuple[Patch, ...]
     doc: Doc
+    retention: int | None = None  # overrides the repo's when set
 
 
 def rel(root: Path, path: Path) -> str:
@@ -83,10 +101,10 @@ def rel(root: Path, path: Path) -> str:
         return path.as_posix()
 
 
-def _read_single(root: Path, path: Path) -> tuple[Doc, dict[str, Any]]:
+def _read_single(root: Path, path: Path, memo: Memo | None = None) -> tuple[Doc, dict[str, Any]]:
     shown = rel(root, path)
     text = read_text(path, shown)
-    docs = load_documents(text, shown)
+    docs = load_documents(text, shown) if memo is None else memo.parse(text, lambda t: load_documents(t, shown))
     if len(docs) > 1:
         raise ConfigError("expected one YAML document, found several", file=shown, line=docs[1][1])
     doc = Doc(shown, text)
@@ -105,12 +123,41 @@ def _hash_length(doc: Doc, path: Path_, value: Any) -> int:
     return int(value)
 
 
+def _retention(doc: Doc, path: Path_, value: Any) -> int:
+    expect(doc, path, value, int)
+    if not 0 <= value <= MAX_RETENTION:
+        raise doc.error(path, f"must be between 0 and {MAX_RETENTION}",
+                        hint="the number of superseded versions kept per ConfigMap; 0 keeps none")
+    return int(value)
+
+
 def _external(doc: Doc, path: Path_, value: Any) -> External:
     m = mapping(doc, path, value, ("configMaps", "secrets"))
     return External(
         frozenset(str_list(doc, path + ("configMaps",), m.get("configMaps", []))),
         frozenset(str_list(doc, path + ("secrets",), m.get("secrets", []))),
     )
+
+
+def _allowances(doc: Doc, path: Path_, value: Any) -> tuple[Allowance, ...]:
+    out: dict[tuple[str, str], Allowance] = {}
+    example = '{configMap: NAME, key: KEY, reason: "why it is not a credential"}'
+    for i, item in enumerate(expect(doc, path, value, list)):
+        p = path + (i,)
+        entry = mapping(doc, p, item, ("configMap", "key", "reason"))
+        for required in ("configMap", "key", "reason"):
+            if required not in entry:
+                raise doc.error(p, f"missing `{required}`", hint=f"each entry is {example}")
+        config_map = expect(doc, p + ("configMap",), entry["configMap"], str)
+        key = expect(doc, p + ("key",), entry["key"], str)
+        reason = expect(doc, p + ("reason",), entry["reason"], str).strip()
+        if not reason:
+            raise doc.error(p + ("reason",), "`reason` is empty",
+                            hint="say why the value is not a credential; reviewers read it")
+        if (config_map, key) in out:
+            raise doc.error(p, f"ConfigMap {config_map!r} key {key!r} is allowed twice")
+        out[(config_map, key)] = Allowance(config_map, key, reason)
+    return tuple(out.values())
 
 
 def _vars(doc: Doc, path: Path_, value: Any) -> dict[str, Any]:
@@ -122,7 +169,7 @@ def load_repo_config(root: Path) -> RepoConfig:
     if not path.exists():
         return RepoConfig(root=root)
     doc, m = _read_single(root, path)
-    mapping(doc, (), m, ("hashLength", "vars", "external", "podSpecPaths"))
+    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
         p: Path_ = ("podSpecPaths", i)
@@ -142,6 +189,8 @@ def load_repo_config(root: Path) -> RepoConfig:
         vars=_vars(doc, ("vars",), m.get("vars", {})),
         external=_external(doc, ("external",), m.get("external", {})),
         pod_spec_paths=tuple(specs),
+        retention=_retention(doc, ("retention",), m.get("retention", DEFAULT_RETENTION)),
+        allow_in_configmaps=_allowances(doc, ("allowInConfigMaps",), m.get("allowInConfigMaps", [])),
     )
 
 
@@ -188,12 +237,12 @@ def _sources(root: Path, base_dir: Path, doc: Doc, path: Path_, m: dict[str, Any
 _DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "annotations")
 
 
-def load_app_config(root: Path, app_dir: Path, app: str) -> AppConfig:
+def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = None) -> AppConfig:
     path = app_dir / APP_FILE
     if not path.exists():
         return AppConfig(app, {}, ())
-    doc, m = _read_single(root, path)
-    mapping(doc, (), m, ("vars", "configMaps"))
+    doc, m = _read_single(root, path, memo)
+    mapping(doc, (), m, ("vars", "configMaps", "externalSecrets"))
     decls: list[ConfigMapDecl] = []
     seen: set[str] = set()
     for i, item in enumerate(expect(doc, ("configMaps",), m.get("configMaps", []), list)):
@@ -217,10 +266,15 @@ def load_app_config(root: Path, app_dir: Path, app: str) -> AppConfig:
                 annotations=str_map(doc, p + ("annotations",), d.get("annotations", {})),
             )
         )
-    return AppConfig(app, _vars(doc, ("vars",), m.get("vars", {})), tuple(decls))
+    return AppConfig(
+        app,
+        _vars(doc, ("vars",), m.get("vars", {})),
+        tuple(decls),
+        parse_declarations(doc, ("externalSecrets",), m.get("externalSecrets", []), app),
+    )
 
 
-_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "external", "configMaps", "patches")
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches")
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
@@ -256,6 +310,7 @@ def load_env_config(root: Path, env_dir: Path) -> EnvConfig:
         expect(doc, ("patches", i), item, dict)
         patches.append(Patch(item, Origin(doc.shown, 1, 0, doc.text, ("patches", i))))
     hash_length = m.get("hashLength")
+    retention = m.get("retention")
     return EnvConfig(
         name=env_dir.name,
         dir=env_dir,
@@ -268,4 +323,5 @@ def load_env_config(root: Path, env_dir: Path) -> EnvConfig:
         overlays=tuple(overlays),
         patches=tuple(patches),
         doc=doc,
+        retention=None if retention is None else _retention(doc, ("retention",), retention),
     )

@@ -1,0 +1,113 @@
+"""A content-keyed memo of the two costly pure steps of a render: parsing a file's text into
+YAML documents, and emitting an object as YAML text.
+
+Keys are digests of the content itself (the text to parse; the pickled object to emit), so an
+entry can never be stale: a changed file or object simply misses. This is what makes a
+one-app change in a large repo fast to re-render. The memo of one environment is one file under
+the user's cache folder; a render keeps only the entries it used, so it stays bounded.
+Set GITOPS_GEN_CACHE=off (or pass --no-cache) to disable it; GITOPS_GEN_CACHE_DIR moves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generator import __version__
+
+# Bump when parsing or emitting changes in a way the key does not capture.
+FORMAT = 1
+Docs = list[tuple[Any, int]]
+
+
+def cache_root() -> Path | None:
+    if os.environ.get("GITOPS_GEN_CACHE", "").lower() in ("off", "0", "false", "no"):
+        return None
+    explicit = os.environ.get("GITOPS_GEN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gitops-gen" / "render"
+
+
+class Memo:
+    """Parse and emit results of one environment, loaded from and saved to `path`."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._stamp = (FORMAT, __version__, yaml.__version__)
+        self._old_parse: dict[bytes, bytes] = {}
+        self._old_dump: dict[bytes, str] = {}
+        self.parse_used: dict[bytes, bytes] = {}
+        self.dump_used: dict[bytes, str] = {}
+        self.hits = 0
+        self.misses = 0
+        if path is not None:
+            self._load(path)
+
+    @classmethod
+    def for_env(cls, root: Path, env: str, enabled: bool = True) -> Memo:
+        folder = cache_root() if enabled else None
+        if folder is None:
+            return cls(None)
+        repo_key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+        return cls(folder / repo_key / f"{env}.pickle")
+
+    def _load(self, path: Path) -> None:
+        try:
+            with open(path, "rb") as handle:
+                stamp, parse, dump = pickle.load(handle)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
+            return  # no memo yet, or an unreadable one: start afresh
+        if stamp == self._stamp:
+            self._old_parse, self._old_dump = parse, dump
+
+    def parse(self, text: str, parse: Callable[[str], Docs]) -> Docs:
+        """`parse(text)`, or a fresh copy of its earlier result for the same text."""
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        blob = self.parse_used.get(key) or self._old_parse.get(key)
+        if blob is not None:
+            self.hits += 1
+            self.parse_used[key] = blob
+            return pickle.loads(blob)  # type: ignore[no-any-return]
+        self.misses += 1
+        docs = parse(text)
+        if self.path is not None:
+            self.parse_used[key] = pickle.dumps(docs, protocol=pickle.HIGHEST_PROTOCOL)
+        return docs
+
+    def dump(self, obj: Any, dump: Callable[[Any], str]) -> str:
+        """`dump(obj)`, or its earlier result for an identical object (same types, same order)."""
+        if self.path is None:
+            return dump(obj)
+        key = hashlib.sha256(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)).digest()
+        text = self.dump_used.get(key) or self._old_dump.get(key)
+        if text is None:
+            self.misses += 1
+            text = dump(obj)
+        else:
+            self.hits += 1
+        self.dump_used[key] = text
+        return text
+
+    def save(self) -> None:
+        """Write the entries this render used (best effort: a cache must never fail a render)."""
+        if self.path is None:
+            return
+        if self.parse_used.keys() == self._old_parse.keys() and self.dump_used.keys() == self._old_dump.keys():
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".memo-", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump((self._stamp, self.parse_used, self.dump_used), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
