@@ -101,6 +101,19 @@ class WriteError(GeneratorError):
     stage = "write"
 
 
+class SecretError(GeneratorError):
+    """A credential would be committed: in a ConfigMap, in a plaintext Secret, or in a
+    secret-producing object that cannot be content-hashed safely."""
+
+    stage = "secrets"
+
+
+class GitError(GeneratorError):
+    """Reading a git ref for `diff --against`: no git, not a repository, unknown ref."""
+
+    stage = "git"
+
+
 def _rebuild(
     cls: type[GeneratorError], message: str, file: str | None, line: int | None, hint: str | None
 ) -> GeneratorError:

@@ -34,3 +34,15 @@ def content_hash(
 
 def hashed_name(name: str, suffix: str) -> str:
     return f"{name}-{suffix}"
+
+
+def object_hash(value: object, length: int = DEFAULT_LENGTH) -> str:
+    """The suffix of a secret-producing object (SealedSecret, SOPS Secret, ExternalSecret):
+    SHA-256 over `value` as JSON with the same rules as `canonical` (keys sorted, compact,
+    UTF-8), first `length` hex characters. `value` is the part of the object that decides the
+    Secret's content, as committed (encrypted or declarative)."""
+    if not MIN_LENGTH <= length <= MAX_LENGTH:
+        raise ValueError(f"hash length must be {MIN_LENGTH}..{MAX_LENGTH}, got {length}")
+    # default=str: YAML scalars JSON lacks (timestamps) hash as their text, never crash.
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]

@@ -64,6 +64,8 @@ class Resource:
     # The name the repo uses for an object the generator renames (a hashed ConfigMap): output
     # paths and references use it, so a content change edits one file instead of adding one.
     declared: str | None = None
+    # For generated data (ConfigMaps): where each key's value was set, for errors about one key.
+    key_origins: dict[str, Origin] = field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:

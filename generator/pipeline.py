@@ -1,6 +1,9 @@
 """The render pipeline for one environment, as a chain of named steps:
 
-load -> namespace -> patch -> configmaps (overlay, template, hash) -> references -> validate -> lay out
+load -> namespace -> patch -> configmaps (overlay, template, hash) -> scan (credentials in
+ConfigMaps) -> secrets (refuse plaintext, hash Secret producers) -> references
+-> Kubernetes schema -> validate -> lay out -> retain (superseded ConfigMap versions, read
+from the committed out/<env>/)
 
 Every step works on `Resource` values that remember their source file. Nothing is written
 here: `render_env` returns the files of `out/<env>/`, and the CLI writes them only when every
@@ -12,23 +15,29 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from generator import configmaps as cms
+from generator import externalsecrets
+from generator import retention
 from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, ValidationError
+from generator.k8s_schema import schema_step
 from generator.load import list_apps, list_envs, load_app_folder, load_patch_files
+from generator.memo import Memo
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
 from generator.output import KUSTOMIZATION, file_name, kustomization, render_file
 from generator.patch import apply_patches
 from generator.references import BUILTIN_POD_SPECS, Target, find_refs, pod_spec_path, resolve
+from generator.secrets import scan_step, secret_step, secret_targets
 from generator.templating import Templates
 from generator.validate import validate
 
 ENV_APPS = "apps"
+OUT = "out"
 
 
 @dataclass
@@ -36,6 +45,7 @@ class RenderedEnv:
     name: str
     resources: list[Resource]
     files: dict[str, str]  # path relative to out/<env>/ -> file text
+    retained: list[Resource] = field(default_factory=list)  # superseded ConfigMap versions kept
 
 
 @dataclass
@@ -45,16 +55,17 @@ class Repo:
     root: Path
     config: RepoConfig
     templates: Templates
+    cache: bool = True  # memoize parse and emit results across renders (generator/memo.py)
 
     @classmethod
-    def open(cls, root: Path) -> Repo:
+    def open(cls, root: Path, cache: bool = True) -> Repo:
         root = root.resolve()
         if not (root / "base").is_dir() and not (root / "environments").is_dir():
             raise ConfigError(
                 f"{root} has neither base/ nor environments/",
                 hint="run in the repo's top folder or pass --repo DIR",
             )
-        return cls(root, load_repo_config(root), Templates(root))
+        return cls(root, load_repo_config(root), Templates(root), cache)
 
     @property
     def apps(self) -> list[str]:
@@ -84,7 +95,9 @@ def _context(repo: Repo, app_vars: dict[str, Any], env: EnvConfig, app: str) -> 
     return ctx
 
 
-def load_step(repo: Repo, env: EnvConfig) -> tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Builder]]]:
+def load_step(
+    repo: Repo, env: EnvConfig, memo: Memo | None = None
+) -> tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Builder]]]:
     resources: list[Resource] = []
     decls: list[tuple[ConfigMapDecl, cms.Builder]] = []
     env_apps_dir = env.dir / ENV_APPS
@@ -93,12 +106,13 @@ def load_step(repo: Repo, env: EnvConfig) -> tuple[list[Resource], list[tuple[Co
         folders = [f for f in (repo.root / "base" / app, env_apps_dir / app) if f.is_dir()]
         app_vars: dict[str, Any] = {}
         for folder in folders:
-            config = load_app_config(repo.root, folder, app)
+            config = load_app_config(repo.root, folder, app, memo)
             app_vars = {**app_vars, **config.vars}
             ctx = _context(repo, app_vars, env, app)
             builder = cms.Builder(repo.root, repo.templates, ctx)
-            loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx)
+            loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo)
             resources += loaded.resources
+            resources += [externalsecrets.to_resource(d, repo.templates, ctx) for d in config.external_secrets]
             decls += [(d, builder) for d in (*config.configmaps, *loaded.configmaps)]
     return resources, decls
 
@@ -158,6 +172,7 @@ def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> Non
         for r in resources
         if r.kind in ("ConfigMap", "Secret")
     }
+    targets.update(secret_targets(resources))  # SealedSecrets and ExternalSecrets produce Secrets
     external = repo.config.external.union(env.external)
     by_kind = {"ConfigMap": external.configmaps, "Secret": external.secrets}
     specs = BUILTIN_POD_SPECS + repo.config.pod_spec_paths
@@ -167,7 +182,7 @@ def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> Non
             resolve(r, find_refs(r.obj, path), targets, by_kind, env.name)
 
 
-def layout_step(env: EnvConfig, resources: list[Resource]) -> dict[str, str]:
+def layout_step(env: EnvConfig, resources: list[Resource], memo: Memo | None = None) -> dict[str, str]:
     files: dict[str, str] = {}
     owners: dict[str, Resource] = {}
     for r in sorted(resources, key=lambda r: (r.app, r.kind, r.declared_name, r.namespace or "")):
@@ -179,25 +194,42 @@ def layout_step(env: EnvConfig, resources: list[Resource]) -> dict[str, str]:
                 hint="rename one of them",
             )
         owners[path] = r
-        files[path] = render_file(r)
+        files[path] = render_file(r, memo)
     files[KUSTOMIZATION] = kustomization(list(files))
     return files
 
 
+def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: dict[str, str]) -> list[retention.Retained]:
+    """Superseded ConfigMap versions to keep, from the history in the committed out/<env>/.
+
+    Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
+    history = retention.read_history(repo.root / OUT / env.name, f"{OUT}/{env.name}", unchanged=files)
+    keep = env.retention if env.retention is not None else repo.config.retention
+    return retention.supersede(resources, history, keep, env.namespace)
+
+
 def render_env(repo: Repo, env_name: str) -> RenderedEnv:
     env = load_env_config(repo.root, repo.root / "environments" / env_name)
-    resources, decls = load_step(repo, env)
+    memo = Memo.for_env(repo.root, env_name, repo.cache)
+    resources, decls = load_step(repo, env, memo)
     namespace_step(resources, env.namespace)
-    patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""))]
+    patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
-    resources += configmap_step(repo, env, decls)
+    configmaps = configmap_step(repo, env, decls)
+    scan_step(configmaps, repo.config.allow_in_configmaps)
+    resources += configmaps
+    secret_step(resources, env.hash_length or repo.config.hash_length)
     reference_step(repo, env, resources)
+    schema_step(resources, patches)
     validate(resources)
-    return RenderedEnv(env.name, resources, layout_step(env, resources))
+    files = layout_step(env, resources, memo)
+    memo.save()
+    retained = retention_step(repo, env, resources, files)
+    return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained])
 
 
-def _render_files(root: Path, env_name: str) -> tuple[str, dict[str, str]]:
-    return env_name, render_env(Repo.open(root), env_name).files
+def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str]]:
+    return env_name, render_env(Repo.open(root, cache), env_name).files
 
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, dict[str, str]]:
@@ -210,5 +242,5 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dic
     if workers <= 1:
         return {e: render_env(repo, e).files for e in envs}
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        futures = [pool.submit(_render_files, repo.root, e) for e in envs]
+        futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
         return dict(f.result() for f in futures)

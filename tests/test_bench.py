@@ -1,0 +1,163 @@
+"""The benchmark (bench/) at a tiny size, so it cannot rot. Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bench import synth
+from tests.kubectl import KubectlNotFound, find_kubectl, kustomize_build
+
+ROOT = Path(__file__).resolve().parent.parent
+RATIO_LINE = re.compile(r"^ratio_vs_kustomize=(\S+) ratio_vs_floor=(\S+) scaling=(\S+)$")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _kubectl_or_skip() -> Path:
+    try:
+        return find_kubectl()
+    except KubectlNotFound as exc:
+        pytest.skip(f"no kubectl: {exc}")
+
+
+def _bench(*args: str, work: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *args, "--work", str(work)],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _ratios(stdout: str) -> tuple[float, float, float]:
+    lines = stdout.rstrip("\n").splitlines()
+    assert lines, "the benchmark printed nothing"
+    assert sum(1 for line in lines if line.startswith("ratio_vs_kustomize=")) == 1
+    match = RATIO_LINE.match(lines[-1])
+    assert match, f"last line is not the ratio line: {lines[-1]!r}"
+    x, y, z = (float(g) for g in match.groups())
+    return x, y, z
+
+
+def test_bench_smoke_without_kustomize(tmp_path: Path) -> None:
+    proc = _bench("--apps", "3", "--envs", "2", "--repeat", "1", "--no-kustomize", work=tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    vs_kustomize, vs_floor, scaling = _ratios(proc.stdout)
+    assert math.isnan(vs_kustomize)
+    assert vs_floor > 0 and math.isfinite(vs_floor)
+    assert scaling > 0 and math.isfinite(scaling)
+    for name in ("render", "floor", "check", "diff", "render-1"):
+        assert f"| 3 | {name} |" in proc.stdout and f"| 6 | {name} |" in proc.stdout
+    assert not (tmp_path / "work").exists()  # scratch removed without --keep
+
+
+def test_bench_smoke_with_kustomize(tmp_path: Path) -> None:
+    kubectl = _kubectl_or_skip()
+    proc = _bench(
+        "--apps", "2", "--envs", "1", "--repeat", "1", "--kubectl", str(kubectl),
+        "--commands", "render,kustomize,floor", work=tmp_path / "work",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    vs_kustomize, vs_floor, scaling = _ratios(proc.stdout)
+    for value in (vs_kustomize, vs_floor, scaling):
+        assert value > 0 and math.isfinite(value)
+
+
+def test_bench_reports_a_failing_command(tmp_path: Path) -> None:
+    fake = tmp_path / "kubectl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = version ]; then echo \'{"clientVersion": {"gitVersion": "v0.0.0-fake"}}\'; exit 0; fi\n'
+        "echo 'fake kubectl: kustomize is broken' >&2\nexit 7\n"
+    )
+    fake.chmod(0o755)
+    proc = _bench(
+        "--apps", "1", "--envs", "1", "--repeat", "1", "--kubectl", str(fake),
+        "--commands", "render,kustomize", work=tmp_path / "work",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "bench: FAILED" in proc.stderr and "exited 7, expected 0" in proc.stderr
+    assert "fake kubectl: kustomize is broken" in proc.stderr
+    assert "ratio_vs_kustomize=" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_bench_without_usable_kubectl_says_so(tmp_path: Path) -> None:
+    proc = _bench("--apps", "1", "--kubectl", str(tmp_path / "missing"), "--commands", "render,kustomize",
+                  work=tmp_path / "work")
+    assert proc.returncode == 1
+    assert "no usable kubectl" in proc.stderr and "--no-kustomize" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bench_refuses_a_foreign_work_folder(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = _bench("--apps", "1", "--no-kustomize", work=tmp_path)
+    assert proc.returncode == 1 and "not made by bench/run.py" in proc.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_synth_is_deterministic(tmp_path: Path) -> None:
+    def snapshot(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    synth.write_repos(tmp_path / "a", 3, 2)
+    synth.write_repos(tmp_path / "b", 3, 2)
+    first = snapshot(tmp_path / "a")
+    assert first == snapshot(tmp_path / "b")
+    assert len([p for p in first if p.startswith("ours/base/")]) == 3 * 4
+    assert len([p for p in first if p.startswith("kustomize/base/")]) == 3 * 4
+
+
+def _rendered_objects(env_dir: Path) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for path in sorted(env_dir.rglob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        objects.extend(d for d in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if d is not None)
+    return objects
+
+
+def test_kustomize_layout_matches_our_render(tmp_path: Path) -> None:
+    """Per environment, real kubectl on the Kustomize layout yields the objects of our render."""
+    kubectl = _kubectl_or_skip()
+    repo = synth.write_repos(tmp_path, 4, 2)
+    proc = subprocess.run(
+        [sys.executable, "-m", "generator", "render", "--repo", str(repo.ours)],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout
+    declared = {synth.config_name(app) for app in repo.apps}
+    for env in repo.envs:
+        theirs = kustomize_build(kubectl, repo.overlay(env))
+        ours = _rendered_objects(repo.ours / "out" / env)
+        expected = Counter(synth.expected_counts(repo))
+        assert Counter(o["kind"] for o in theirs) == expected
+        assert Counter(o["kind"] for o in ours) == expected
+        their_view = synth.semantic_view(theirs, declared)
+        assert their_view == synth.semantic_view(ours, declared)
+        # the overlay really changed something: replicas and the two overridden keys
+        sample = synth.app_name(1)
+        assert their_view[("Deployment", env, sample)]["replicas"] == synth.env_replicas(repo.envs.index(env))
+        data = their_view[("ConfigMap", env, synth.config_name(sample))]["data"]
+        assert data["key00"] == synth.env_literals(sample, env)["key00"]
+        assert data["key02"] == synth.base_literals(sample)["key02"]
+        assert data["app.properties"] == synth.properties_text(sample)

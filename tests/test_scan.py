@@ -1,0 +1,315 @@
+"""The credential detector: every rule has hits and near-misses that must stay quiet."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from generator.scan import (
+    classify_key,
+    entropy,
+    high_entropy,
+    is_benign,
+    key_words,
+    scan_data,
+    scan_object,
+    scan_value,
+)
+
+GITHUB = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+
+def rules(key: str, value: str) -> list[str]:
+    return [f.rule for f in scan_value(key, value)]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("POSTGRES_PASSWORD", "root"),
+        ("db_passwd", "x9"),
+        ("DB_PWD", "hunter2"),
+        ("REDIS_PASS", "hunter2"),
+        ("gpg_passphrase", "correct horse"),
+        ("client_secret", "abc"),
+        ("GITHUB_TOKEN", "abc"),
+        ("api_key", "abc"),
+        ("apiKey", "abc"),
+        ("X-Api-Key", "abc"),
+        ("private_key", "abc"),
+        ("credentials.json", '{"type": "service_account"}'),
+        ("auth", "admin:admin"),
+        ("Authorization", "Bearer abc"),
+        ("dbpassword", "abc"),
+        ("tls.key", "abc"),
+        ("db_user_password", "abc"),  # `user` before the credential word does not describe it
+        ("AGE_SECRET_KEY", "AGE-SECRET-KEY-1QQQ"),
+        ("aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("password", "changeme"),  # a default password is still a password
+        ("password", "1234"),
+    ],
+)
+def test_key_name_hits(key: str, value: str) -> None:
+    assert rules(key, value) == ["key-name"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("token_ttl_seconds", "3600"),
+        ("password_file", "/run/secrets/db-password"),
+        ("password_min_length", "12"),
+        ("secret_name", "exchange-postgres-credentials"),
+        ("auth_url", "https://auth.example.com/oauth2"),
+        ("auth_enabled", "true"),
+        ("enable_auth", "true"),
+        ("auth_user", "admin"),
+        ("access_key_id", "AKID-not-a-key"),
+        ("public_key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"),
+        ("tokenizer", "bert-base"),
+        ("max_tokens", "4096"),  # a number is a count, except for password words (test above)
+        ("token_bucket_capacity", "100"),
+        ("author", "alice"),
+        ("POSTGRES_USER", "exchange"),
+        ("PASSWORD", ""),
+        ("PASSWORD", "${DB_PASSWORD}"),
+        ("PASSWORD", "$(DB_PASSWORD)"),
+        ("PASSWORD", "<set me>"),
+        ("PASSWORD", "********"),
+        ("db_password", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"),
+        ("PWD", "/app"),
+        ("LOG_LEVEL", "info"),
+    ],
+)
+def test_key_name_near_misses(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+def test_key_words_split_every_convention() -> None:
+    assert key_words("MYSQL_ROOT_PASSWORD") == ("mysql", "root", "password")
+    assert key_words("apiKey") == ("api", "key")
+    assert key_words("APIKey") == ("api", "key")
+    assert key_words("x-api-key.v2") == ("x", "api", "key", "v", "2")
+    assert classify_key("cache_key") == ("weak", "key")
+    assert classify_key("cache_key_prefix") is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("STRIPE_KEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
+        ("session_key", "9f86d081884c7d659a2f" "ea0c55ad015a3bf4f1b2"),
+        ("cookie", "s%3AZ3k9Qm2Lx8Vt4Rw7Yp1Nd6Hc"),
+    ],
+)
+def test_weak_key_with_random_value_hits(key: str, value: str) -> None:
+    assert rules(key, value) == ["weak-key"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("partition_key", "user_id"),
+        ("cache_key", "orders:{tenant}:{id}"),
+        ("session_store", "redis"),
+        ("sort_key", "created-at-descending-order-v2"),
+        ("license", "Apache-2.0"),
+        ("session_key", "abcdefghijklmnopqrstuvwxyz"),  # no digits: words, not a token
+    ],
+)
+def test_weak_key_with_plain_value_is_quiet(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+def test_entropy_and_randomness() -> None:
+    assert entropy("") == 0.0
+    assert entropy("aaaa") == 0.0
+    assert entropy("abcd") == 2.0
+    assert high_entropy("Z3k9Qm2Lx8Vt4Rw7Yp1N")
+    assert not high_entropy("aaaaaaaaaa1111111111")
+    assert not high_entropy("short1A")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgres://root:root@exchange-postgres-service.default.svc.cluster.local:80/exchange-db",
+        "redis://:s3cret@redis:6379/0",
+        "amqp://user:p%40ss@rabbit/vhost",
+        "jdbc:mysql://app:pw@db:3306/app",
+        "see mongodb://admin:hunter2@mongo:27017 for details",
+    ],
+)
+def test_url_with_password_hits(value: str) -> None:
+    assert rules("database_url", value) == ["url-password"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgres://exchange@exchange-postgres-service.exchange-prod.svc.cluster.local:5432/exchange-db",
+        "https://host.example.com:8443/path?q=1",
+        "postgres://exchange:${DB_PASSWORD}@db/app",
+        "postgres://exchange:$(DB_PASSWORD)@db/app",
+        "http://user:@host/",
+        "http://[::1]:8080/@home",
+        "redis://exchange-redis-service.dev.svc.cluster.local:6379",
+    ],
+)
+def test_url_without_password_is_quiet(value: str) -> None:
+    assert rules("database_url", value) == []
+
+
+def test_assignment_inside_a_file_reports_its_line() -> None:
+    text = "[db]\nhost = db\n# password = example-in-a-comment\npassword = hunter2\n"
+    (finding,) = scan_value("app.ini", text)
+    assert (finding.rule, finding.line) == ("assignment", 4)
+    assert "'password'" in finding.reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "host=db user=app password=hunter2 dbname=app",
+        "Server=db;User Id=app;Password=hunter2;",
+        '{"api_key": "abc123", "timeout": 3}',
+        "https://api.example.com/v1/stream?access_token=abc123&x=1",
+        "--db-password=hunter2",
+        "  DB_PASSWORD: 'hunter2'",
+        "export GITHUB_TOKEN=abc",
+        "bind 0.0.0.0\nrequirepass s3cret\n",
+        "masterauth s3cret",
+        "signing_key = 'Z3k9Qm2Lx8Vt4Rw7Yp1Nd6Hc'",
+    ],
+)
+def test_assignment_hits(value: str) -> None:
+    assert rules("config", value) == ["assignment"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "password_file = /run/secrets/db\ntoken_ttl = 30\n",
+        "key: user_id\nprimary_key = id\n",
+        "# requirepass foobared\n; password = x\n// token = y\n-- secret = z\n",
+        "password = ${DB_PASSWORD}\nsecret: <from vault>\n",
+        "auth:\n  enabled: true\n",
+        "tokens: [a, b]\nsecrets: {}\n",
+        "The token refresh happens every 5 minutes.",
+        "requirepass ${REDIS_PASSWORD}",
+    ],
+)
+def test_assignment_near_misses(value: str) -> None:
+    assert rules("config", value) == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "-----BEGIN PRIVATE KEY-----",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----BEGIN EC PRIVATE KEY-----",
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+    ],
+)
+def test_pem_private_key_hits(header: str) -> None:
+    (finding,) = scan_value("server.pem", f"# cert bundle\n{header}\nMIIEvQIBADAN\n-----END-----\n")
+    assert (finding.rule, finding.line) == ("private-key", 2)
+
+
+@pytest.mark.parametrize(
+    "header", ["-----BEGIN CERTIFICATE-----", "-----BEGIN PUBLIC KEY-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----"]
+)
+def test_pem_public_material_is_quiet(header: str) -> None:
+    assert rules("ca.pem", f"{header}\nMIIB\n-----END-----\n") == []
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("AKIAIOSFODNN7EXAMPLE", "aws-access-key"),
+        ("aws=ASIAY34FZKBOKMUTVV7A;", "aws-access-key"),
+        (GITHUB, "github-token"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github-token"),
+        ("glpat-xxxxXXXX1234yyyyZZZZ", "gitlab-token"),
+        ("xoxb-1234567890-0987654321-AbCdEfGhIjKl", "slack-token"),
+        ("https://hooks.slack.com/services/T0000AAAA/B1111BBBB/XXXXyyyyZZZZ0000", "slack-webhook"),
+        (JWT, "jwt"),
+        ("AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "google-api-key"),
+        ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe-key"),
+    ],
+)
+def test_token_shape_hits(value: str, rule: str) -> None:
+    assert rules("value", value) == [rule]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "AKIAIOSFODNN7EXAMPL",  # 15 characters after the prefix
+        "akiaiosfodnn7example",  # lower case
+        "XAKIAIOSFODNN7EXAMPLE",  # inside a longer word
+        "ghp_tooShort123",
+        "glpat-short",
+        "xoxb-short",
+        "https://hooks.slack.com/",
+        "eyJhbGciOiJIUzI1NiJ9",  # one base64 JSON segment, not a token
+        "AIzaShort",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",  # a test key, not live
+    ],
+)
+def test_token_shape_near_misses(value: str) -> None:
+    assert rules("value", value) == []
+
+
+def test_benign_values() -> None:
+    for value in ("", "  ", "true", "None", "${X}", "$(X)", "$X", "<x>", "***", "/run/x", "https://a.b/c", "vault:secret/x#k"):
+        assert is_benign(value), value
+    for value in ("hunter2", "root", "s3cr3t!", "postgres://u:p@h/db"):
+        assert not is_benign(value), value
+
+
+def test_scan_data_keeps_only_keys_with_findings() -> None:
+    found = scan_data({"LOG_LEVEL": "info", "db_password": "x", "url": "redis://:pw@r:6379"})
+    assert sorted(found) == ["db_password", "url"]
+
+
+def test_scan_object_checks_configmaps_fully_and_other_objects_by_shape() -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"password": "x"}}
+    assert [(p, f.rule) for p, f in scan_object(cm)] == [("data.password", "key-name")]
+    deployment = {
+        "kind": "Deployment",
+        "metadata": {"name": "d", "annotations": {"note": "secretName: x"}},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": "c",
+            "args": ["--url=postgres://u:pw@db/app"],
+            "env": [
+                {"name": "DB_PASSWORD", "value": "hunter2"},
+                {"name": "DB_PASSWORD_FROM", "valueFrom": {"secretKeyRef": {"name": "s", "key": "password"}}},
+                {"name": "LOG_LEVEL", "value": "info"},
+            ],
+        }]}}},
+    }
+    found = [(p, f.rule) for p, f in scan_object(deployment)]
+    assert found == [
+        ("spec.template.spec.containers[0].args[0]", "url-password"),
+        ("spec.template.spec.containers[0].env[0].value", "key-name"),
+    ]
+
+
+@given(st.text(alphabet="0123456789", min_size=8, max_size=40))
+def test_findings_never_repeat_the_credential(secret: str) -> None:
+    for key, value in (("password", secret), ("cfg", f"password = {secret}"), ("url", f"postgres://u:{secret}@h/db")):
+        findings = scan_value(key, value)
+        assert findings, (key, value)
+        assert all(secret not in f.reason for f in findings)
+
+
+@given(st.text(max_size=300), st.text(max_size=40))
+def test_scan_never_raises(value: str, key: str) -> None:
+    for f in scan_value(key, value):
+        assert f.line >= 1 and f.reason
