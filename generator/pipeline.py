@@ -31,7 +31,7 @@ from generator.memo import Memo
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
 from generator.output import KUSTOMIZATION, file_name, kustomization, render_file
 from generator.patch import apply_patches
-from generator.references import BUILTIN_POD_SPECS, Target, find_refs, pod_spec_path, resolve
+from generator.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
 from generator.secrets import scan_step, secret_step, secret_targets
 from generator.templating import Templates
 from generator.validate import validate
@@ -180,6 +180,8 @@ def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> Non
         path = pod_spec_path(r.obj, specs)
         if path is not None:
             resolve(r, find_refs(r.obj, path), targets, by_kind, env.name)
+        elif r.kind in ("Ingress", "ServiceAccount"):
+            resolve(r, find_object_refs(r.obj), targets, by_kind, env.name)
 
 
 def layout_step(env: EnvConfig, resources: list[Resource], memo: Memo | None = None) -> dict[str, str]:

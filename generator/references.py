@@ -5,7 +5,8 @@ The workload is the referrer; the ConfigMap or Secret is the target. Reference s
 `containers`, `initContainers` and `ephemeralContainers` and in the pod's volumes:
 `env[].valueFrom.configMapKeyRef|secretKeyRef`, `envFrom[].configMapRef|secretRef`,
 `volumes[].configMap|secret`, `volumes[].projected.sources[].configMap|secret`, and
-`imagePullSecrets[]`.
+`imagePullSecrets[]`; outside pod specs, Ingress `spec.tls[].secretName` and ServiceAccount
+`imagePullSecrets[]`/`secrets[]` (see `find_object_refs`).
 """
 
 from __future__ import annotations
@@ -144,6 +145,28 @@ def find_refs(obj: dict[str, Any], spec_path: FieldPath) -> list[Ref]:
     for i, secret in _dicts(pod.get("imagePullSecrets")):
         if "name" in secret:
             refs.append(Ref("Secret", secret, "name", spec_path + ("imagePullSecrets", i, "name"), (), False, "imagePullSecrets"))
+    return refs
+
+
+def find_object_refs(obj: dict[str, Any]) -> list[Ref]:
+    """References outside pod specs: Ingress TLS secrets and a ServiceAccount's secrets.
+
+    They are rewritten when the Secret is generated here, but a missing one is not an error:
+    such Secrets are commonly made in the cluster (cert-manager writes Ingress TLS secrets).
+    """
+    refs: list[Ref] = []
+    kind = obj.get("kind")
+    if kind == "Ingress":
+        spec = obj.get("spec")
+        tls = spec.get("tls") if isinstance(spec, dict) else None
+        for i, entry in _dicts(tls):
+            if "secretName" in entry:
+                refs.append(Ref("Secret", entry, "secretName", ("spec", "tls", i, "secretName"), (), True, "ingress tls"))
+    elif kind == "ServiceAccount":
+        for list_name in ("imagePullSecrets", "secrets"):
+            for i, entry in _dicts(obj.get(list_name)):
+                if "name" in entry:
+                    refs.append(Ref("Secret", entry, "name", (list_name, i, "name"), (), True, list_name))
     return refs
 
 

@@ -313,3 +313,9 @@ def test_findings_never_repeat_the_credential(secret: str) -> None:
 def test_scan_never_raises(value: str, key: str) -> None:
     for f in scan_value(key, value):
         assert f.line >= 1 and f.reason
+
+
+def test_positions_survive_characters_whose_lower_case_is_longer() -> None:
+    # "İ".lower() is two characters: positions must still point into the original text.
+    (finding,) = scan_value("config", "İ" * 50 + " password=hunter2")
+    assert finding.rule == "assignment" and "'password'" in finding.reason

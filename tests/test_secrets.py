@@ -567,3 +567,37 @@ def test_a_leak_in_the_example_would_be_refused(tmp_path: Path) -> None:
     app.write_text(app.read_text().replace("postgres://exchange@", "postgres://exchange:root@"))
     output = refused(tmp_path)
     assert "base/db-processor/app.yaml:" in output and "'database_url'" in output
+
+
+def test_ingress_tls_and_service_account_secrets_follow_a_hashed_secret(tmp_path: Path) -> None:
+    repo = sealed_repo(tmp_path)
+    write_repo(repo, {
+        "base/api/ingress.yaml": """
+            apiVersion: networking.k8s.io/v1
+            kind: Ingress
+            metadata: {name: api}
+            spec:
+              tls:
+                - {hosts: [api.example.com], secretName: db}
+                - {hosts: [www.example.com], secretName: made-by-cert-manager}
+              rules:
+                - host: api.example.com
+                  http:
+                    paths:
+                      - {path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}
+        """,
+        "base/api/serviceaccount.yaml": """
+            apiVersion: v1
+            kind: ServiceAccount
+            metadata: {name: api}
+            imagePullSecrets: [{name: db}]
+            secrets: [{name: db}]
+        """,
+    })
+    out = render(repo)
+    hashed = out["api/sealedsecret-db.yaml"]["metadata"]["name"]
+    assert hashed.startswith("db-")
+    tls = out["api/ingress-api.yaml"]["spec"]["tls"]
+    assert [t["secretName"] for t in tls] == [hashed, "made-by-cert-manager"]
+    account = out["api/serviceaccount-api.yaml"]
+    assert account["imagePullSecrets"] == [{"name": hashed}] and account["secrets"] == [{"name": hashed}]
