@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.pipeline import Repo, render_many
-from generator.write import Plan, plan
+from generator.write import Plan, orphaned_envs, plan
 
 OUT = "out"
 DEFAULT_DIFF_LINES = 40  # per file
@@ -42,14 +42,6 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def stale_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> list[str]:
-    """Env folders in out/ that no environment produces any more (only when every env is rendered),
-    exactly as `render` decides it."""
-    if not all_envs or not out.is_dir():
-        return []
-    return [p.name for p in out.iterdir() if p.is_dir() and p.name not in rendered]
 
 
 def bounded_diff(old: str, new: str, old_name: str, new_name: str, limit: int) -> tuple[tuple[str, ...], int]:
@@ -97,7 +89,7 @@ def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = No
     env folders of out/ that no environment produces are extra (as `render` removes them)."""
     rendered = render_many(repo, envs, jobs)
     out = repo.root / OUT
-    todo = plan(out, rendered, stale_envs(out, rendered, all_envs))
+    todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs))
     return CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged)
 
 

@@ -25,7 +25,7 @@ from generator.errors import GeneratorError
 from generator.graph import FORMATS, dot, graph_repo, mermaid
 from generator.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_env, render_many
-from generator.write import apply, locked, plan
+from generator.write import apply, locked, orphaned_envs, plan
 
 EXIT_INPUT = 1
 EXIT_CHANGES = 3
@@ -135,8 +135,7 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
     rendered = render_many(repo, selected, jobs)
     out = repo.root / "out"
     with locked(out):
-        stale = [] if envs else [p.name for p in out.iterdir() if p.is_dir() and p.name not in rendered]
-        todo = plan(out, rendered, stale)
+        todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs=not envs))
         apply(out, todo)
     for env, files in rendered.items():
         click.echo(f"rendered {env}: {len(files)} files")

@@ -71,6 +71,14 @@ class Plan:
         return bool(self.writes or self.removes)
 
 
+def orphaned_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> list[str]:
+    """Env folders in out/ that no environment produces any more (only when every env is rendered),
+    for `render` and `check` alike."""
+    if not all_envs or not out.is_dir():
+        return []
+    return [p.name for p in out.iterdir() if p.is_dir() and p.name not in rendered]
+
+
 def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Iterable[str] = ()) -> Plan:
     """Compare rendered files (env -> relative path -> text) with out/ and list the changes."""
     result = Plan()

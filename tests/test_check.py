@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from generator.check import bounded_diff, check, fix_command, program_name, stale_envs
+from generator.check import bounded_diff, check, fix_command, program_name
+from generator.write import orphaned_envs
 from generator.cli import main
 from generator.pipeline import Repo
 from tests.helpers import snapshot
@@ -145,12 +146,12 @@ def test_fix_command_quotes_and_program_name() -> None:
     assert program_name("python -m generator").endswith(" -m generator")
 
 
-def test_stale_envs(tmp_path: Path) -> None:
+def test_orphaned_envs(tmp_path: Path) -> None:
     (tmp_path / "out/old").mkdir(parents=True)
     (tmp_path / "out/dev").mkdir()
-    assert stale_envs(tmp_path / "out", {"dev": {}}, all_envs=True) == ["old"]
-    assert stale_envs(tmp_path / "out", {"dev": {}}, all_envs=False) == []
-    assert stale_envs(tmp_path / "missing", {}, all_envs=True) == []
+    assert orphaned_envs(tmp_path / "out", {"dev": {}}, all_envs=True) == ["old"]
+    assert orphaned_envs(tmp_path / "out", {"dev": {}}, all_envs=False) == []
+    assert orphaned_envs(tmp_path / "missing", {}, all_envs=True) == []
 
 
 def test_foreign_file_in_the_way_is_an_error(repo: Path) -> None:

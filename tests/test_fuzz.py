@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.output import KUSTOMIZATION, is_owned
+from generator.yaml_io import iter_paths
 from tests.helpers import run, snapshot
 
 BASE = Path(__file__).parent / "bad_inputs" / "_base"
@@ -137,16 +138,6 @@ ODD_VALUES = st.sampled_from([
 ])
 
 
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from paths(item, prefix + (key,))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from paths(item, prefix + (i,))
-
-
 def replaced(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
     if not path:
         return value
@@ -164,7 +155,7 @@ def type_swaps(draw: st.DrawFn) -> dict[str, str]:
         rel = draw(st.sampled_from(FILES))
         docs = list(yaml.safe_load_all(changed.get(rel, (BASE / rel).read_text())))
         index = draw(st.integers(0, len(docs) - 1))
-        path = draw(st.sampled_from(list(paths(docs[index]))))
+        path = draw(st.sampled_from(list(iter_paths(docs[index]))))
         docs[index] = replaced(docs[index], path, draw(ODD_VALUES))
         changed[rel] = yaml.safe_dump_all(docs, sort_keys=False)
     return changed
