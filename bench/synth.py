@@ -4,7 +4,7 @@
 
 writes two sibling folders:
 
-``ours/`` (our input format, docs/format.md)::
+``ours/`` (our input format, the README's "Input format")::
 
     base/app-NNNN/app.yaml            one ConfigMap `app-NNNN-config`: 10 literals + app.properties
     base/app-NNNN/app.properties      30 lines
