@@ -5,12 +5,16 @@
 Generates the synthetic repos (bench/synth.py) for N and 2N apps, then times, interleaved
 (every command once per round, rounds repeated R times):
 
-    render      python -m generator render --repo DIR        out/ removed first: a full render
+    render      python -m generator render --repo DIR        cold: out/ and the memo removed first
     kustomize   kubectl kustomize OVERLAY > FILE              once per environment, summed
     floor       python bench/floor.py run ...                 libyaml read+parse / emit+write
-    check       python -m generator check --repo DIR          on the fresh out/ (expects exit 0)
-    diff        python -m generator diff --repo DIR           after one app's literal changed (expects 3)
-    render-1    python -m generator render --repo DIR        renders that one-app change (out/ kept)
+    check       python -m generator check --repo DIR          cold, on the fresh out/ (expects exit 0)
+    diff        python -m generator diff --repo DIR           cold, after one app's literal changed (expects 3)
+    render-1    python -m generator render --repo DIR        renders that one-app change onto out/,
+                                                              memo kept (the developer loop)
+
+"Cold" means the renderer's parse/emit memo (generator/memo.py, pointed by GITOPS_GEN_CACHE_DIR
+at a folder of the benchmark) is emptied first, as on CI or a fresh clone.
 
 For each: wall time, CPU time (user+sys of the child and its reaped descendants, from os.wait4),
 peak RSS of the largest single process (ru_maxrss from os.wait4) and the sampled peak RSS summed
@@ -26,6 +30,7 @@ render at 2N divided by our render at N; `nan` for a ratio that was not measured
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -175,17 +180,34 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def _child_env(work: Path) -> dict[str, str]:
-    """The children's environment: the repo importable, and bytecode cached (in the scratch folder).
+    """The children's environment: the generator importable, bytecode cached (in the scratch folder).
 
     Some machines set PYTHONDONTWRITEBYTECODE=1, which would make every timed Python child compile
     the generator from source, a cost an installed tool does not pay; the warm-up run fills the
     cache, for ours and the floor alike.
     """
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # The generator is imported from a snapshot taken at the start (see snapshot_generator).
+    env["PYTHONPATH"] = str(work / "snapshot") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    # The renderer's parse/emit memo (generator/memo.py) goes to a folder the benchmark owns, so
+    # it can be emptied before every cold run and never touches the user's cache.
+    env.pop("GITOPS_GEN_CACHE", None)
+    env["GITOPS_GEN_CACHE_DIR"] = str(work / "memo")
     return env
+
+
+def snapshot_generator(work: Path) -> str:
+    """Copy generator/ into the scratch folder, so every timed run uses the same code even if the
+    working tree changes meanwhile; returns a digest of the copied sources."""
+    target = work / "snapshot" / "generator"
+    shutil.copytree(ROOT / "generator", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    for path in sorted(target.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(target).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def _rmtree(path: Path) -> None:
@@ -214,6 +236,7 @@ class Bench:
         self.kubectl_version = ""
         self.results: dict[tuple[int, str], list[Sample]] = {}
         self.edits = 0
+        self.source_digest = ""
         self.wanted: set[str] = set(args.commands)
         if args.no_kustomize:
             self.wanted.discard("kustomize")
@@ -234,7 +257,7 @@ class Bench:
         out = stdout if stdout is not None else self.logs / f"{safe}.out"
         err = self.logs / f"{safe}.err"
         try:
-            code, sample = run_measured(argv, cwd=ROOT, env=self.env, stdout=out, stderr=err)
+            code, sample = run_measured(argv, cwd=self.work, env=self.env, stdout=out, stderr=err)
         except OSError as exc:
             raise BenchError(f"{label}: cannot run {argv[0]}: {exc}") from None
         if code != expect:
@@ -270,11 +293,22 @@ class Bench:
         plan = root / "floor.plan"
         kout = root / "kustomize-out"
 
+        memo = self.work / "memo"
+
+        def cold() -> None:
+            # No memo from earlier runs: what CI, a fresh clone or a first render pays.
+            _rmtree(memo)
+
         def clean_render() -> None:
-            # A full render: remove everything the renderer may have left in the repo (out/, caches).
+            # A full render: no memo, and nothing the renderer left in the repo (out/, anything else).
+            cold()
             for entry in ours.iterdir():
                 if entry.name not in ("base", "environments", "gitops-gen.yaml"):
                     _rmtree(entry)
+
+        def edit_cold() -> None:
+            cold()
+            self.edit_one_app(repo)
 
         # Untimed warm-up and preparation: a render to validate the repo and plan the floor.
         clean_render()
@@ -303,10 +337,10 @@ class Bench:
             0,
             before=lambda: _rmtree(floor_dest),
         ))
-        cmds.append(Command("check", [[py, "-m", "generator", "check", "--repo", str(ours)]], 0))
-        cmds.append(Command("diff", [[py, "-m", "generator", "diff", "--repo", str(ours)]], 3,
-                            before=lambda: self.edit_one_app(repo)))
-        # render-1 renders the one-app edit that diff saw (or makes its own when diff is left out).
+        cmds.append(Command("check", [[py, "-m", "generator", "check", "--repo", str(ours)]], 0, before=cold))
+        cmds.append(Command("diff", [[py, "-m", "generator", "diff", "--repo", str(ours)]], 3, before=edit_cold))
+        # render-1 renders the one-app edit that diff saw (or makes its own when diff is left out),
+        # onto the existing out/, with whatever memo the runs before it left: the developer loop.
         cmds.append(Command("render-1", [render], 0,
                             before=None if "diff" in self.wanted else lambda: self.edit_one_app(repo)))
         setup.commands = [c for c in cmds if c.name in self.wanted]
@@ -337,10 +371,12 @@ class Bench:
                 raise BenchError(f"no usable kubectl ({exc}); pass --kubectl PATH or --no-kustomize") from None
         sizes = [args.apps, 2 * args.apps]
         self.reset_work()
+        self.source_digest = snapshot_generator(self.work)
         print(f"gitops-gen benchmark: N={args.apps} and 2N={2 * args.apps} apps, M={args.envs} envs, "
               f"{args.repeat} rounds; python {platform.python_version()}, {os.cpu_count()} cores"
               + (f", kubectl {self.kubectl_version} ({self.kubectl})" if self.kubectl else ", kustomize skipped"),
               flush=True)
+        print(f"generator sources: {ROOT / 'generator'} (snapshot sha256 {self.source_digest})", flush=True)
         load = os.getloadavg()[0]
         print(f"load average before: {load:.2f}" + (
             "  (WARNING: the machine is busy; wall times will be inflated, CPU times less so)"
@@ -406,6 +442,7 @@ class Bench:
                 "envs": self.args.envs,
                 "repeat": self.args.repeat,
                 "kubectl": self.kubectl_version or None,
+                "generator_sha256": self.source_digest,
                 "samples": {f"{a}/{c}": [asdict(x) for x in v] for (a, c), v in self.results.items()},
                 "output": {s.apps: {"files": s.out_files, "bytes": s.out_bytes} for s in setups},
             }
