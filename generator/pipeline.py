@@ -12,7 +12,6 @@ environment rendered.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from generator.errors import ConfigError, ConfigMapError, ValidationError
 from generator.k8s_schema import schema_step
 from generator.load import list_apps, list_envs, load_app_folder, load_patch_files
 from generator.memo import Memo
+from generator.parallel import cores, fork_map, split
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
 from generator.output import KUSTOMIZATION, file_name, kustomization, render_file
 from generator.patch import apply_patches
@@ -95,14 +95,19 @@ def _context(repo: Repo, app_vars: dict[str, Any], env: EnvConfig, app: str) -> 
     return ctx
 
 
-def load_step(
-    repo: Repo, env: EnvConfig, memo: Memo | None = None
-) -> tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Builder]]]:
+# Below this many apps an environment is loaded and emitted in one process: forking costs more.
+PARALLEL_MIN_APPS = 200
+
+Loaded = tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Content]]]
+
+
+def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], memo: Memo | None) -> Loaded:
+    """Read the apps' manifests and build their ConfigMaps' content (overlays included)."""
     resources: list[Resource] = []
-    decls: list[tuple[ConfigMapDecl, cms.Builder]] = []
+    configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
+    overlays = {o.name: o for o in env.overlays}
     env_apps_dir = env.dir / ENV_APPS
-    env_only = [a for a in list_apps(env_apps_dir) if a not in repo.apps]
-    for app in _selected_apps(repo, env) + env_only:
+    for app in apps:
         folders = [f for f in (repo.root / "base" / app, env_apps_dir / app) if f.is_dir()]
         app_vars: dict[str, Any] = {}
         for folder in folders:
@@ -113,8 +118,31 @@ def load_step(
             loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo)
             resources += loaded.resources
             resources += [externalsecrets.to_resource(d, repo.templates, ctx) for d in config.external_secrets]
-            decls += [(d, builder) for d in (*config.configmaps, *loaded.configmaps)]
-    return resources, decls
+            for decl in (*config.configmaps, *loaded.configmaps):
+                content = cms.final_content(builder, decl, overlays.get(decl.name))
+                cms.validate_content(decl, content)
+                configmaps.append((decl, content))
+    return resources, configmaps
+
+
+def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loaded:
+    env_only = [a for a in list_apps(env.dir / ENV_APPS) if a not in repo.apps]
+    apps = _selected_apps(repo, env) + env_only
+    chunks = workers if len(apps) >= PARALLEL_MIN_APPS else 1
+    if chunks <= 1:
+        return _load_apps(repo, env, apps, memo)
+    slices = split(apps, chunks)
+
+    def job(i: int) -> tuple[Loaded, dict[bytes, bytes]]:
+        return _load_apps(repo, env, slices[i], memo), memo.parse_used
+
+    resources: list[Resource] = []
+    configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
+    for (res, cms_), parsed in fork_map(job, chunks):
+        resources += res
+        configmaps += cms_
+        memo.parse_used.update(parsed)
+    return resources, configmaps
 
 
 def namespace_step(resources: list[Resource], namespace: str | None) -> None:
@@ -126,7 +154,7 @@ def namespace_step(resources: list[Resource], namespace: str | None) -> None:
 
 
 def configmap_step(
-    repo: Repo, env: EnvConfig, decls: list[tuple[ConfigMapDecl, cms.Builder]]
+    repo: Repo, env: EnvConfig, decls: list[tuple[ConfigMapDecl, cms.Content]]
 ) -> list[Resource]:
     by_name: dict[str, ConfigMapDecl] = {}
     for decl, _ in decls:
@@ -148,12 +176,10 @@ def configmap_step(
             )
     hash_length = env.hash_length or repo.config.hash_length
     out: list[Resource] = []
-    for decl, builder in decls:
+    for decl, content in decls:
         found = overlays.get(decl.name)
         if found is not None and found.hashed is not None:
             decl.hashed = found.hashed
-        content = cms.final_content(builder, decl, found)
-        cms.validate_content(decl, content)
         resource = cms.to_resource(decl, content, hash_length)
         if env.namespace is not None:
             resource.metadata["namespace"] = env.namespace
@@ -184,10 +210,11 @@ def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> Non
             resolve(r, find_object_refs(r.obj), targets, by_kind, env.name)
 
 
-def layout_step(env: EnvConfig, resources: list[Resource], memo: Memo | None = None) -> dict[str, str]:
-    files: dict[str, str] = {}
+def layout_step(env: EnvConfig, resources: list[Resource], memo: Memo, workers: int = 1) -> dict[str, str]:
+    paths: list[str] = []
     owners: dict[str, Resource] = {}
-    for r in sorted(resources, key=lambda r: (r.app, r.kind, r.declared_name, r.namespace or "")):
+    ordered = sorted(resources, key=lambda r: (r.app, r.kind, r.declared_name, r.namespace or ""))
+    for r in ordered:
         path = file_name(r, env.namespace)
         if path in owners:
             raise ValidationError(
@@ -196,8 +223,22 @@ def layout_step(env: EnvConfig, resources: list[Resource], memo: Memo | None = N
                 hint="rename one of them",
             )
         owners[path] = r
-        files[path] = render_file(r, memo)
-    files[KUSTOMIZATION] = kustomization(list(files))
+        paths.append(path)
+    chunks = workers if len(ordered) >= 3 * PARALLEL_MIN_APPS else 1
+    if chunks <= 1:
+        texts = [render_file(r, memo) for r in ordered]
+    else:
+        slices = split(ordered, chunks)
+
+        def job(i: int) -> tuple[list[str], dict[bytes, str]]:
+            return [render_file(r, memo) for r in slices[i]], memo.dump_used
+
+        texts = []
+        for part, dumped in fork_map(job, chunks):
+            texts += part
+            memo.dump_used.update(dumped)
+    files = dict(zip(paths, texts))
+    files[KUSTOMIZATION] = kustomization(paths)
     return files
 
 
@@ -210,10 +251,12 @@ def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files:
     return retention.supersede(resources, history, keep, env.namespace)
 
 
-def render_env(repo: Repo, env_name: str) -> RenderedEnv:
+def render_env(repo: Repo, env_name: str, workers: int | None = None) -> RenderedEnv:
+    """Render one environment; a large one uses `workers` processes (default: every core)."""
+    workers = cores() if workers is None else workers
     env = load_env_config(repo.root, repo.root / "environments" / env_name)
     memo = Memo.for_env(repo.root, env_name, repo.cache)
-    resources, decls = load_step(repo, env, memo)
+    resources, decls = load_step(repo, env, memo, workers)
     namespace_step(resources, env.namespace)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
@@ -224,25 +267,28 @@ def render_env(repo: Repo, env_name: str) -> RenderedEnv:
     reference_step(repo, env, resources)
     schema_step(resources, patches)
     validate(resources)
-    files = layout_step(env, resources, memo)
+    files = layout_step(env, resources, memo, workers)
     memo.save()
     retained = retention_step(repo, env, resources, files)
     return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained])
 
 
 def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str]]:
-    return env_name, render_env(Repo.open(root, cache), env_name).files
+    return env_name, render_env(Repo.open(root, cache), env_name, workers=1).files
 
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, dict[str, str]]:
-    """Render environments (in parallel processes when there are several) into files per env.
+    """Render environments into files per env, using `jobs` processes (default: every core):
+    one environment per process when there are several, else the one environment's apps
+    split across them.
 
     Errors are raised for the first failing environment in the order given, so the message
     does not depend on scheduling.
     """
-    workers = min(len(envs), jobs or os.cpu_count() or 1)
+    total = jobs or cores()
+    workers = min(len(envs), total)
     if workers <= 1:
-        return {e: render_env(repo, e).files for e in envs}
+        return {e: render_env(repo, e, total).files for e in envs}
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
         futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
         return dict(f.result() for f in futures)

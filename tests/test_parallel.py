@@ -1,0 +1,65 @@
+"""A large environment is split across processes; the output must not depend on it."""
+
+from pathlib import Path
+
+import pytest
+
+from generator.parallel import fork_map, split
+from generator.pipeline import PARALLEL_MIN_APPS
+from tests.helpers import deployment, run, snapshot, write_repo
+
+APPS = PARALLEL_MIN_APPS + 7  # enough to take the forked path
+
+
+def big_repo(root: Path, broken_app: int | None = None) -> Path:
+    files: dict[str, str | bytes] = {"environments/dev/env.yaml": "namespace: dev\n"}
+    for i in range(APPS):
+        app = f"app-{i:03d}"
+        ref = "missing-config" if i == broken_app else f"{app}-config"
+        files[f"base/{app}/app.yaml"] = f"configMaps: [{{name: {app}-config, literals: {{n: '{i}'}}}}]\n"
+        files[f"base/{app}/deployment.yaml"] = deployment(
+            app, f"containers: [{{name: c, image: 'img:{i}', envFrom: [{{configMapRef: {{name: {ref}}}}}]}}]")
+    return write_repo(root, files)
+
+
+def test_split_keeps_order_and_covers_everything() -> None:
+    items = list(range(11))
+    parts = split(items, 3)
+    assert [len(p) for p in parts] == [4, 4, 3]
+    assert [x for p in parts for x in p] == items
+
+
+def test_fork_map_returns_in_order() -> None:
+    assert fork_map(lambda i: i * i, 3) == [0, 1, 4]
+
+
+def test_output_identical_in_one_or_two_processes(tmp_path: Path) -> None:
+    one = big_repo(tmp_path / "one")
+    two = big_repo(tmp_path / "two")
+    assert run("render", "--repo", one, "-j", "1", "--no-cache").exit_code == 0
+    result = run("render", "--repo", two, "-j", "2")
+    assert result.exit_code == 0, result.output
+    assert snapshot(one / "out") == snapshot(two / "out")
+    assert len(snapshot(two / "out")) == 2 * APPS + 1
+    # the memo written by the forked workers reaches the next render
+    assert run("render", "--repo", two, "-j", "2").exit_code == 0
+    assert snapshot(one / "out") == snapshot(two / "out")
+
+
+@pytest.mark.parametrize("broken", [3, APPS - 2])
+def test_error_in_a_worker_is_one_clean_message(tmp_path: Path, broken: int) -> None:
+    repo = big_repo(tmp_path, broken_app=broken)
+    result = run("render", "--repo", repo, "-j", "2")
+    assert result.exit_code == 1
+    assert f"base/app-{broken:03d}/deployment.yaml" in result.output and "missing-config" in result.output
+    assert "Traceback" not in result.output
+    assert not (repo / "out").exists()
+
+
+def test_error_raised_inside_a_worker_keeps_file_and_line(tmp_path: Path) -> None:
+    repo = big_repo(tmp_path)
+    (repo / f"base/app-{APPS - 1:03d}/deployment.yaml").write_text("kind: Deployment\nmetadata: [oops\n")
+    result = run("render", "--repo", repo, "-j", "2")
+    assert result.exit_code == 1
+    assert f"error: base/app-{APPS - 1:03d}/deployment.yaml:3: invalid YAML" in result.output
+    assert not (repo / "out").exists()
