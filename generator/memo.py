@@ -52,6 +52,11 @@ class Memo:
         if path is not None:
             self._load(path)
 
+    @property
+    def warm(self) -> bool:
+        """Whether an earlier render left entries: then parsing and emitting are mostly hits."""
+        return bool(self._old_parse)
+
     @classmethod
     def for_env(cls, root: Path, env: str, enabled: bool = True) -> Memo:
         folder = cache_root() if enabled else None

@@ -256,6 +256,8 @@ def render_env(repo: Repo, env_name: str, workers: int | None = None) -> Rendere
     workers = cores() if workers is None else workers
     env = load_env_config(repo.root, repo.root / "environments" / env_name)
     memo = Memo.for_env(repo.root, env_name, repo.cache)
+    if memo.warm:
+        workers = 1  # with parse and emit memoized, forking workers costs more than it saves
     resources, decls = load_step(repo, env, memo, workers)
     namespace_step(resources, env.namespace)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
