@@ -29,13 +29,47 @@ MAX_EXPANDED_NODES = 500_000
 MAX_DEPTH = 200
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _FastResolve:
+    """PyYAML's implicit-tag resolution without the path-resolver machinery we never register.
+
+    Same answers as `BaseResolver.resolve` when no path resolvers exist (tested); it is called
+    for every node parsed and every node emitted, so the saved calls add up.
+    """
+
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]]
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                table = self.yaml_implicit_resolvers
+                for tag, regexp in table.get(value[:1], ()):
+                    if regexp.match(value):
+                        return tag
+                for tag, regexp in table.get(None, ()):
+                    if regexp.match(value):
+                        return tag
+            return "tag:yaml.org,2002:str"
+        if kind is yaml.SequenceNode:
+            return "tag:yaml.org,2002:seq"
+        return "tag:yaml.org,2002:map"
+
+
+class _Loader(_FastResolve, _BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)
+        # Duplicates are checked among the keys written in this mapping, before merge keys
+        # (`<<: *anchor`) are flattened in: a written key may override a merged one.
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             # Plain scalar keys (all of them in practice) are compared by their text and tag,
             # which is cheap; anything else is constructed to compare.
             if isinstance(key_node, yaml.ScalarNode):
@@ -57,7 +91,9 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
                     hint="remove one of them; YAML keys must be unique within a mapping",
                 )
             seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        self.flatten_mapping(node)
+        # Flattened here already: skip SafeConstructor's second flatten_mapping pass.
+        return yaml.constructor.BaseConstructor.construct_mapping(self, node, deep=deep)
 
 
 def _check_bounds(root: yaml.Node) -> None:
@@ -180,7 +216,7 @@ def read_text(path: Path, shown: Path | str) -> str:
         raise LoadError(f"cannot read file: {exc.strerror}", file=shown) from None
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
+class _Dumper(_FastResolve, _BaseDumper):  # type: ignore[misc, valid-type]
     """Block style, no aliases, multi-line strings as literal blocks: output meant for review."""
 
     def ignore_aliases(self, data: Any) -> bool:

@@ -1,0 +1,65 @@
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from generator.errors import LoadError
+from generator.yaml_io import _Loader, dump_document, load_documents
+
+reference = yaml.resolver.Resolver()
+fast = _Loader("")
+
+scalars = st.text(max_size=12) | st.sampled_from(
+    ["", "~", "null", "Null", "true", "False", "yes", "on", "0", "-1", "0x1F", "0o17", "1e3", ".5", "-.inf",
+     ".NaN", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "<<", "=", "1_000", "12:30:45", "+12"]
+)
+
+
+@given(scalars, st.booleans(), st.booleans())
+def test_fast_resolver_agrees_with_pyyaml(value: str, plain: bool, quoted_ok: bool) -> None:
+    implicit = (plain, quoted_ok)
+    assert fast.resolve(yaml.ScalarNode, value, implicit) == reference.resolve(yaml.ScalarNode, value, implicit)
+
+
+def test_collection_tags() -> None:
+    for kind in (yaml.SequenceNode, yaml.MappingNode):
+        assert fast.resolve(kind, None, (True, False)) == reference.resolve(kind, None, (True, False))
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(scalars, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_like)
+def test_round_trip_matches_pyyaml(value: Any) -> None:
+    text = dump_document(value)
+    docs = load_documents(text, "x.yaml")
+    loaded = docs[0][0] if docs else None  # a null document is dropped
+    assert loaded == yaml.safe_load(text) == value
+
+
+def test_merge_keys_still_work() -> None:
+    [(doc, _)] = load_documents("base: &b {a: 1, b: 2}\nchild:\n  <<: *b\n  b: 3\n", "x.yaml")
+    assert doc["child"] == {"a": 1, "b": 3}
+
+
+def test_duplicate_keys_are_errors() -> None:
+    with pytest.raises(LoadError, match="duplicate key 'a'"):
+        load_documents("a: 1\nb: 2\na: 3\n", "x.yaml")
+    # the same text under different tags is not a duplicate
+    [(doc, _)] = load_documents("1: int\n'1': str\n", "x.yaml")
+    assert doc == {1: "int", "1": "str"}
+
+
+def test_dumper_uses_literal_blocks_for_multiline() -> None:
+    assert dump_document({"k": "a\nb\n"}) == "k: |\n  a\n  b\n"
+
+
+def test_duplicate_written_key_next_to_a_merge_is_still_an_error() -> None:
+    with pytest.raises(LoadError, match="duplicate key 'b'"):
+        load_documents("base: &b {a: 1}\nchild:\n  <<: *b\n  b: 3\n  b: 4\n", "x.yaml")
