@@ -11,8 +11,6 @@ from pathlib import Path
 class GeneratorError(Exception):
     """A mistake in the user's input: reported as one clear message, exit code 1."""
 
-    stage = "render"
-
     def __init__(
         self,
         message: str,
@@ -56,62 +54,42 @@ class GeneratorError(Exception):
 class LoadError(GeneratorError):
     """Reading and parsing input files (YAML syntax, shapes, missing files)."""
 
-    stage = "load"
-
 
 class ConfigError(GeneratorError):
     """The generator's own files: gitops-gen.yaml, app.yaml, env.yaml."""
-
-    stage = "config"
 
 
 class TemplateError(GeneratorError):
     """Jinja2 rendering: undefined variables, syntax errors, sandbox violations."""
 
-    stage = "template"
-
 
 class MergeError(GeneratorError):
     """Applying environment patches and overlays."""
-
-    stage = "merge"
 
 
 class ConfigMapError(GeneratorError):
     """Building ConfigMap data from its sources."""
 
-    stage = "configmap"
-
 
 class ReferenceError_(GeneratorError):
     """A workload refers to a ConfigMap, Secret or key that does not exist."""
-
-    stage = "reference"
 
 
 class ValidationError(GeneratorError):
     """A rendered object breaks a Kubernetes rule (names, keys, sizes)."""
 
-    stage = "validate"
-
 
 class WriteError(GeneratorError):
     """Writing out/: locks, ownership conflicts."""
-
-    stage = "write"
 
 
 class SecretError(GeneratorError):
     """A credential would be committed: in a ConfigMap, in a plaintext Secret, or in a
     secret-producing object that cannot be content-hashed safely."""
 
-    stage = "secrets"
-
 
 class GitError(GeneratorError):
     """Reading a git ref for `diff --against`: no git, not a repository, unknown ref."""
-
-    stage = "git"
 
 
 def _rebuild(

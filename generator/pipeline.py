@@ -126,7 +126,8 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], memo: Memo | None) -
 
 
 def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loaded:
-    env_only = [a for a in list_apps(env.dir / ENV_APPS) if a not in repo.apps]
+    base_apps = set(repo.apps)
+    env_only = [a for a in list_apps(env.dir / ENV_APPS) if a not in base_apps]
     apps = _selected_apps(repo, env) + env_only
     chunks = workers if len(apps) >= PARALLEL_MIN_APPS else 1
     if chunks <= 1:

@@ -65,10 +65,6 @@ class Plan:
     removes: list[Path] = field(default_factory=list)
     unchanged: int = 0
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.writes or self.removes)
-
 
 def orphaned_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> list[str]:
     """Env folders in out/ that no environment produces any more (only when every env is rendered),

@@ -195,10 +195,6 @@ def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
     return docs
 
 
-def load_file(path: Path, shown: Path | str) -> list[tuple[Any, int]]:
-    return load_documents(read_text(path, shown), shown)
-
-
 def read_text(path: Path, shown: Path | str) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -244,10 +240,6 @@ def dump_document(obj: Any) -> str:
     )
 
 
-def dump_stream(objs: Sequence[Any]) -> str:
-    return "".join(("---\n" if i else "") + dump_document(o) for i, o in enumerate(objs))
-
-
 def locate(text: str, doc_index: int, path: Sequence[str | int]) -> int | None:
     """The 1-based line of `path` inside document `doc_index` of `text`, or None.
 
@@ -274,7 +266,7 @@ def locate(text: str, doc_index: int, path: Sequence[str | int]) -> int | None:
 
 
 def iter_paths(obj: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    """Every path in a nested structure (used by tests and validators)."""
+    """Every path in a nested structure, the empty one first (for tests that mutate documents)."""
     yield prefix
     if isinstance(obj, dict):
         for k, v in obj.items():

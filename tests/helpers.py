@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,19 @@ def write_repo(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+GOLDEN_DIFF_REPO = Path(__file__).parent / "golden" / "diff" / "repo"
+
+
+def run(*args: str | Path, color: bool = False) -> Result:
+    """The CLI as `gitops-gen ARGS`, in-process."""
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="gitops-gen", color=color, catch_exceptions=False)
+
+
+def rendered_copy(source: Path, dest: Path) -> Path:
+    """A copy of a repo with its out/ freshly rendered."""
+    shutil.copytree(source, dest)
+    assert run("render", "--repo", dest, "-j", "1").exit_code == 0
+    return dest
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -6,27 +6,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from generator.check import bounded_diff, check, fix_command, program_name
 from generator.write import orphaned_envs
-from generator.cli import main
 from generator.pipeline import Repo
-from tests.helpers import snapshot
-
-GOLDEN_REPO = Path(__file__).parent / "golden" / "diff" / "repo"
+from tests.helpers import GOLDEN_DIFF_REPO, rendered_copy, snapshot, run as cli
 
 
-def cli(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], prog_name="gitops-gen", catch_exceptions=False)
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    shutil.copytree(GOLDEN_REPO, root)
-    assert cli("render", "--repo", root, "-j", "1").exit_code == 0
-    return root
+    return rendered_copy(GOLDEN_DIFF_REPO, tmp_path / "repo")
 
 
 def check_unchanged(root: Path, *args: str) -> Result:
@@ -100,7 +92,7 @@ def test_check_agrees_with_render(repo: Path) -> None:
 
 def test_check_without_out(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    shutil.copytree(GOLDEN_REPO, root)
+    shutil.copytree(GOLDEN_DIFF_REPO, root)
     result = cli("check", "--repo", root, "-j", "1")
     assert result.exit_code == 1
     assert "(0 stale, 14 missing, 0 extra)" in result.stdout
@@ -126,7 +118,7 @@ def test_library_result(repo: Path) -> None:
 
 def test_total_bound_lists_every_file(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    shutil.copytree(GOLDEN_REPO, root)
+    shutil.copytree(GOLDEN_DIFF_REPO, root)
     result = check(Repo.open(root), ["dev", "prod"], all_envs=True, jobs=1, limit=1000)
     shown = sum(len(p.diff) for p in result.problems)
     assert shown <= 400 and len(result.problems) == 14

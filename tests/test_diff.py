@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from generator.cli import main
 from generator.configmaps import CONFIG_NAME_ANNOTATION
 from generator.diff import ConfigReason, ImageReason, TemplateReason, diff_files, split_image
 from generator.diff_report import markdown, text
@@ -21,12 +19,9 @@ from generator.references import BUILTIN_POD_SPECS
 from generator.retention import SUPERSEDED, VERSION_ANNOTATION
 from generator.secrets import SECRET_NAME_ANNOTATION
 from generator.yaml_io import dump_document
+from tests.helpers import GOLDEN_DIFF_REPO, rendered_copy, run as cli
 
-GOLDEN_REPO = Path(__file__).parent / "golden" / "diff" / "repo"
 
-
-def cli(*args: str | Path, color: bool = False) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], prog_name="gitops-gen", color=color, catch_exceptions=False)
 
 
 def as_file(obj: dict[str, Any]) -> str:
@@ -203,10 +198,7 @@ def test_split_image() -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    shutil.copytree(GOLDEN_REPO, root)
-    assert cli("render", "--repo", root, "-j", "1").exit_code == 0
-    return root
+    return rendered_copy(GOLDEN_DIFF_REPO, tmp_path / "repo")
 
 
 def bump(root: Path) -> None:
@@ -240,7 +232,7 @@ def test_against_a_folder(repo: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     assert by_out.exit_code == 3
     assert by_out.stdout.startswith("gitops-gen diff: a fresh render compared with old-out\ndev: 1 ConfigMap changed, 1 workload rolls\n")
     assert "web (Deployment) rolls: web-config changed; image tag 1.0.0 -> 2.0.0 (web)" in by_out.stdout
-    shutil.copytree(GOLDEN_REPO, tmp_path / "old-repo")
+    shutil.copytree(GOLDEN_DIFF_REPO, tmp_path / "old-repo")
     shutil.copytree(tmp_path / "old-out", tmp_path / "old-repo" / "out")
     by_repo = cli("diff", "--repo", repo, "--against", "old-repo", "--env", "dev")  # a repo: its out/
     assert by_repo.stdout.replace("old-repo", "old-out") == by_out.stdout
@@ -253,7 +245,7 @@ def git(cwd: Path, *args: str) -> str:
 def test_against_a_git_ref(tmp_path: Path) -> None:
     top = tmp_path / "checkout"
     root = top / "deploy"  # the repo of gitops-gen is a folder inside the git repository
-    shutil.copytree(GOLDEN_REPO, root)
+    shutil.copytree(GOLDEN_DIFF_REPO, root)
     git(top, "init", "-q", "-b", "main")
     git(top, "config", "user.name", "Test")
     git(top, "config", "user.email", "test@example.com")
@@ -285,7 +277,7 @@ def test_against_a_git_ref(tmp_path: Path) -> None:
 
 def test_against_a_ref_without_out(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    shutil.copytree(GOLDEN_REPO, root)
+    shutil.copytree(GOLDEN_DIFF_REPO, root)
     git(root, "init", "-q")
     git(root, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "empty")
     result = cli("diff", "--repo", root, "--against", "HEAD", "--format", "json")

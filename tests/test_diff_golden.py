@@ -22,17 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from generator.cli import main
+from tests.helpers import run as cli
 
 GOLDEN = Path(__file__).parent / "golden" / "diff"
 UPDATE = os.environ.get("GITOPS_GEN_UPDATE_GOLDENS") == "1"
 FORMATS = {"text": "text.txt", "markdown": "markdown.md", "json": "json.json"}
 
-
-def cli(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], prog_name="gitops-gen", catch_exceptions=False)
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from click.testing import CliRunner, Result
 
-from generator.cli import main
 from generator.graph import EnvGraph, dot, env_graph, mermaid
 from generator.model import Origin, Resource
 from generator.references import BUILTIN_POD_SPECS
-from tests.helpers import deployment, write_repo
+from tests.helpers import GOLDEN_DIFF_REPO, deployment, write_repo, run as cli
 
-GOLDEN_REPO = Path(__file__).parent / "golden" / "diff" / "repo"
 
 PROD_MERMAID = '''\
 flowchart LR
@@ -52,33 +49,30 @@ digraph "gitops-gen" {
 '''
 
 
-def cli(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], prog_name="gitops-gen", catch_exceptions=False)
-
 
 def test_mermaid_one_env() -> None:
-    result = cli("graph", "--repo", GOLDEN_REPO, "--env", "prod")
+    result = cli("graph", "--repo", GOLDEN_DIFF_REPO, "--env", "prod")
     assert result.exit_code == 0, result.output
     assert result.stdout == PROD_MERMAID
 
 
 def test_dot_one_env() -> None:
-    result = cli("graph", "--repo", GOLDEN_REPO, "--env", "dev", "--format", "dot")
+    result = cli("graph", "--repo", GOLDEN_DIFF_REPO, "--env", "dev", "--format", "dot")
     assert result.exit_code == 0, result.output
     assert result.stdout == DEV_DOT
 
 
 def test_every_env_is_a_subgraph() -> None:
-    out = cli("graph", "--repo", GOLDEN_REPO).stdout
+    out = cli("graph", "--repo", GOLDEN_DIFF_REPO).stdout
     assert '  subgraph dev_env["dev"]' in out and '  subgraph prod_env["prod"]' in out
     assert '    prod_w1 -->|"mount /srv/www/img"| prod_c1' in out
-    dot_out = cli("graph", "--repo", GOLDEN_REPO, "--format", "dot").stdout
+    dot_out = cli("graph", "--repo", GOLDEN_DIFF_REPO, "--format", "dot").stdout
     assert '  subgraph "cluster_dev" {' in dot_out and '    "prod_w2" -> "prod_x1" [label="env: token"];' in dot_out
 
 
 def test_nodes_use_declared_names_not_hashes(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    shutil.copytree(GOLDEN_REPO, root)
+    shutil.copytree(GOLDEN_DIFF_REPO, root)
     out = cli("graph", "--repo", root, "--env", "dev").stdout
     rendered = cli("render", "--repo", root, "--env", "dev", "--stdout").stdout
     hashed = [line.split()[-1] for line in rendered.splitlines() if line.startswith("  name: web-config-")]
@@ -123,7 +117,7 @@ def test_sites_and_labels(tmp_path: Path) -> None:
 
 def test_secret_made_by_an_external_secret(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    shutil.copytree(GOLDEN_REPO, root)
+    shutil.copytree(GOLDEN_DIFF_REPO, root)
     (root / "base/worker/externalsecret.yaml").write_text(
         "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: worker-token}\n"
         "spec:\n  secretStoreRef: {kind: ClusterSecretStore, name: vault}\n"
@@ -147,5 +141,5 @@ def test_env_graph_skips_workloads_without_references() -> None:
 
 
 def test_unknown_env_is_a_usage_error() -> None:
-    result = cli("graph", "--repo", GOLDEN_REPO, "--env", "nope")
+    result = cli("graph", "--repo", GOLDEN_DIFF_REPO, "--env", "nope")
     assert result.exit_code == 2 and "unknown environment 'nope'" in result.output
