@@ -44,20 +44,34 @@ class _FastResolve:
     def ascend_resolver(self) -> None:
         pass
 
+    # Plain scalars repeat a lot (keys above all): their tags, by text. Loader and dumper share
+    # PyYAML's one table of implicit resolvers, so they can share this too.
+    _resolved: dict[str, str] = {}
+
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:
             if implicit[0]:
-                table = self.yaml_implicit_resolvers
-                for tag, regexp in table.get(value[:1], ()):
-                    if regexp.match(value):
-                        return tag
-                for tag, regexp in table.get(None, ()):
-                    if regexp.match(value):
-                        return tag
+                tag = self._resolved.get(value)
+                if tag is not None:
+                    return tag
+                tag = self._resolve_plain(value)
+                if len(value) <= 64 and len(self._resolved) < 16_384:
+                    self._resolved[value] = tag
+                return tag
             return "tag:yaml.org,2002:str"
         if kind is yaml.SequenceNode:
             return "tag:yaml.org,2002:seq"
         return "tag:yaml.org,2002:map"
+
+    def _resolve_plain(self, value: str) -> str:
+        table = self.yaml_implicit_resolvers
+        for tag, regexp in table.get(value[:1], ()):
+            if regexp.match(value):
+                return tag
+        for tag, regexp in table.get(None, ()):
+            if regexp.match(value):
+                return tag
+        return "tag:yaml.org,2002:str"
 
 
 class _Loader(_FastResolve, _BaseLoader):  # type: ignore[misc, valid-type]
@@ -158,10 +172,53 @@ def _syntax_hint(exc: yaml.MarkedYAMLError, text: str, mark: yaml.Mark | None) -
     return "fix the syntax at that line (check indentation, quotes and colons)"
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_INT = "tag:yaml.org,2002:int"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,17})\Z")
+
+
+def _build(loader: _Loader, node: yaml.Node) -> Any:
+    """The value of a node tree without aliases: PyYAML's safe constructor, minus its generic
+    machinery (recursion tracking, generators for two-step construction), for the common tags.
+
+    Anything uncommon (merge keys, a repeated key, a non-scalar key, tags other than str, int,
+    bool, null, map and seq, ints in other notations) is handed to the full constructor, so the
+    result and the errors are exactly PyYAML's (tested against it)."""
+    cls = node.__class__
+    tag = node.tag
+    if cls is yaml.ScalarNode:
+        if tag == _STR:
+            return node.value
+        if tag == _INT and _DECIMAL.match(node.value):
+            return int(node.value)
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return loader.bool_values[node.value.lower()]
+        return loader.construct_object(node, deep=True)
+    if cls is yaml.MappingNode and tag == _MAP:
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not yaml.ScalarNode or key_node.tag not in (_STR, _INT, _NULL, _BOOL):
+                return loader.construct_object(node, deep=True)
+            key = _build(loader, key_node)
+            if key in out:
+                return loader.construct_object(node, deep=True)  # the full check words the error
+            out[key] = _build(loader, value_node)
+        return out
+    if cls is yaml.SequenceNode and tag == _SEQ:
+        return [_build(loader, item) for item in node.value]
+    return loader.construct_object(node, deep=True)
+
+
 def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
     """Parse a YAML stream into (document, first line) pairs; empty documents are dropped."""
     loader = _Loader(text)
-    check = _needs_bounds_check(text)
+    check = _needs_bounds_check(text)  # aliases, or nesting deep enough to matter
     docs: list[tuple[Any, int]] = []
     try:
         while loader.check_node():
@@ -171,7 +228,8 @@ def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
             if check:
                 _check_bounds(node)
             line = node.start_mark.line + 1
-            data = loader.construct_document(node)
+            # Without aliases every node is used once, so no memo of constructed nodes is needed.
+            data = loader.construct_document(node) if check else _build(loader, node)
             if data is not None:
                 docs.append((data, line))
     except LoadError as exc:
@@ -226,10 +284,139 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _represent_str)
+_DUMPER = _Dumper(None)  # only its implicit-tag resolver is used
+
+
+class _Unsupported(Exception):
+    """A value the fast emitter leaves to libyaml."""
+
+
+# Printable ASCII only: anything else (tabs, control or non-ASCII characters) goes to libyaml.
+_SIMPLE = re.compile(r"[\x20-\x7e]*\Z")
+_MULTILINE = re.compile(r"[\x20-\x7e\n]*\Z")
+# Where libyaml refuses a plain scalar in block context (see `_plain_allowed`).
+_PLAIN_BREAKERS = re.compile(r": |:\Z| #")
+_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
+_scalar_cache: dict[str, str] = {}
+
+
+def _plain_allowed(s: str) -> bool:
+    """libyaml's analysis of a one-line printable-ASCII scalar in block context: may it be plain?"""
+    first = s[0]
+    if first == " " or s[-1] == " " or first in _INDICATORS or s.startswith(("---", "...")):
+        return False
+    if first in "-?:" and (len(s) == 1 or s[1] == " "):
+        return False
+    return _PLAIN_BREAKERS.search(s) is None
+
+
+def _scalar(s: str) -> str:
+    """A one-line string as libyaml writes it with our settings: plain when that reads back as
+    the same string, else single-quoted."""
+    out = _scalar_cache.get(s)
+    if out is not None:
+        return out
+    if not _SIMPLE.match(s):
+        raise _Unsupported
+    if s and _plain_allowed(s) and _DUMPER.resolve(yaml.ScalarNode, s, (True, False)) == _STR:
+        out = s
+    else:
+        out = "'" + s.replace("'", "''") + "'"
+    if len(s) <= 64 and len(_scalar_cache) < 4096:
+        _scalar_cache[s] = out
+    return out
+
+
+def _literal(s: str, indent: int) -> str:
+    """A multi-line string as a literal block (`|`), its lines indented by `indent`."""
+    if not _MULTILINE.match(s) or " \n" in s or s.endswith((" ", "\n\n")) or s == "\n":
+        raise _Unsupported  # libyaml would double-quote these, or write `|+` and end with `...`
+    head = "|2" if s[0] in " \n" else "|"
+    if not s.endswith("\n"):
+        head += "-"
+        s += "\n"
+    pad = " " * indent
+    lines = s[:-1].split("\n")
+    return head + "\n" + "".join(pad + line + "\n" if line else "\n" for line in lines)
+
+
+def _value(v: Any, indent: int) -> str:
+    """A scalar (or empty collection) after `key:` or `- `, with its leading space and newline."""
+    if v.__class__ is str:
+        if "\n" in v:
+            return " " + _literal(v, indent + 2)
+        return " " + _scalar(v) + "\n"
+    if v is None:
+        return " null\n"
+    if v is True:
+        return " true\n"
+    if v is False:
+        return " false\n"
+    if v.__class__ is int:
+        return f" {v}\n"
+    if v == {} and v.__class__ is dict:
+        return " {}\n"
+    if v == [] and v.__class__ is list:
+        return " []\n"
+    raise _Unsupported
+
+
+def _mapping(d: dict[Any, Any], indent: int, out: list[str], inline: bool) -> None:
+    pad = " " * indent
+    for k, v in d.items():
+        if k.__class__ is not str or "\n" in k or len(k) > 100:
+            raise _Unsupported
+        key = (pad if not inline else "") + (_scalar(k) if k else "''") + ":"
+        inline = False
+        if v.__class__ is dict and v:
+            out.append(key + "\n")
+            _mapping(v, indent + 2, out, False)
+        elif v.__class__ is list and v:
+            out.append(key + "\n")
+            _sequence(v, indent, out, False)
+        else:
+            out.append(key + _value(v, indent))
+
+
+def _sequence(items: list[Any], indent: int, out: list[str], inline: bool) -> None:
+    pad = " " * indent
+    for v in items:
+        dash = "-" if inline else pad + "-"
+        inline = False
+        if v.__class__ is dict and v:
+            out.append(dash + " ")
+            _mapping(v, indent + 2, out, True)
+        elif v.__class__ is list and v:
+            out.append(dash + " ")
+            _sequence(v, indent + 2, out, True)
+        else:
+            out.append(dash + _value(v, indent))
+
+
+def _fast_dump(obj: Any) -> str:
+    out: list[str] = []
+    if obj.__class__ is dict and obj:
+        _mapping(obj, 0, out, False)
+    elif obj.__class__ is list and obj:
+        _sequence(obj, 0, out, False)
+    else:
+        raise _Unsupported
+    return "".join(out)
 
 
 def dump_document(obj: Any) -> str:
-    """One object as a YAML document, deterministic for equal input."""
+    """One object as a YAML document, deterministic for equal input.
+
+    Byte for byte what libyaml writes with our settings (a property test holds the two
+    together); written in Python for the shapes manifests have, because building PyYAML's node
+    tree costs more than emitting. Anything else is emitted by libyaml itself."""
+    try:
+        return _fast_dump(obj)
+    except (_Unsupported, RecursionError):
+        return _libyaml_dump(obj)
+
+
+def _libyaml_dump(obj: Any) -> str:
     return yaml.dump(
         obj,
         Dumper=_Dumper,

@@ -63,3 +63,67 @@ def test_dumper_uses_literal_blocks_for_multiline() -> None:
 def test_duplicate_written_key_next_to_a_merge_is_still_an_error() -> None:
     with pytest.raises(LoadError, match="duplicate key 'b'"):
         load_documents("base: &b {a: 1}\nchild:\n  <<: *b\n  b: 3\n  b: 4\n", "x.yaml")
+
+
+# --- the fast paths must agree with PyYAML/libyaml byte for byte ---------------------------
+
+from generator.yaml_io import _libyaml_dump  # noqa: E402
+
+tricky_text = st.text(
+    alphabet=st.sampled_from(list("a0 \n:#-'\"?,[]{}&*!|>%@`~.=<\t\ré") + ["\u2028", "\x85", "\ufeff"]),
+    max_size=10,
+)
+tricky_scalars = scalars | tricky_text
+documents = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | tricky_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(tricky_scalars, children, max_size=4),
+    max_leaves=25,
+)
+
+
+@given(documents)
+def test_fast_emitter_writes_what_libyaml_writes(value: Any) -> None:
+    assert dump_document(value) == _libyaml_dump(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "x\n\ny", "b": " lead\nx", "c": "\nx", "d": "a\n", "e": "a\n\n", "f": "trailing \nx", "g": "\n"},
+        [{"a": "x\ny"}, "p\nq\n", ["r\ns"], [[{"k": "v\nw"}]]],
+        {"k": [{"a": {"b": "m\nn", "c": [], "d": {}}}], "": "empty key", "long" * 40: 1},
+        {"ports": [8080, "8080", "-1", "- x", "-x", "a: b", "a:b", "a #b", "a#b", "? x", "?x", ":", "x:"]},
+        {"s": ["---", "--- x", "...", "yes", "No", "~", "null", "<<", "=", "1.5", "2001-12-14", "0x1F", "1_000"]},
+    ],
+)
+def test_fast_emitter_examples(value: Any) -> None:
+    assert dump_document(value) == _libyaml_dump(value)
+
+
+plain_texts = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "1", "0x1F", "yes", "~", "<<"]),
+        st.sampled_from(["1", "-0", "012", "0x1F", "+3", "1_0", "1.5", "true", "No", "~", "null", "", "x", "'q'",
+                         "2001-12-14", "[1, 2]", "{a: 1}", "!!str 5", "!!binary aGk=", "|\n  lit"]),
+    ),
+    max_size=6,
+)
+
+
+@given(plain_texts)
+def test_fast_loader_builds_what_pyyaml_builds(pairs: list[tuple[str, str]]) -> None:
+    text = "".join(f"{k}: {v}\n" for k, v in pairs) or "{}\n"
+    try:
+        expected = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
+        with pytest.raises(LoadError):
+            load_documents(text, "x.yaml")
+        return
+    keys = [k for k, _ in pairs if k != "<<"]
+    if len(set(keys)) < len(keys):  # a key written twice: ours refuses it, PyYAML keeps the last
+        with pytest.raises(LoadError):
+            load_documents(text, "x.yaml")
+        return
+    [(doc, _)] = load_documents(text, "x.yaml")
+    assert doc == expected
+    assert [type(v) for v in doc.values()] == [type(v) for v in expected.values()]
