@@ -9,9 +9,33 @@ on it.
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+
+
+class Digest(Protocol):
+    def digest(self) -> bytes: ...
+    def hexdigest(self) -> str: ...
+
+
+def _sha256_function() -> Callable[[bytes], Digest]:
+    """CPython's built-in SHA-256 (`_sha256` in 3.11, `_sha2` from 3.12): the same digests as
+    hashlib's, without loading OpenSSL, which costs 3.5 MB of memory in every render."""
+    for module in ("_sha256", "_sha2"):
+        try:
+            found: Callable[[bytes], Digest] = getattr(importlib.import_module(module), "sha256")
+            return found
+        except (ImportError, AttributeError):
+            continue
+    from hashlib import sha256 as fallback  # pragma: no cover - another Python implementation
+
+    return fallback  # pragma: no cover
+
+
+sha256 = _sha256_function()
 
 DEFAULT_LENGTH = 10
 MIN_LENGTH = 6
@@ -29,7 +53,7 @@ def content_hash(
 ) -> str:
     if not MIN_LENGTH <= length <= MAX_LENGTH:
         raise ValueError(f"hash length must be {MIN_LENGTH}..{MAX_LENGTH}, got {length}")
-    return hashlib.sha256(canonical(data, binary_data)).hexdigest()[:length]
+    return sha256(canonical(data, binary_data)).hexdigest()[:length]
 
 
 def hashed_name(name: str, suffix: str) -> str:
@@ -45,4 +69,4 @@ def object_hash(value: object, length: int = DEFAULT_LENGTH) -> str:
         raise ValueError(f"hash length must be {MIN_LENGTH}..{MAX_LENGTH}, got {length}")
     # default=str: YAML scalars JSON lacks (timestamps) hash as their text, never crash.
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+    return sha256(text.encode("utf-8")).hexdigest()[:length]

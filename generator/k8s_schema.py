@@ -91,9 +91,23 @@ def _short(definition: str) -> str:
 class _Compiler:
     """Turns schema nodes into checks; each definition is compiled at most once."""
 
-    def __init__(self, definitions: Mapping[str, Any]) -> None:
-        self.definitions = definitions
+    def __init__(self, definitions: Mapping[str, Any], reload: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self._definitions: Mapping[str, Any] | None = definitions
+        self._reload = reload
         self.compiled: dict[str, Check] = {}
+
+    @property
+    def definitions(self) -> Mapping[str, Any]:
+        if self._definitions is None:
+            assert self._reload is not None
+            self._definitions = self._reload()
+        return self._definitions
+
+    def forget(self) -> None:
+        """Free the raw definitions (about 3 MB) once the kinds at hand are compiled; compiled
+        checks stay, and a kind not seen yet reads the definitions again."""
+        if self._reload is not None:
+            self._definitions = None
 
     def ref(self, name: str) -> Check:
         check = self.compiled.get(name)
@@ -253,9 +267,11 @@ def _group(api_version: str) -> str:
 class Schemas:
     """The API of one Kubernetes version: which apiVersion/kind pairs exist, and their checks."""
 
-    def __init__(self, definitions: Mapping[str, Any], version: str) -> None:
+    def __init__(
+        self, definitions: Mapping[str, Any], version: str, reload: Callable[[], Mapping[str, Any]] | None = None
+    ) -> None:
         self.version = version
-        self.compiler = _Compiler(definitions)
+        self.compiler = _Compiler(definitions, reload)
         self.kinds: dict[tuple[str, str], str] = {}
         for name, schema in definitions.items():
             for gvk in schema.get("x-kubernetes-group-version-kind", ()):
@@ -272,9 +288,13 @@ class Schemas:
                 hint="install gitops-gen with its dependencies: pip install -e .",
             )
         folder = Path(spec.submodule_search_locations[0]) / "kubernetes-json-schema" / f"v{version}.0-local-strict"
-        try:
+        def read() -> Mapping[str, Any]:
             with open(folder / "_definitions.json", encoding="utf-8") as handle:
-                return cls(json.load(handle)["$defs"], version)
+                definitions: Mapping[str, Any] = json.load(handle)["$defs"]
+                return definitions
+
+        try:
+            return cls(read(), version, read)
         except FileNotFoundError:
             raise ConfigError(
                 f"the installed `kubernetes-validate` has no schemas for Kubernetes {version}",
@@ -369,3 +389,4 @@ def schema_step(resources: list[Resource], patches: Sequence[Patch] = ()) -> Non
                 line=line,
                 hint=problem.hint,
             )
+    api.compiler.forget()

@@ -15,7 +15,7 @@ from typing import Any
 from generator.config import APP_FILE, ENV_FILE, Patch, rel
 from generator.errors import LoadError
 from generator.memo import Memo
-from generator.model import ConfigMapDecl, Origin, Resource
+from generator.model import ConfigMapDecl, Origin, Reread, Resource
 from generator.schema import Doc, scalar_text, type_name
 from generator.templating import Templates
 from generator.yaml_io import load_documents, read_text
@@ -75,11 +75,13 @@ def load_app_folder(
     loaded = Loaded([], [])
     for path in manifest_files(folder):
         shown, text, docs = read_documents(root, path, templates, context, memo)
+        # A rendered template's text exists only here; a plain file can be read again.
+        source = text if path.name.endswith(".j2") else Reread(path)
         for index, (obj, line) in enumerate(docs):
-            origin = Origin(shown, line, index, text)
+            origin = Origin(shown, line, index, source)
             _check_manifest(obj, origin)
             if obj["kind"] == "ConfigMap" and obj.get("apiVersion") == "v1":
-                loaded.configmaps.append(configmap_from_manifest(obj, app, origin))
+                loaded.configmaps.append(configmap_from_manifest(obj, app, origin, text))
             else:
                 loaded.resources.append(Resource(obj, origin, app))
     return loaded
@@ -107,8 +109,8 @@ def _check_manifest(obj: Any, origin: Origin) -> None:
         )
 
 
-def configmap_from_manifest(obj: dict[str, Any], app: str, origin: Origin) -> ConfigMapDecl:
-    doc = Doc(origin.file, origin.text or "", origin.doc_index)
+def configmap_from_manifest(obj: dict[str, Any], app: str, origin: Origin, text: str) -> ConfigMapDecl:
+    doc = Doc(origin.file, text, origin.doc_index)
     data = obj.get("data") or {}
     binary = obj.get("binaryData") or {}
     for field_, value in (("data", data), ("binaryData", binary)):

@@ -1,8 +1,8 @@
-"""A content-keyed memo of the two costly pure steps of a render: parsing a file's text into
-YAML documents, and emitting an object as YAML text.
+"""A content-keyed memo of the costly pure step of a render: parsing a file's text into YAML
+documents. (Emitting is not memoized: the emitter is faster than computing a key would be.)
 
-Keys are digests of the content itself (the text to parse; the pickled object to emit), so an
-entry can never be stale: a changed file or object simply misses. This is what makes a
+Keys are digests of the text itself, so an entry can never be stale: a changed file simply
+misses; a hit is a fresh copy unpickled from the stored result. This is what makes a
 one-app change in a large repo fast to re-render. The memo of one environment is one file under
 the user's cache folder; a render keeps only the entries it used, so it stays bounded.
 Set GITOPS_GEN_CACHE=off (or pass --no-cache) to disable it; GITOPS_GEN_CACHE_DIR moves it.
@@ -10,7 +10,6 @@ Set GITOPS_GEN_CACHE=off (or pass --no-cache) to disable it; GITOPS_GEN_CACHE_DI
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import tempfile
@@ -21,9 +20,10 @@ from typing import Any
 import yaml
 
 from generator import __version__
+from generator.hashing import sha256
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 1
+FORMAT = 2
 Docs = list[tuple[Any, int]]
 
 
@@ -38,22 +38,20 @@ def cache_root() -> Path | None:
 
 
 class Memo:
-    """Parse and emit results of one environment, loaded from and saved to `path`."""
+    """Parse results of one environment, loaded from and saved to `path`."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._stamp = (FORMAT, __version__, yaml.__version__)
         self._old_parse: dict[bytes, bytes] = {}
-        self._old_dump: dict[bytes, str] = {}
         self.parse_used: dict[bytes, bytes] = {}
-        self.dump_used: dict[bytes, str] = {}
         self.hits = 0  # memo hits of this render (tests read it)
         if path is not None:
             self._load(path)
 
     @property
     def warm(self) -> bool:
-        """Whether an earlier render left entries: then parsing and emitting are mostly hits."""
+        """Whether an earlier render left entries: then parsing is mostly hits."""
         return bool(self._old_parse)
 
     @classmethod
@@ -61,21 +59,21 @@ class Memo:
         folder = cache_root() if enabled else None
         if folder is None:
             return cls(None)
-        repo_key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+        repo_key = sha256(str(root.resolve()).encode()).hexdigest()[:16]
         return cls(folder / repo_key / f"{env}.pickle")
 
     def _load(self, path: Path) -> None:
         try:
             with open(path, "rb") as handle:
-                stamp, parse, dump = pickle.load(handle)
+                stamp, parse = pickle.load(handle)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
             return  # no memo yet, or an unreadable one: start afresh
         if stamp == self._stamp:
-            self._old_parse, self._old_dump = parse, dump
+            self._old_parse = parse
 
     def parse(self, text: str, parse: Callable[[str], Docs]) -> Docs:
         """`parse(text)`, or a fresh copy of its earlier result for the same text."""
-        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        key = sha256(text.encode("utf-8", "surrogatepass")).digest()
         blob = self.parse_used.get(key) or self._old_parse.get(key)
         if blob is not None:
             self.hits += 1
@@ -86,30 +84,22 @@ class Memo:
             self.parse_used[key] = pickle.dumps(docs, protocol=pickle.HIGHEST_PROTOCOL)
         return docs
 
-    def dump(self, obj: Any, dump: Callable[[Any], str]) -> str:
-        """`dump(obj)`, or its earlier result for an identical object (same types, same order)."""
-        if self.path is None:
-            return dump(obj)
-        key = hashlib.sha256(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)).digest()
-        text = self.dump_used.get(key) or self._old_dump.get(key)
-        if text is None:
-            text = dump(obj)
-        else:
-            self.hits += 1
-        self.dump_used[key] = text
-        return text
+    def release(self) -> None:
+        """Drop the entries from memory (after `save`): the render parses nothing more."""
+        self._old_parse = {}
+        self.parse_used = {}
 
     def save(self) -> None:
         """Write the entries this render used (best effort: a cache must never fail a render)."""
         if self.path is None:
             return
-        if self.parse_used.keys() == self._old_parse.keys() and self.dump_used.keys() == self._old_dump.keys():
+        if self.parse_used.keys() == self._old_parse.keys():
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".memo-", dir=self.path.parent)
             with os.fdopen(fd, "wb") as handle:
-                pickle.dump((self._stamp, self.parse_used, self.dump_used), handle, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((self._stamp, self.parse_used), handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)
         except OSError:
             pass

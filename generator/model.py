@@ -19,7 +19,20 @@ CLUSTER_SCOPED_KINDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Reread:
+    """A source file's text, read again on demand (only when an error is reported)."""
+
+    path: Path
+
+    def __call__(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
 class Origin:
     """Where a value came from: a file relative to the repo, and how to find its line.
 
@@ -30,15 +43,21 @@ class Origin:
     file: str
     first_line: int | None = None
     doc_index: int = 0
-    text: str | None = field(default=None, repr=False, compare=False)
+    # The source text, or a way to read it again when an error needs a line (so a render does
+    # not hold every manifest's text in memory).
+    text: str | Reread | None = field(default=None, repr=False, compare=False)
     path: tuple[str | int, ...] = ()
+
+    def source(self) -> str | None:
+        return self.text() if isinstance(self.text, Reread) else self.text
 
     @property
     def line(self) -> int | None:
         if self.text is not None and self.path:
             from generator.yaml_io import locate
 
-            return locate(self.text, self.doc_index, self.path) or self.first_line
+            text = self.source()
+            return (locate(text, self.doc_index, self.path) if text is not None else None) or self.first_line
         return self.first_line
 
     def at(self, *path: str | int) -> Origin:
@@ -50,7 +69,7 @@ class Origin:
         return self.file if line is None else f"{self.file}:{line}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Resource:
     """One Kubernetes object plus the place it was read from.
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from generator.memo import Memo
 from generator.model import Resource
 from generator.yaml_io import dump_document
 
@@ -35,10 +34,10 @@ def ordered(obj: dict[str, Any]) -> dict[str, Any]:
     return {**head, **{k: v for k, v in obj.items() if k not in head}}
 
 
-def render_file(resource: Resource, memo: Memo | None = None) -> str:
-    obj = ordered(resource.obj)
-    body = dump_document(obj) if memo is None else memo.dump(obj, dump_document)
-    return f"{HEADER} from {resource.origin.file}. Do not edit: change the source and re-render.\n" + body
+def render_file(resource: Resource) -> str:
+    return f"{HEADER} from {resource.origin.file}. Do not edit: change the source and re-render.\n" + dump_document(
+        ordered(resource.obj)
+    )
 
 
 def kustomization(paths: list[str]) -> str:

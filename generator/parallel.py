@@ -1,28 +1,25 @@
 """Fan work out over forked processes, for one large environment on a multi-core machine.
 
 The workers are forked, so they inherit everything the job closes over (repo, environment,
-templates) and nothing is pickled on the way in; only results come back. A job is a function
-of a chunk number. With one worker, or where fork is unavailable, the job runs in-process.
+templates) and nothing is pickled on the way in; only results come back, through a pipe per
+worker. A job is a function of a chunk number. With one chunk, or where fork is unavailable,
+the job runs in-process. Plain `os.fork` rather than `multiprocessing`: importing that (and the
+OpenSSL it pulls in) cost more time and memory than the whole fan-out.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# The job of the current fork_map call. Set only while a pool is being forked and read only
-# by the forked workers; this is how the job reaches them without being pickled.
-_job: Callable[[int], Any] | None = None
 
-
-def _run(chunk: int) -> Any:
-    assert _job is not None
-    return _job(chunk)
+class WorkerDied(RuntimeError):
+    """A worker ended without sending its result (killed, or out of memory)."""
 
 
 def cores() -> int:
@@ -32,21 +29,68 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def _child(job: Callable[[int], Any], chunk: int, write_fd: int) -> None:
+    """Run in the forked worker: send (True, result) or (False, exception), then exit."""
+    code = 0
+    try:
+        try:
+            payload = pickle.dumps((True, job(chunk)), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+            try:
+                payload = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - an exception that cannot be pickled
+                payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(payload)
+    except BaseException:  # noqa: BLE001 - the parent reports a worker that sent nothing
+        code = 70
+    finally:
+        os._exit(code)
+
+
 def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
     """[job(0), ..., job(chunks - 1)], run in `chunks` forked processes when chunks > 1.
 
     Results (and the first error, in chunk order) come back in order, so the outcome does not
     depend on scheduling.
     """
-    global _job
-    if chunks <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if chunks <= 1 or not hasattr(os, "fork"):
         return [job(i) for i in range(chunks)]
-    _job = job
+    children: list[tuple[int, int]] = []
+    outcomes: list[tuple[bool, Any]] = []
     try:
-        with ProcessPoolExecutor(max_workers=chunks, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_run, range(chunks)))
+        for i in range(chunks):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the worker, which never returns
+                os.close(read_fd)
+                _child(job, i, write_fd)
+            os.close(write_fd)
+            children.append((pid, read_fd))
+        while children:
+            pid, read_fd = children[0]
+            with os.fdopen(read_fd, "rb") as pipe:
+                try:  # unpickled as it streams in: the whole payload is never held as bytes
+                    outcome = pickle.load(pipe)
+                except (EOFError, pickle.UnpicklingError):
+                    outcome = (False, WorkerDied("a worker process died before sending its result"))
+            children.pop(0)
+            os.waitpid(pid, 0)
+            outcomes.append(outcome)
     finally:
-        _job = None
+        for pid, read_fd in children:  # interrupted: stop the workers still running
+            os.close(read_fd)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+    results: list[T] = []
+    for ok, value in outcomes:
+        if not ok:
+            raise value
+        results.append(value)
+    return results
 
 
 def split(items: list[T], chunks: int) -> list[list[T]]:

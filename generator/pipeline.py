@@ -13,9 +13,7 @@ environment rendered.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +53,7 @@ class Repo:
     root: Path
     config: RepoConfig
     templates: Templates
-    cache: bool = True  # memoize parse and emit results across renders (generator/memo.py)
+    cache: bool = True  # memoize parse results across renders (generator/memo.py)
 
     @classmethod
     def open(cls, root: Path, cache: bool = True) -> Repo:
@@ -211,7 +209,7 @@ def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> Non
             resolve(r, find_object_refs(r.obj), targets, by_kind, env.name)
 
 
-def layout_step(env: EnvConfig, resources: list[Resource], memo: Memo, workers: int = 1) -> dict[str, str]:
+def layout_step(env: EnvConfig, resources: list[Resource]) -> dict[str, str]:
     paths: list[str] = []
     owners: dict[str, Resource] = {}
     ordered = sorted(resources, key=lambda r: (r.app, r.kind, r.declared_name, r.namespace or ""))
@@ -225,19 +223,7 @@ def layout_step(env: EnvConfig, resources: list[Resource], memo: Memo, workers: 
             )
         owners[path] = r
         paths.append(path)
-    chunks = workers if len(ordered) >= 3 * PARALLEL_MIN_APPS else 1
-    if chunks <= 1:
-        texts = [render_file(r, memo) for r in ordered]
-    else:
-        slices = split(ordered, chunks)
-
-        def job(i: int) -> tuple[list[str], dict[bytes, str]]:
-            return [render_file(r, memo) for r in slices[i]], memo.dump_used
-
-        texts = []
-        for part, dumped in fork_map(job, chunks):
-            texts += part
-            memo.dump_used.update(dumped)
+    texts = [render_file(r) for r in ordered]
     files = dict(zip(paths, texts))
     files[KUSTOMIZATION] = kustomization(paths)
     return files
@@ -258,20 +244,22 @@ def render_env(repo: Repo, env_name: str, workers: int | None = None) -> Rendere
     env = load_env_config(repo.root, repo.root / "environments" / env_name)
     memo = Memo.for_env(repo.root, env_name, repo.cache)
     if memo.warm:
-        workers = 1  # with parse and emit memoized, forking workers costs more than it saves
+        workers = 1  # with parsing memoized, forking workers costs more than it saves
     resources, decls = load_step(repo, env, memo, workers)
     namespace_step(resources, env.namespace)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
+    memo.save()  # every parse is done: store the memo now and free it before emitting
+    memo.release()
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
     configmaps = configmap_step(repo, env, decls)
+    del decls  # their content now lives in the ConfigMaps: free the copies before emitting
     scan_step(configmaps, repo.config.allow_in_configmaps)
     resources += configmaps
     secret_step(resources, env.hash_length or repo.config.hash_length)
     reference_step(repo, env, resources)
     schema_step(resources, patches)
     validate(resources)
-    files = layout_step(env, resources, memo, workers)
-    memo.save()
+    files = layout_step(env, resources)
     retained = retention_step(repo, env, resources, files)
     return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained])
 
@@ -292,6 +280,9 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dic
     workers = min(len(envs), total)
     if workers <= 1:
         return {e: render_env(repo, e, total).files for e in envs}
+    from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
+    from multiprocessing import get_context
+
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
         futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
         return dict(f.result() for f in futures)

@@ -10,32 +10,47 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import TemplateError
+
+if TYPE_CHECKING:
+    import jinja2
 
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 
 
-class _RepoLoader(jinja2.FileSystemLoader):
-    """Loads included templates from inside the repo only (no '..', no absolute paths)."""
+def _environment(root: Path) -> jinja2.Environment:
+    """The sandboxed environment. Jinja2 is imported here, on the first template a render meets:
+    a repo without templates never pays its import time or memory."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(str(root), followlinks=False)
-        self.root = root.resolve()
+    class RepoLoader(jinja2.FileSystemLoader):
+        """Loads included templates from inside the repo only (no '..', no absolute paths)."""
 
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
-        if not Path(filename).resolve().is_relative_to(self.root):
-            raise jinja2.TemplateNotFound(template)
-        return source, filename, uptodate
+        def get_source(
+            self, environment: jinja2.Environment, template: str
+        ) -> tuple[str, str, Callable[[], bool]]:
+            source, filename, uptodate = super().get_source(environment, template)
+            if not Path(filename).resolve().is_relative_to(root.resolve()):
+                raise jinja2.TemplateNotFound(template)
+            return source, filename, uptodate
+
+    env = ImmutableSandboxedEnvironment(
+        loader=RepoLoader(str(root), followlinks=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        auto_reload=False,
+    )
+    env.filters["to_yaml"] = _to_yaml
+    # `now`, `random`-like globals are deliberately absent; `range`, `dict`, ... are fine.
+    for unsafe in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(unsafe, None)
+    return env
 
 
 def _to_yaml(value: Any) -> str:
@@ -45,23 +60,19 @@ def _to_yaml(value: Any) -> str:
 
 
 class Templates:
-    """One sandboxed Jinja2 environment per repo."""
+    """One sandboxed Jinja2 environment per repo, made when first needed."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.env = ImmutableSandboxedEnvironment(
-            loader=_RepoLoader(root),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-            autoescape=False,
-            auto_reload=False,
-        )
-        self.env.filters["to_yaml"] = _to_yaml
-        # `now`, `random`-like globals are deliberately absent; `range`, `dict`, ... are fine.
-        for unsafe in ("lipsum", "cycler", "joiner"):
-            self.env.globals.pop(unsafe, None)
+
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        return _environment(self.root)
 
     def render(self, text: str, context: Mapping[str, Any], shown: str) -> str:
+        import jinja2
+        from jinja2.exceptions import SecurityError
+
         try:
             return self.env.from_string(text).render(dict(context))
         except jinja2.TemplateSyntaxError as exc:

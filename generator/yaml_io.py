@@ -8,6 +8,7 @@ the input is good.
 from __future__ import annotations
 
 import re
+from sys import intern as _intern
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,9 @@ def _build(loader: _Loader, node: yaml.Node) -> Any:
     tag = node.tag
     if cls is yaml.ScalarNode:
         if tag == _STR:
-            return node.value
+            value: str = node.value
+            # Short values repeat across objects too ("v1", "TCP", label values): share them.
+            return _intern(value) if len(value) <= 24 else value
         if tag == _INT and _DECIMAL.match(node.value):
             return int(node.value)
         if tag == _NULL:
@@ -205,7 +208,8 @@ def _build(loader: _Loader, node: yaml.Node) -> Any:
         for key_node, value_node in node.value:
             if key_node.__class__ is not yaml.ScalarNode or key_node.tag not in (_STR, _INT, _NULL, _BOOL):
                 return loader.construct_object(node, deep=True)
-            key = _build(loader, key_node)
+            # Keys repeat in every object ("name", "image", ...): one shared string each.
+            key = _intern(key_node.value) if key_node.tag == _STR else _build(loader, key_node)
             if key in out:
                 return loader.construct_object(node, deep=True)  # the full check words the error
             out[key] = _build(loader, value_node)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from generator.memo import Memo
-from generator.yaml_io import dump_document, load_documents
+from generator.yaml_io import load_documents
 from tests.helpers import BASIC_APP, run, snapshot, write_repo
 
 
@@ -19,16 +19,6 @@ def test_parse_hit_returns_a_fresh_copy(tmp_path: Path) -> None:
     again = Memo(tmp_path / "m.pickle")
     assert again.parse("a: {b: 1}\n", parse) == [({"a": {"b": 1}}, 1)]
     assert again.hits == 1
-
-
-def test_dump_keyed_by_exact_types_and_order(tmp_path: Path) -> None:
-    memo = Memo(tmp_path / "m.pickle")
-    assert memo.dump({"a": 1}, dump_document) == "a: 1\n"
-    assert memo.dump({"a": "1"}, dump_document) == "a: '1'\n"
-    assert memo.dump({1: "a"}, dump_document) == "1: a\n"
-    assert memo.dump({"1": "a"}, dump_document) == "'1': a\n"
-    assert memo.dump({"b": 1, "a": 2}, dump_document) == "b: 1\na: 2\n"
-    assert memo.hits == 0
 
 
 def test_stale_or_corrupt_memo_is_ignored(tmp_path: Path) -> None:
