@@ -201,7 +201,7 @@ def _child_env(work: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(work / "snapshot") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    # The renderer's parse/emit memo (generator/memo.py) goes to a folder the benchmark owns, so
+    # The renderer's parse memo (generator/memo.py) goes to a folder the benchmark owns, so
     # it can be emptied before every cold run and never touches the user's cache.
     env.pop("GITOPS_GEN_CACHE", None)
     env["GITOPS_GEN_CACHE_DIR"] = str(work / "memo")

@@ -114,7 +114,7 @@ def main() -> None:
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print one environment as a YAML stream; write nothing.")
 @click.option("--app", "apps", multiple=True, metavar="NAME", help="With --stdout: only this app's objects (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use (environments, or one environment's apps, in parallel). Default: one per core.")
-@click.option("--no-cache", is_flag=True, help="Do not use or update the parse/emit memo in ~/.cache/gitops-gen (same output, slower).")
+@click.option("--no-cache", is_flag=True, help="Do not use or update the parse memo in ~/.cache/gitops-gen (same output, slower).")
 @friendly_errors
 def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None, no_cache: bool) -> None:
     """Render environments into out/<env>/ (or print one with --stdout).

@@ -278,8 +278,8 @@ _ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external",
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
-def load_env_config(root: Path, env_dir: Path) -> EnvConfig:
-    doc, m = _read_single(root, env_dir / ENV_FILE)
+def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvConfig:
+    doc, m = _read_single(root, env_dir / ENV_FILE, memo)
     mapping(doc, (), m, _ENV_KEYS)
     namespace = m.get("namespace")
     if namespace is not None:

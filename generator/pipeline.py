@@ -241,10 +241,10 @@ def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files:
 def render_env(repo: Repo, env_name: str, workers: int | None = None) -> RenderedEnv:
     """Render one environment; a large one uses `workers` processes (default: every core)."""
     workers = cores() if workers is None else workers
-    env = load_env_config(repo.root, repo.root / "environments" / env_name)
     memo = Memo.for_env(repo.root, env_name, repo.cache)
+    env = load_env_config(repo.root, repo.root / "environments" / env_name, memo)
     if memo.warm:
-        workers = 1  # with parsing memoized, forking workers costs more than it saves
+        workers = 1  # with parsing memoized, forking workers costs more than it saves (measured)
     resources, decls = load_step(repo, env, memo, workers)
     namespace_step(resources, env.namespace)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
