@@ -6,6 +6,9 @@ sources are resolved and confined to the repo here, so later steps only read che
 
 from __future__ import annotations
 
+import functools
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,10 +98,26 @@ class EnvConfig:
 
 
 def rel(root: Path, path: Path) -> str:
+    """`path` relative to the repo root, as shown in messages and output headers."""
+    whole, top = str(path), str(root)
+    if whole.startswith(top) and whole[len(top) : len(top) + 1] == os.sep:
+        return whole[len(top) + 1 :].replace(os.sep, "/")
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+@functools.lru_cache(maxsize=64)
+def _real(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def inside_repo(root: Path, path: Path) -> bool:
+    """Whether `path`, with every symlink followed, stays inside the repo (the repo root's own
+    real path is looked up once)."""
+    real, top = os.path.realpath(path), _real(str(root))
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def _read_single(root: Path, path: Path, memo: Memo | None = None) -> tuple[Doc, dict[str, Any]]:
@@ -210,18 +229,19 @@ def resolve_source(
         raise doc.error(path, f"absolute path {text!r} not allowed", hint="use a path relative to the file's folder")
     target = base_dir / text
     shown = rel(root, target)
-    real = target.resolve()
-    if not real.is_relative_to(root.resolve()):
+    if not inside_repo(root, target):
         raise doc.error(
             path,
             f"{text!r} points outside the repo",
             hint="data files must live inside the repo (no '..' past the root, no symlinks leaving it)",
         )
-    if not target.exists():
-        raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder")
-    if kind == "dir" and not real.is_dir():
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder") from None
+    if kind == "dir" and not stat.S_ISDIR(mode):
         raise doc.error(path, f"{shown} is not a directory", hint="use `files:` for a single file")
-    if kind != "dir" and not real.is_file():
+    if kind != "dir" and not stat.S_ISREG(mode):
         raise doc.error(path, f"{shown} is not a regular file", hint="use `dirs:` to take every file of a folder")
     return Source(kind, target, shown, key)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from generator import hashing
-from generator.config import rel
+from generator.config import inside_repo, rel
 from generator.errors import ConfigMapError, TemplateError
 from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Resource, Source
 from generator.templating import Templates, has_template_syntax
@@ -105,7 +105,7 @@ class Builder:
 
     def _file(self, out: Content, path: Path, key: str | None) -> None:
         shown = rel(self.root, path)
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if not inside_repo(self.root, path):
             raise ConfigMapError("file points outside the repo", file=shown,
                                  hint="data files must live inside the repo")
         raw = path.read_bytes()

@@ -7,6 +7,7 @@ ConfigMaps go through one path (overlays, hashing, references).
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,11 @@ def _visible(path: Path) -> bool:
 
 
 def list_apps(base: Path) -> list[str]:
-    if not base.is_dir():
+    try:
+        with os.scandir(base) as entries:
+            return sorted(e.name for e in entries if not e.name.startswith((".", "_")) and e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and _visible(p))
 
 
 def list_envs(environments: Path) -> list[str]:
@@ -44,9 +47,14 @@ def list_envs(environments: Path) -> list[str]:
 
 def manifest_files(folder: Path) -> Iterator[Path]:
     """The manifests of an app folder, in a stable order; app.yaml and data files excluded."""
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and _visible(path) and path.name != APP_FILE and path.name.endswith(MANIFEST_SUFFIXES):
-            yield path
+    with os.scandir(folder) as entries:  # file types from the directory listing: no stat each
+        names = sorted(
+            e.name for e in entries
+            if e.name.endswith(MANIFEST_SUFFIXES) and e.name != APP_FILE and not e.name.startswith((".", "_"))
+            and e.is_file()
+        )
+    for name in names:
+        yield folder / name
 
 
 @dataclass

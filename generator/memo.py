@@ -1,5 +1,6 @@
-"""A content-keyed memo of the costly pure step of a render: parsing a file's text into YAML
-documents. (Emitting is not memoized: the emitter is faster than computing a key would be.)
+"""A content-keyed memo of the costly pure steps of a render: parsing a file's text into YAML
+documents, and scanning a ConfigMap's data for credentials (only "found nothing" is kept).
+(Emitting is not memoized: the emitter is faster than computing a key would be.)
 
 Keys are digests of the text itself, so an entry can never be stale: a changed file simply
 misses; a hit is a fresh copy unpickled from the stored result. This is what makes a
@@ -23,7 +24,7 @@ from generator import __version__
 from generator.hashing import sha256
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 2
+FORMAT = 3
 Docs = list[tuple[Any, int]]
 
 
@@ -45,6 +46,9 @@ class Memo:
         self._stamp = (FORMAT, __version__, yaml.__version__)
         self._old_parse: dict[bytes, bytes] = {}
         self.parse_used: dict[bytes, bytes] = {}
+        # Digests of ConfigMap data (and of the scanner's rules) that scanned clean.
+        self._old_clean: set[bytes] = set()
+        self.clean_used: set[bytes] = set()
         self.hits = 0  # memo hits of this render (tests read it)
         if path is not None:
             self._load(path)
@@ -65,11 +69,11 @@ class Memo:
     def _load(self, path: Path) -> None:
         try:
             with open(path, "rb") as handle:
-                stamp, parse = pickle.load(handle)
+                stamp, parse, clean = pickle.load(handle)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
             return  # no memo yet, or an unreadable one: start afresh
         if stamp == self._stamp:
-            self._old_parse = parse
+            self._old_parse, self._old_clean = parse, clean
 
     def parse(self, text: str, parse: Callable[[str], Docs]) -> Docs:
         """`parse(text)`, or a fresh copy of its earlier result for the same text."""
@@ -84,22 +88,36 @@ class Memo:
             self.parse_used[key] = pickle.dumps(docs, protocol=pickle.HIGHEST_PROTOCOL)
         return docs
 
+    def scanned_clean(self, key: bytes) -> bool:
+        """Whether data with this digest scanned clean before (then it is kept for next time)."""
+        if key in self.clean_used or key in self._old_clean:
+            self.clean_used.add(key)
+            self.hits += 1
+            return True
+        return False
+
+    def mark_clean(self, key: bytes) -> None:
+        if self.path is not None:
+            self.clean_used.add(key)
+
     def release(self) -> None:
         """Drop the entries from memory (after `save`): the render parses nothing more."""
         self._old_parse = {}
         self.parse_used = {}
+        self._old_clean = set()
+        self.clean_used = set()
 
     def save(self) -> None:
         """Write the entries this render used (best effort: a cache must never fail a render)."""
         if self.path is None:
             return
-        if self.parse_used.keys() == self._old_parse.keys():
+        if self.parse_used.keys() == self._old_parse.keys() and self.clean_used == self._old_clean:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".memo-", dir=self.path.parent)
             with os.fdopen(fd, "wb") as handle:
-                pickle.dump((self._stamp, self.parse_used), handle, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((self._stamp, self.parse_used, self.clean_used), handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)
         except OSError:
             pass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ class Repo:
             )
         return cls(root, load_repo_config(root), Templates(root), cache)
 
-    @property
+    @cached_property
     def apps(self) -> list[str]:
         return list_apps(self.root / "base")
 
@@ -105,8 +106,9 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], memo: Memo | None) -
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
     overlays = {o.name: o for o in env.overlays}
     env_apps_dir = env.dir / ENV_APPS
+    base_apps, env_apps = set(repo.apps), set(list_apps(env_apps_dir))
     for app in apps:
-        folders = [f for f in (repo.root / "base" / app, env_apps_dir / app) if f.is_dir()]
+        folders = [f for f, there in ((repo.root / "base" / app, app in base_apps), (env_apps_dir / app, app in env_apps)) if there]
         app_vars: dict[str, Any] = {}
         for folder in folders:
             config = load_app_config(repo.root, folder, app, memo)
@@ -248,12 +250,12 @@ def render_env(repo: Repo, env_name: str, workers: int | None = None) -> Rendere
     resources, decls = load_step(repo, env, memo, workers)
     namespace_step(resources, env.namespace)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
-    memo.save()  # every parse is done: store the memo now and free it before emitting
-    memo.release()
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
     configmaps = configmap_step(repo, env, decls)
     del decls  # their content now lives in the ConfigMaps: free the copies before emitting
-    scan_step(configmaps, repo.config.allow_in_configmaps)
+    scan_step(configmaps, repo.config.allow_in_configmaps, memo)
+    memo.save()  # parsing and scanning are done: store the memo now and free it before emitting
+    memo.release()
     resources += configmaps
     secret_step(resources, env.hash_length or repo.config.hash_length)
     reference_step(repo, env, resources)

@@ -27,6 +27,7 @@ from generator import hashing, scan
 from generator.config import Allowance
 from generator.errors import SecretError
 from generator.load import HASH_ANNOTATION
+from generator.memo import Memo
 from generator.model import Origin, Resource
 from generator.references import Target
 
@@ -63,15 +64,24 @@ def _key_location(r: Resource, key: str, finding: scan.Finding) -> tuple[str, in
     return where.file, start + finding.line - 1
 
 
-def scan_step(configmaps: Iterable[Resource], allow: Iterable[Allowance]) -> None:
-    """Refuse every ConfigMap key that holds a credential and is not on the allow-list."""
+def scan_step(configmaps: Iterable[Resource], allow: Iterable[Allowance], memo: Memo | None = None) -> None:
+    """Refuse every ConfigMap key that holds a credential and is not on the allow-list.
+
+    With a memo, data that scanned clean before (same data, same scanner rules) is not scanned
+    again; anything with a finding is always scanned, so the error is always reported."""
     allowed = {(a.config_map, a.key) for a in allow}
     problems: list[tuple[str, int | None, str]] = []
     for r in configmaps:
         data = r.obj.get("data")
         if not isinstance(data, dict):
             continue
-        for key, findings in scan.scan_data(data).items():
+        digest = scan.data_digest(data) if memo is not None else None
+        if digest is not None and memo is not None and memo.scanned_clean(digest):
+            continue
+        found = scan.scan_data(data)
+        if not found and digest is not None and memo is not None:
+            memo.mark_clean(digest)
+        for key, findings in found.items():
             if (r.declared_name, key) in allowed:
                 continue
             file, line = _key_location(r, key, findings[0])

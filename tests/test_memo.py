@@ -52,3 +52,45 @@ def test_render_output_identical_with_and_without_memo(tmp_path: Path, monkeypat
         assert run("render", "--repo", warm).exit_code == 0
     assert snapshot(warm / "out") == snapshot(cold / "out")
     assert any((tmp_path / "cache").rglob("*.pickle")) == (setting == "on")
+
+
+def _configmap(data: dict[str, str]) -> "Resource":
+    from generator.model import Origin, Resource
+
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data}
+    return Resource(obj, Origin("base/a/app.yaml", 1), "a", declared="c")
+
+
+def test_clean_scan_verdicts_are_remembered_findings_never(tmp_path: Path) -> None:
+    from generator.errors import SecretError
+    from generator.secrets import scan_step
+
+    clean, leaky = {"LOG_LEVEL": "info"}, {"DB_PASSWORD": "hunter2"}
+    memo = Memo(tmp_path / "m.pickle")
+    scan_step([_configmap(clean)], [], memo)
+    with pytest.raises(SecretError):
+        scan_step([_configmap(leaky)], [], memo)
+    memo.save()
+    again = Memo(tmp_path / "m.pickle")
+    scan_step([_configmap(clean)], [], again)
+    assert again.hits == 1  # not scanned again
+    with pytest.raises(SecretError):  # never remembered as clean: always scanned, always refused
+        scan_step([_configmap(leaky)], [], again)
+
+
+def test_scan_digest_depends_on_every_key_and_value() -> None:
+    from generator.scan import data_digest
+
+    base = data_digest({"a": "1", "b": "2"})
+    assert base == data_digest({"b": "2", "a": "1"})
+    assert len({base, data_digest({"a": "1"}), data_digest({"a": "1", "b": "3"}), data_digest({"a": "1", "c": "2"})}) == 4
+
+
+def test_secret_in_a_configmap_is_refused_on_a_warm_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    repo = write_repo(tmp_path / "repo", BASIC_APP)
+    assert run("render", "--repo", repo).exit_code == 0
+    app_yaml = next((repo / "base").glob("*/app.yaml"))
+    app_yaml.write_text(app_yaml.read_text().replace("literals:", "literals:\n      DB_PASSWORD: hunter2", 1))
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1 and "DB_PASSWORD" in result.output and "hunter2" not in result.output
