@@ -17,7 +17,7 @@ from generator import hashing
 from generator.errors import ConfigError
 from generator.externalsecrets import ExternalSecretDecl, parse_declarations
 from generator.memo import Memo
-from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Source
+from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Reread, Source
 from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
 from generator.yaml_io import load_documents, read_text
 
@@ -263,6 +263,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
         return AppConfig(app, {}, ())
     doc, m = _read_single(root, path, memo)
     mapping(doc, (), m, ("vars", "configMaps", "externalSecrets"))
+    source = Reread(path)  # declarations outlive this function: read the text again for an error
     decls: list[ConfigMapDecl] = []
     seen: set[str] = set()
     for i, item in enumerate(expect(doc, ("configMaps",), m.get("configMaps", []), list)):
@@ -278,7 +279,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
             ConfigMapDecl(
                 name=name,
                 app=app,
-                origin=Origin(doc.shown, 1, 0, doc.text, p),
+                origin=Origin(doc.shown, 1, 0, source, p),
                 literals=str_map(doc, p + ("literals",), d.get("literals", {})),
                 sources=_sources(root, app_dir, doc, p, d),
                 hashed=expect(doc, p + ("hash",), d.get("hash", True), bool),

@@ -13,7 +13,7 @@ from typing import Any
 from generator import hashing
 from generator.config import inside_repo, rel
 from generator.errors import ConfigMapError, TemplateError
-from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Resource, Source
+from generator.model import ConfigMapDecl, ConfigMapOverlay, KeyedOrigin, KeyOrigins, Origin, Resource, Source
 from generator.templating import Templates, has_template_syntax
 
 KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -22,24 +22,34 @@ MAX_SIZE = 1024 * 1024  # the API server refuses ConfigMaps over 1 MiB
 CONFIG_NAME_ANNOTATION = "gitops-gen.io/config-name"
 
 
+Describe = str | KeyedOrigin  # where a key came from, for messages: text, or a shared field origin
+
+
 @dataclass
 class Content:
     """A ConfigMap's keys, with where each came from (for error messages)."""
 
     data: dict[str, str] = field(default_factory=dict)
     binary: dict[str, str] = field(default_factory=dict)
-    origins: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, Describe] = field(default_factory=dict)
     # Where each key was set, as a position (file and line) for errors about one key's value.
-    where: dict[str, Origin] = field(default_factory=dict)
+    where: dict[str, Origin | KeyedOrigin] = field(default_factory=dict)
 
     def keys(self) -> set[str]:
         return set(self.data) | set(self.binary)
 
-    def put(self, key: str, value: bytes | str, origin: str, *, override: bool, at: Origin | None = None) -> None:
+    def describe(self, key: str) -> str:
+        found = self.origins[key]
+        return found.describe(key) if isinstance(found, KeyedOrigin) else found
+
+    def put(
+        self, key: str, value: bytes | str, origin: Describe, *, override: bool, at: Origin | KeyedOrigin | None = None
+    ) -> None:
         if not override and key in self.origins:
+            given = origin.describe(key) if isinstance(origin, KeyedOrigin) else origin
             raise ConfigMapError(
-                f"key {key!r} is given twice: by {self.origins[key]} and by {origin}",
-                file=origin.split(":")[0],
+                f"key {key!r} is given twice: by {self.describe(key)} and by {given}",
+                file=origin.origin.file if isinstance(origin, KeyedOrigin) else origin.split(":")[0],
                 hint="rename one of them (files take `key=path`) or drop the duplicate",
             )
         self.data.pop(key, None)
@@ -52,7 +62,7 @@ class Content:
             except UnicodeDecodeError:
                 self.binary[key] = base64.b64encode(value).decode("ascii")
         self.origins[key] = origin
-        self.where[key] = at or Origin(origin)
+        self.where[key] = at or (origin if isinstance(origin, KeyedOrigin) else Origin(origin))
 
     def merged(self, other: Content) -> Content:
         result = Content(dict(self.data), dict(self.binary), dict(self.origins), dict(self.where))
@@ -62,7 +72,7 @@ class Content:
             result.binary[key] = value
             result.data.pop(key, None)
             result.origins[key] = other.origins[key]
-            result.where[key] = other.where.get(key) or Origin(other.origins[key])
+            result.where[key] = other.where[key]
         return result
 
 
@@ -78,11 +88,11 @@ class Builder:
         self, literals: Mapping[str, str], sources: list[Source], origin: Origin, templated: bool = True
     ) -> Content:
         out = Content()
+        keyed = KeyedOrigin(origin, "literals")
         for key, value in literals.items():
-            where = origin.at("literals", key)
             if templated and has_template_syntax(value):
-                value = self._literal(key, value, where)
-            out.put(key, value, f"{where.file} literal {key!r}", override=False, at=where)
+                value = self._literal(key, value, keyed.at(key))
+            out.put(key, value, keyed, override=False)
         for source in sources:
             if source.kind == "file":
                 self._file(out, source.path, source.key)
@@ -141,10 +151,10 @@ class Builder:
 
 def final_content(builder: Builder, decl: ConfigMapDecl, overlay: ConfigMapOverlay | None) -> Content:
     content = builder.content(decl.literals, decl.sources, decl.origin, decl.templated)
+    keyed = KeyedOrigin(decl.origin, "binaryData")
     for key, value in decl.binary.items():
         content.binary[key] = value
-        content.origins[key] = f"{decl.origin.file} binaryData {key!r}"
-        content.where[key] = decl.origin.at("binaryData", key)
+        content.origins[key] = content.where[key] = keyed
     if overlay is None:
         return content
     content = content.merged(builder.content(overlay.literals, overlay.sources, overlay.origin))
@@ -169,7 +179,7 @@ def validate_content(decl: ConfigMapDecl, content: Content) -> None:
         if len(key) > MAX_KEY_LENGTH or not KEY_RE.match(key):
             literal = decl.origin.at("literals", key) if key in decl.literals else decl.origin
             raise ConfigMapError(
-                f"invalid ConfigMap key {key!r} in {decl.name!r} (from {content.origins[key]})",
+                f"invalid ConfigMap key {key!r} in {decl.name!r} (from {content.describe(key)})",
                 file=decl.origin.file,
                 line=literal.line,
                 hint="keys may hold only letters, digits, '-', '_' and '.', at most 253 characters",
@@ -208,4 +218,4 @@ def to_resource(decl: ConfigMapDecl, content: Content, hash_length: int) -> Reso
         obj["data"] = {k: content.data[k] for k in sorted(content.data)}
     if content.binary:
         obj["binaryData"] = {k: content.binary[k] for k in sorted(content.binary)}
-    return Resource(obj, decl.origin, decl.app, declared=decl.name, key_origins=dict(content.where))
+    return Resource(obj, decl.origin, decl.app, declared=decl.name, key_origins=KeyOrigins(content.where))

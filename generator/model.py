@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,41 @@ class Origin:
         return self.file if line is None else f"{self.file}:{line}"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedOrigin:
+    """The origin of every key under one field of a file (`literals:` of one declaration): one
+    shared value instead of an Origin per key; `at(key)` makes that key's Origin when needed."""
+
+    origin: Origin
+    field: str  # "literals" or "binaryData"
+
+    def at(self, key: str) -> Origin:
+        return self.origin.at(self.field, key)
+
+    def describe(self, key: str) -> str:
+        label = "literal" if self.field == "literals" else self.field
+        return f"{self.origin.file} {label} {key!r}"
+
+
+class KeyOrigins(Mapping[str, Origin]):
+    """Key -> Origin over a mapping that may hold KeyedOrigins, resolved on lookup."""
+
+    __slots__ = ("_where",)
+
+    def __init__(self, where: Mapping[str, Origin | KeyedOrigin]) -> None:
+        self._where = where
+
+    def __getitem__(self, key: str) -> Origin:
+        found = self._where[key]
+        return found.at(key) if isinstance(found, KeyedOrigin) else found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
 @dataclass(slots=True)
 class Resource:
     """One Kubernetes object plus the place it was read from.
@@ -84,7 +120,7 @@ class Resource:
     # paths and references use it, so a content change edits one file instead of adding one.
     declared: str | None = None
     # For generated data (ConfigMaps): where each key's value was set, for errors about one key.
-    key_origins: dict[str, Origin] = field(default_factory=dict, repr=False)
+    key_origins: Mapping[str, Origin] = field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:

@@ -4,6 +4,7 @@ plus a kustomization.yaml listing them, so Argo CD and Flux consume the folder u
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from generator.model import Resource
@@ -38,6 +39,36 @@ def render_file(resource: Resource) -> str:
     return f"{HEADER} from {resource.origin.file}. Do not edit: change the source and re-render.\n" + dump_document(
         ordered(resource.obj)
     )
+
+
+class Files(Mapping[str, str]):
+    """The files of out/<env>/ (path -> text) with each object's text emitted when it is asked
+    for and not kept, so a render never holds every file's text and every object at once.
+    Texts given as text (the kustomization, retained versions) are kept as they are."""
+
+    __slots__ = ("_sources",)
+
+    def __init__(self, sources: Mapping[str, Resource | str] | None = None) -> None:
+        self._sources: dict[str, Resource | str] = dict(sources or {})
+
+    def __getitem__(self, path: str) -> str:
+        source = self._sources[path]
+        return source if isinstance(source, str) else render_file(source)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._sources
+
+    def add(self, path: str, source: Resource | str) -> None:
+        self._sources[path] = source
+
+    def without(self, path: str) -> Files:
+        return Files({p: s for p, s in self._sources.items() if p != path})
 
 
 def kustomization(paths: list[str]) -> str:

@@ -12,7 +12,7 @@ environment rendered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,12 +23,12 @@ from generator import externalsecrets
 from generator import retention
 from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, ValidationError
-from generator.k8s_schema import schema_step
+from generator.k8s_schema import precompile, schema_step
 from generator.load import list_apps, list_envs, load_app_folder, load_patch_files
 from generator.memo import Memo
 from generator.parallel import cores, fork_map, split
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
-from generator.output import KUSTOMIZATION, file_name, kustomization, render_file
+from generator.output import KUSTOMIZATION, Files, file_name, kustomization
 from generator.patch import apply_patches
 from generator.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
 from generator.secrets import scan_step, secret_step, secret_targets
@@ -43,7 +43,7 @@ OUT = "out"
 class RenderedEnv:
     name: str
     resources: list[Resource]
-    files: dict[str, str]  # path relative to out/<env>/ -> file text
+    files: Mapping[str, str]  # path relative to out/<env>/ -> file text (emitted on access)
     retained: list[Resource] = field(default_factory=list)  # superseded ConfigMap versions kept
 
 
@@ -211,7 +211,7 @@ def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> Non
             resolve(r, find_object_refs(r.obj), targets, by_kind, env.name)
 
 
-def layout_step(env: EnvConfig, resources: list[Resource]) -> dict[str, str]:
+def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
     paths: list[str] = []
     owners: dict[str, Resource] = {}
     ordered = sorted(resources, key=lambda r: (r.app, r.kind, r.declared_name, r.namespace or ""))
@@ -225,13 +225,12 @@ def layout_step(env: EnvConfig, resources: list[Resource]) -> dict[str, str]:
             )
         owners[path] = r
         paths.append(path)
-    texts = [render_file(r) for r in ordered]
-    files = dict(zip(paths, texts))
-    files[KUSTOMIZATION] = kustomization(paths)
+    files = Files(dict(zip(paths, ordered)))
+    files.add(KUSTOMIZATION, kustomization(paths))
     return files
 
 
-def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: dict[str, str]) -> list[retention.Retained]:
+def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: Files) -> list[retention.Retained]:
     """Superseded ConfigMap versions to keep, from the history in the committed out/<env>/.
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
@@ -247,6 +246,7 @@ def render_env(repo: Repo, env_name: str, workers: int | None = None) -> Rendere
     env = load_env_config(repo.root, repo.root / "environments" / env_name, memo)
     if memo.warm:
         workers = 1  # with parsing memoized, forking workers costs more than it saves (measured)
+    precompile()  # while the process is small (the schema step runs when it is largest)
     resources, decls = load_step(repo, env, memo, workers)
     namespace_step(resources, env.namespace)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
@@ -267,10 +267,11 @@ def render_env(repo: Repo, env_name: str, workers: int | None = None) -> Rendere
 
 
 def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str]]:
-    return env_name, render_env(Repo.open(root, cache), env_name, workers=1).files
+    # Sent back to the parent as texts (not the objects they are emitted from).
+    return env_name, dict(render_env(Repo.open(root, cache), env_name, workers=1).files)
 
 
-def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, dict[str, str]]:
+def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, Mapping[str, str]]:
     """Render environments into files per env, using `jobs` processes (default: every core):
     one environment per process when there are several, else the one environment's apps
     split across them.

@@ -30,7 +30,7 @@ from generator import hashing
 from generator.configmaps import CONFIG_NAME_ANNOTATION
 from generator.errors import ConfigMapError, LoadError, ValidationError
 from generator.model import Origin, Resource
-from generator.output import HEADER, KUSTOMIZATION, file_name, is_owned, kustomization, ordered
+from generator.output import HEADER, KUSTOMIZATION, Files, file_name, is_owned, kustomization, ordered
 from generator.yaml_io import dump_document, load_documents
 
 VERSION_ANNOTATION = "gitops-gen.io/version"
@@ -339,12 +339,14 @@ def _retained(v: Version, owner: Resource, env_namespace: str | None) -> Retaine
     return Retained(file_name(resource, env_namespace), text, resource)
 
 
-def with_retained(files: Mapping[str, str], retained: Sequence[Retained]) -> dict[str, str]:
+def with_retained(files: Mapping[str, str], retained: Sequence[Retained]) -> Mapping[str, str]:
     """The rendered files of an environment plus its retained versions, and a kustomization
     that lists them all."""
     if not retained:
-        return dict(files)
-    out = {p: t for p, t in files.items() if p != KUSTOMIZATION}
+        return files
+    out = files.without(KUSTOMIZATION) if isinstance(files, Files) else Files(
+        {p: t for p, t in files.items() if p != KUSTOMIZATION}
+    )
     for r in retained:
         if r.path in out:
             raise ValidationError(
@@ -353,7 +355,7 @@ def with_retained(files: Mapping[str, str], retained: Sequence[Retained]) -> dic
                 file=r.resource.origin.file,
                 hint="rename the ConfigMap whose name ends like a hash suffix",
             )
-        out[r.path] = r.text
-    out[KUSTOMIZATION] = kustomization(list(out))
+        out.add(r.path, r.text)
+    out.add(KUSTOMIZATION, kustomization(list(out)))
     return out
 

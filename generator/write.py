@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import WriteError
-from generator.output import is_owned
+from generator.output import HEADER, is_owned
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
@@ -41,27 +41,57 @@ def locked(out: Path) -> Iterator[None]:
 def read_owned(folder: Path) -> dict[str, str]:
     """Every generator-owned file below `folder`, by path relative to it."""
     owned: dict[str, str] = {}
+    for rel_path, path in _files_below(folder):
+        text = _read(path)
+        if text is not None and is_owned(text):
+            owned[rel_path] = text
+    return owned
+
+
+def _files_below(folder: Path) -> Iterator[tuple[str, Path]]:
     if not folder.is_dir():
-        return owned
+        return
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
-            except (UnicodeDecodeError, OSError):
-                continue
-            if is_owned(text):
-                owned[path.relative_to(folder).as_posix()] = text
-    return owned
+            yield path.relative_to(folder).as_posix(), path
+
+
+def _read(path: Path, limit: int = -1) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(limit)
+    except (UnicodeDecodeError, OSError):
+        return None
+
+
+class Writes(Mapping[Path, str]):
+    """The files a write will create or replace: path -> text, the text taken from the rendered
+    files when asked for (rendered texts are emitted on demand and not all held at once)."""
+
+    def __init__(self) -> None:
+        self._todo: dict[Path, tuple[Mapping[str, str], str]] = {}
+
+    def add(self, path: Path, files: Mapping[str, str], rel_path: str) -> None:
+        self._todo[path] = (files, rel_path)
+
+    def __getitem__(self, path: Path) -> str:
+        files, rel_path = self._todo[path]
+        return files[rel_path]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._todo)
+
+    def __len__(self) -> int:
+        return len(self._todo)
 
 
 @dataclass
 class Plan:
     """What a write will do, computed before touching anything."""
 
-    writes: dict[Path, str] = field(default_factory=dict)
+    writes: Writes = field(default_factory=Writes)
     removes: list[Path] = field(default_factory=list)
     unchanged: int = 0
 
@@ -75,27 +105,46 @@ def orphaned_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> 
 
 
 def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Iterable[str] = ()) -> Plan:
-    """Compare rendered files (env -> relative path -> text) with out/ and list the changes."""
+    """Compare rendered files (env -> relative path -> text) with out/ and list the changes.
+
+    One file at a time: an existing file is read, compared and dropped, so neither out/ nor the
+    rendered texts are ever all in memory."""
     result = Plan()
     for env, files in rendered.items():
         folder = out / env
-        owned = read_owned(folder)
-        for rel_path, text in files.items():
-            path = folder / rel_path
-            if owned.get(rel_path) == text:
-                result.unchanged += 1
+        owned: set[str] = set()
+        for rel_path, path in _files_below(folder):
+            if rel_path in files:
+                text = _read(path)
+                if text is None or not is_owned(text):
+                    raise _not_ours(path)
+                owned.add(rel_path)
+                if text == files[rel_path]:
+                    result.unchanged += 1
+                else:
+                    result.writes.add(path, files, rel_path)
+            else:
+                head = _read(path, len(HEADER))
+                if head is not None and is_owned(head):
+                    result.removes.append(path)
+        for rel_path in files:
+            if rel_path in owned:
                 continue
-            if rel_path not in owned and (path.exists() or path.is_symlink()):
-                raise WriteError(
-                    "this file was not written by gitops-gen, and the render wants its path",
-                    file=path,
-                    hint="move or rename the file (generated files start with the generator's header line)",
-                )
-            result.writes[path] = text
-        result.removes += [folder / p for p in owned if p not in files]
+            path = folder / rel_path
+            if path.exists() or path.is_symlink():
+                raise _not_ours(path)
+            result.writes.add(path, files, rel_path)
     for env in stale_envs:
         result.removes += [out / env / p for p in read_owned(out / env)]
     return result
+
+
+def _not_ours(path: Path) -> WriteError:
+    return WriteError(
+        "this file was not written by gitops-gen, and the render wants its path",
+        file=path,
+        hint="move or rename the file (generated files start with the generator's header line)",
+    )
 
 
 TMP_PREFIX = ".gitops-gen-tmp."
@@ -109,11 +158,11 @@ def apply(out: Path, todo: Plan) -> None:
     """
     for folder in sorted({str(p.parent) for p in todo.writes}):
         os.makedirs(folder, exist_ok=True)
-    writes = sorted((str(p), text) for p, text in todo.writes.items())
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     tmp = ""
     try:
-        for path, text in writes:
+        for target in sorted(todo.writes):
+            path, text = str(target), todo.writes[target]
             folder, _, name = path.rpartition("/")
             tmp = f"{folder}/{TMP_PREFIX}{name}"
             fd = os.open(tmp, flags, 0o644)

@@ -56,7 +56,7 @@ class _FastResolve:
                 if tag is not None:
                     return tag
                 tag = self._resolve_plain(value)
-                if len(value) <= 64 and len(self._resolved) < 16_384:
+                if len(value) <= 32 and len(self._resolved) < 2048:
                     self._resolved[value] = tag
                 return tag
             return "tag:yaml.org,2002:str"
@@ -326,7 +326,7 @@ def _scalar(s: str) -> str:
         out = s
     else:
         out = "'" + s.replace("'", "''") + "'"
-    if len(s) <= 64 and len(_scalar_cache) < 4096:
+    if len(s) <= 32 and len(_scalar_cache) < 2048:
         _scalar_cache[s] = out
     return out
 
