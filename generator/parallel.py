@@ -9,6 +9,7 @@ OpenSSL it pulls in) cost more time and memory than the whole fan-out.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -58,6 +59,9 @@ def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
         return [job(i) for i in range(chunks)]
     children: list[tuple[int, int]] = []
     outcomes: list[tuple[bool, Any]] = []
+    # Objects that exist now are shared with the workers page for page; a garbage collection in
+    # a worker would touch (and so copy) every one of them. Frozen, the collector leaves them be.
+    gc.freeze()
     try:
         for i in range(chunks):
             read_fd, write_fd = os.pipe()
@@ -78,6 +82,7 @@ def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
             os.waitpid(pid, 0)
             outcomes.append(outcome)
     finally:
+        gc.unfreeze()
         for pid, read_fd in children:  # interrupted: stop the workers still running
             os.close(read_fd)
             try:

@@ -240,7 +240,7 @@ def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files:
 
 
 def render_env(repo: Repo, env_name: str, workers: int | None = None) -> RenderedEnv:
-    """Render one environment; a large one uses `workers` processes (default: every core)."""
+    """Render one environment; a large one is loaded by `workers` processes (default: every core)."""
     workers = cores() if workers is None else workers
     memo = Memo.for_env(repo.root, env_name, repo.cache)
     env = load_env_config(repo.root, repo.root / "environments" / env_name, memo)
@@ -272,9 +272,10 @@ def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str
 
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, Mapping[str, str]]:
-    """Render environments into files per env, using `jobs` processes (default: every core):
-    one environment per process when there are several, else the one environment's apps
-    split across them.
+    """Render environments into files per env: one environment per process when there are
+    several (up to `jobs`, default every core). A single environment's apps are split across
+    processes only when `jobs` is given: that buys little time (about 6% at 1,000 apps, as
+    loading is the only part split) for about 30 MB more memory in the workers.
 
     Errors are raised for the first failing environment in the order given, so the message
     does not depend on scheduling.
@@ -282,7 +283,7 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dic
     total = jobs or cores()
     workers = min(len(envs), total)
     if workers <= 1:
-        return {e: render_env(repo, e, total).files for e in envs}
+        return {e: render_env(repo, e, jobs or 1).files for e in envs}
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
 

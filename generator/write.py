@@ -123,10 +123,8 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
                     result.unchanged += 1
                 else:
                     result.writes.add(path, files, rel_path)
-            else:
-                head = _read(path, len(HEADER))
-                if head is not None and is_owned(head):
-                    result.removes.append(path)
+            elif _owned_by_head(path):
+                result.removes.append(path)
         for rel_path in files:
             if rel_path in owned:
                 continue
@@ -135,8 +133,13 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
                 raise _not_ours(path)
             result.writes.add(path, files, rel_path)
     for env in stale_envs:
-        result.removes += [out / env / p for p in read_owned(out / env)]
+        result.removes += [path for _, path in _files_below(out / env) if _owned_by_head(path)]
     return result
+
+
+def _owned_by_head(path: Path) -> bool:
+    head = _read(path, len(HEADER))
+    return head is not None and is_owned(head)
 
 
 def _not_ours(path: Path) -> WriteError:

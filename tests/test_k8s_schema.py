@@ -217,3 +217,16 @@ def test_agrees_with_jsonschema(data: st.DataObject) -> None:
     ours = schemas().check(changed)
     theirs = reference_validator(obj["apiVersion"], obj["kind"]).is_valid(changed)
     assert (ours is None) == theirs, (path, ours)
+
+
+def test_precompiled_kinds_check_without_the_definitions_in_memory() -> None:
+    from generator.k8s_schema import precompile, schemas
+
+    precompile()
+    api = schemas()
+    assert api.compiler._definitions is None  # freed after compiling the common kinds
+    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "three"}}
+    assert api.check(bad) is not None
+    assert api.compiler._definitions is None  # a compiled kind needs no definitions
+    # a kind not compiled yet reads them again
+    assert api.check({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "x"}, "spec": {"limits": 3}}) is not None

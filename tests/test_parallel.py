@@ -63,3 +63,30 @@ def test_error_raised_inside_a_worker_keeps_file_and_line(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert f"error: base/app-{APPS - 1:03d}/deployment.yaml:3: invalid YAML" in result.output
     assert not (repo / "out").exists()
+
+
+def test_a_worker_that_dies_is_reported_not_hung() -> None:
+    import os
+
+    from generator.parallel import WorkerDied
+
+    def job(i: int) -> int:
+        if i == 1:
+            os._exit(9)  # killed, out of memory, ...: no result is sent
+        return i
+
+    with pytest.raises(WorkerDied):
+        fork_map(job, 2)
+
+
+def test_the_first_error_in_chunk_order_is_raised() -> None:
+    def job(i: int) -> int:
+        raise ValueError(f"chunk {i}")
+
+    with pytest.raises(ValueError, match="chunk 0"):
+        fork_map(job, 3)
+
+
+def test_large_results_stream_back_whole() -> None:
+    parts = fork_map(lambda i: [str(i) * 100] * 20_000, 2)  # megabytes through each pipe
+    assert [len(p) for p in parts] == [20_000, 20_000] and parts[1][0] == "1" * 100

@@ -224,3 +224,18 @@ def test_template_context(tmp_path: Path) -> None:
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "r.example/worker:env-prod-prod"
     dev = load_out(repo / "out/dev")["worker/deployment-worker.yaml"]
     assert dev["spec"]["template"]["spec"]["containers"][0]["image"] == "r.example/worker:app-dev-dev"
+
+
+def test_files_are_emitted_on_demand_and_equal_eager_emission(tmp_path: Path) -> None:
+    from generator.output import Files, render_file
+    from generator.pipeline import Repo, render_env
+
+    repo = write_repo(tmp_path, BASIC_APP)
+    rendered = render_env(Repo.open(repo, cache=False), "dev")
+    files = rendered.files
+    assert isinstance(files, Files)
+    assert dict(files) == {p: files[p] for p in files}  # the same text every time it is asked for
+    deployment = next(r for r in rendered.resources if r.kind == "Deployment")
+    assert render_file(deployment) in dict(files).values()
+    smaller = files.without("kustomization.yaml")
+    assert "kustomization.yaml" not in smaller and len(smaller) == len(files) - 1
