@@ -564,5 +564,6 @@ def diff_repo(repo: Repo, envs: Sequence[str], all_envs: bool, against: str | No
     `all_envs`: every environment was selected, so env folders that only the old side has are
     compared with nothing (a deleted environment shows every object removed)."""
     old = baseline(repo.root, against, None if all_envs else envs)
-    new = render_many(repo, envs, jobs)
+    # As texts: the objects they were emitted from are freed before both sides are parsed.
+    new = {env: dict(files) for env, files in render_many(repo, envs, jobs).items()}
     return diff_files(old.files, new, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, old.label, old.shown)
