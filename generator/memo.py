@@ -124,3 +124,83 @@ class Memo:
             os.replace(tmp, self.path)
         except OSError:
             pass
+
+
+Identity = tuple[int, int, int, int]  # inode, size, mtime and ctime (ns) of a file
+
+
+def identity(path: Path | str) -> Identity | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _emitter_digest() -> bytes:
+    """The code that turns objects into file text: a change to it must make every entry a miss."""
+    here = Path(__file__).parent
+    return sha256(b"".join((here / name).read_bytes() for name in ("output.py", "yaml_io.py"))).digest()
+
+
+class OutputMemo:
+    """What the last render left in out/<env>/: for each file, a digest of what it was emitted
+    from and the file's identity right after it was written or found equal.
+
+    A file whose identity is unchanged has not been touched since (any write, rename or
+    `git checkout` changes its ctime, which no program can set back), so when the digest of
+    what would be emitted matches too, the file is known to be current without emitting or
+    reading it. Anything else is compared the slow way. Saved beside the parse memo.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._stamp = (FORMAT, __version__, _emitter_digest() if path is not None else b"")
+        self._old: dict[str, tuple[bytes, Identity]] = {}
+        self._new: dict[str, tuple[bytes, Identity]] = {}
+        if path is not None:
+            try:
+                with open(path, "rb") as handle:
+                    stamp, old = pickle.load(handle)
+                if stamp == self._stamp:
+                    self._old = old
+            except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
+                pass
+
+    @classmethod
+    def for_env(cls, root: Path, env: str, enabled: bool = True) -> OutputMemo:
+        folder = cache_root() if enabled else None
+        if folder is None:
+            return cls(None)
+        repo_key = sha256(str(root.resolve()).encode()).hexdigest()[:16]
+        return cls(folder / repo_key / f"{env}.out.pickle")
+
+    def current(self, rel_path: str, digest: bytes, path: Path | str) -> bool:
+        """Whether the file at `path` is known to hold what `digest` emits (then it is kept)."""
+        if self.path is None:
+            return False
+        known = self._old.get(rel_path)
+        if known is None or known[0] != digest or identity(path) != known[1]:
+            return False
+        self._new[rel_path] = known
+        return True
+
+    def record(self, rel_path: str, digest: bytes, path: Path | str) -> None:
+        """The file at `path` now holds what `digest` emits."""
+        if self.path is None:
+            return
+        found = identity(path)
+        if found is not None:
+            self._new[rel_path] = (digest, found)
+
+    def save(self) -> None:
+        if self.path is None or self._new == self._old:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".memo-", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump((self._stamp, self._new), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass

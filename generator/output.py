@@ -3,10 +3,13 @@ plus a kustomization.yaml listing them, so Argo CD and Flux consume the folder u
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from generator.hashing import sha256
+from generator.memo import OutputMemo
 from generator.model import Resource
 from generator.yaml_io import dump_document
 
@@ -46,10 +49,25 @@ class Files(Mapping[str, str]):
     for and not kept, so a render never holds every file's text and every object at once.
     Texts given as text (the kustomization, retained versions) are kept as they are."""
 
-    __slots__ = ("_sources",)
+    __slots__ = ("_sources", "_digests", "known")
 
-    def __init__(self, sources: Mapping[str, Resource | str] | None = None) -> None:
+    def __init__(self, sources: Mapping[str, Resource | str] | None = None, known: OutputMemo | None = None) -> None:
         self._sources: dict[str, Resource | str] = dict(sources or {})
+        self._digests: dict[str, bytes] = {}
+        self.known = known  # what earlier renders left in out/<env>/ (memo.OutputMemo)
+
+    def digest(self, path: str) -> bytes:
+        """A digest of what the text at `path` is emitted from (equal digests, equal texts)."""
+        found = self._digests.get(path)
+        if found is None:
+            source = self._sources[path]
+            if isinstance(source, str):
+                found = sha256(b"text\0" + source.encode("utf-8", "surrogatepass")).digest()
+            else:
+                blob = pickle.dumps((source.origin.file, source.obj), protocol=pickle.HIGHEST_PROTOCOL)
+                found = sha256(blob).digest()
+            self._digests[path] = found
+        return found
 
     def __getitem__(self, path: str) -> str:
         source = self._sources[path]
@@ -66,9 +84,10 @@ class Files(Mapping[str, str]):
 
     def add(self, path: str, source: Resource | str) -> None:
         self._sources[path] = source
+        self._digests.pop(path, None)
 
     def without(self, path: str) -> Files:
-        return Files({p: s for p, s in self._sources.items() if p != path})
+        return Files({p: s for p, s in self._sources.items() if p != path}, self.known)
 
 
 def kustomization(paths: list[str]) -> str:

@@ -25,7 +25,7 @@ from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_co
 from generator.errors import ConfigError, ConfigMapError, ValidationError
 from generator.k8s_schema import precompile, schema_step
 from generator.load import list_apps, list_envs, load_app_folder, load_patch_files
-from generator.memo import Memo
+from generator.memo import Memo, OutputMemo
 from generator.parallel import cores, fork_map, split
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
 from generator.output import KUSTOMIZATION, Files, file_name, kustomization
@@ -234,7 +234,12 @@ def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files:
     """Superseded ConfigMap versions to keep, from the history in the committed out/<env>/.
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
-    history = retention.read_history(repo.root / OUT / env.name, f"{OUT}/{env.name}", unchanged=files)
+    known = files.known
+
+    def current(rel_path: str, path: Path) -> bool:  # a file known to be what this render emits
+        return known is not None and rel_path in files and known.current(rel_path, files.digest(rel_path), path)
+
+    history = retention.read_history(repo.root / OUT / env.name, f"{OUT}/{env.name}", unchanged=files, current=current)
     keep = env.retention if env.retention is not None else repo.config.retention
     return retention.supersede(resources, history, keep, env.namespace)
 
@@ -262,6 +267,7 @@ def render_env(repo: Repo, env_name: str, workers: int | None = None) -> Rendere
     schema_step(resources, patches)
     validate(resources)
     files = layout_step(env, resources)
+    files.known = OutputMemo.for_env(repo.root, env_name, repo.cache)
     retained = retention_step(repo, env, resources, files)
     return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained])
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,18 +108,24 @@ def content(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(obj.get("data") or {}), dict(obj.get("binaryData") or {})
 
 
-def read_history(folder: Path, shown: str, unchanged: Mapping[str, str] | None = None) -> list[Version]:
+def read_history(
+    folder: Path, shown: str, unchanged: Mapping[str, str] | None = None,
+    current: Callable[[str, Path], bool] | None = None,
+) -> list[Version]:
     """The hashed ConfigMap versions in out/<env>/ (`folder`, shown as `shown`), in path order.
 
     Only ConfigMap files are read. A file whose text equals `unchanged[path]` (the file the
     render produces at that path anyway) is skipped without parsing: it is a current version
-    that stays current, so it adds nothing to the history.
+    that stays current, so it adds nothing to the history. `current(path, file)` may say so
+    without reading the file (generator/memo.py, OutputMemo).
     """
     unchanged = unchanged or {}
     texts: dict[str, str] = {}
     if folder.is_dir():
         for path in sorted(folder.glob(_CONFIGMAP_GLOB)):
             rel = path.relative_to(folder).as_posix()
+            if current is not None and current(rel, path):
+                continue
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import WriteError
-from generator.output import HEADER, is_owned
+from generator.memo import OutputMemo
+from generator.output import HEADER, Files, is_owned
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
@@ -76,6 +77,9 @@ class Writes(Mapping[Path, str]):
     def add(self, path: Path, files: Mapping[str, str], rel_path: str) -> None:
         self._todo[path] = (files, rel_path)
 
+    def source(self, path: Path) -> tuple[Mapping[str, str], str]:
+        return self._todo[path]
+
     def __getitem__(self, path: Path) -> str:
         files, rel_path = self._todo[path]
         return files[rel_path]
@@ -94,6 +98,10 @@ class Plan:
     writes: Writes = field(default_factory=Writes)
     removes: list[Path] = field(default_factory=list)
     unchanged: int = 0
+    rendered: list[Mapping[str, str]] = field(default_factory=list)
+
+    def memos(self) -> list[OutputMemo]:
+        return [f.known for f in self.rendered if isinstance(f, Files) and f.known is not None]
 
 
 def orphaned_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> list[str]:
@@ -111,16 +119,25 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
     rendered texts are ever all in memory."""
     result = Plan()
     for env, files in rendered.items():
+        result.rendered.append(files)
         folder = out / env
         owned: set[str] = set()
+        known = files.known if isinstance(files, Files) else None
         for rel_path, path in _files_below(folder):
             if rel_path in files:
+                digest = files.digest(rel_path) if known is not None and isinstance(files, Files) else None
+                if digest is not None and known is not None and known.current(rel_path, digest, path):
+                    owned.add(rel_path)  # untouched since it was written from the same object
+                    result.unchanged += 1
+                    continue
                 text = _read(path)
                 if text is None or not is_owned(text):
                     raise _not_ours(path)
                 owned.add(rel_path)
                 if text == files[rel_path]:
                     result.unchanged += 1
+                    if digest is not None and known is not None:
+                        known.record(rel_path, digest, path)
                 else:
                     result.writes.add(path, files, rel_path)
             elif _owned_by_head(path):
@@ -177,12 +194,17 @@ def apply(out: Path, todo: Plan) -> None:
                 os.close(fd)
             os.replace(tmp, path)
             tmp = ""
+            files, rel_path = todo.writes.source(target)
+            if isinstance(files, Files) and files.known is not None:
+                files.known.record(rel_path, files.digest(rel_path), path)
     finally:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
     for stale in sorted(todo.removes):
         stale.unlink(missing_ok=True)
         _prune_empty(stale.parent, out)
+    for memo in todo.memos():
+        memo.save()
 
 
 def _prune_empty(folder: Path, stop: Path) -> None:

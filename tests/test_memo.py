@@ -94,3 +94,41 @@ def test_secret_in_a_configmap_is_refused_on_a_warm_memo(tmp_path: Path, monkeyp
     app_yaml.write_text(app_yaml.read_text().replace("literals:", "literals:\n      DB_PASSWORD: hunter2", 1))
     result = run("render", "--repo", repo)
     assert result.exit_code == 1 and "DB_PASSWORD" in result.output and "hunter2" not in result.output
+
+
+def test_output_memo_never_hides_a_hand_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files known from the last render are skipped only while untouched: an edit, even one
+    that keeps the size and the modification time, is seen by check and undone by render."""
+    import os
+
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    repo = write_repo(tmp_path / "repo", BASIC_APP)
+    assert run("render", "--repo", repo).exit_code == 0
+    assert run("render", "--repo", repo).exit_code == 0  # the memo now knows every file
+    assert list((tmp_path / "cache").rglob("*.out.pickle"))
+    good = snapshot(repo / "out")
+    target = next(p for p in (repo / "out").rglob("deployment-*.yaml"))
+    before = target.stat()
+    text = target.read_text()
+    target.write_text(text.replace("replicas: 1", "replicas: 7") if "replicas: 1" in text else text[:-2] + "x\n")
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size class, same mtime
+    result = run("check", "--repo", repo)
+    assert result.exit_code == 1 and "stale" in result.output
+    assert run("render", "--repo", repo).exit_code == 0
+    assert snapshot(repo / "out") == good
+
+
+def test_output_memo_is_keyed_by_what_is_emitted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    repo = write_repo(tmp_path / "repo", BASIC_APP)
+    assert run("render", "--repo", repo).exit_code == 0
+    app_yaml = repo / "base" / "web" / "app.yaml"
+    app_yaml.write_text(app_yaml.read_text().replace("greeting: hello", "greeting: bonjour"))
+    assert run("render", "--repo", repo).exit_code == 0
+    cold = write_repo(tmp_path / "cold", BASIC_APP)
+    (cold / "base" / "web" / "app.yaml").write_text(app_yaml.read_text())
+    assert run("render", "--repo", cold, "--no-cache").exit_code == 0
+    warm, fresh = snapshot(repo / "out"), snapshot(cold / "out")
+    changed = [k for k in fresh if "configmap-web-config" in k]
+    assert changed and all(warm[k] == fresh[k] for k in fresh if not k.endswith("kustomization.yaml"))
+    assert b"bonjour" in warm[changed[0]]
