@@ -108,15 +108,32 @@ def rel(root: Path, path: Path) -> str:
         return path.as_posix()
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4096)
 def _real(folder: str) -> str:
     return os.path.realpath(folder)
 
 
+def forget_real_paths() -> None:
+    """Drop the folders' real paths remembered by `inside_repo` (at the start of every render)."""
+    _real.cache_clear()
+
+
 def inside_repo(root: Path, path: Path) -> bool:
-    """Whether `path`, with every symlink followed, stays inside the repo (the repo root's own
-    real path is looked up once)."""
-    real, top = os.path.realpath(path), _real(str(root))
+    """Whether `path`, with every symlink followed, stays inside the repo.
+
+    Folders' real paths are looked up once per render; the file itself is checked each time
+    (a symlink is followed all the way)."""
+    text = str(path)
+    folder, _, name = text.rpartition(os.sep)
+    if not folder or name in ("", ".", "..") or ".." in folder.split(os.sep):
+        real = os.path.realpath(text)
+    else:
+        try:
+            link = stat.S_ISLNK(os.lstat(text).st_mode)
+        except OSError:
+            link = False
+        real = os.path.realpath(text) if link else os.path.join(_real(folder), name)
+    top = _real(str(root))
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from generator import configmaps as cms
 from generator import externalsecrets
 from generator import retention
-from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
+from generator.config import EnvConfig, RepoConfig, forget_real_paths, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, ValidationError
 from generator.k8s_schema import precompile, schema_step
 from generator.load import list_apps, list_envs, load_app_folder, load_patch_files
@@ -59,6 +59,7 @@ class Repo:
     @classmethod
     def open(cls, root: Path, cache: bool = True) -> Repo:
         root = root.resolve()
+        forget_real_paths()  # symlinks may have changed since an earlier render in this process
         if not (root / "base").is_dir() and not (root / "environments").is_dir():
             raise ConfigError(
                 f"{root} has neither base/ nor environments/",
