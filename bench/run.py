@@ -10,8 +10,8 @@ Generates the synthetic repos (bench/synth.py) for N and 2N apps, then times, in
     floor       python bench/floor.py run ...                 libyaml read+parse / emit+write
     check       python -m generator check --repo DIR          cold, on the fresh out/ (expects exit 0)
     diff        python -m generator diff --repo DIR           cold, after one app's literal changed (expects 3)
-    render-1    python -m generator render --repo DIR        renders that one-app change onto out/,
-                                                              memo kept (the developer loop)
+    render-1    python -m generator render --repo DIR        renders that one-app change onto out/ with
+                                                              the memo the cold render left (the developer loop)
 
 "Cold" means the renderer's parse memo (generator/memo.py, pointed by GITOPS_GEN_CACHE_DIR
 at a folder of the benchmark) is emptied first, as on CI or a fresh clone.
@@ -77,6 +77,7 @@ class Command:
     argvs: list[list[str]]  # several for kustomize (one per overlay), else one
     expect: int = 0
     before: Callable[[], None] | None = None  # untimed preparation
+    after: Callable[[], None] | None = None  # untimed, once the command has run
     stdout_files: list[Path] | None = None  # where each argv's stdout goes (else a log file)
 
 
@@ -344,7 +345,22 @@ class Bench:
             self.run(f"prepare n{apps} check", [py, "-m", "generator", "check", "--repo", str(ours)], 0)
 
         cmds = setup.commands
-        cmds.append(Command("render", [render], 0, before=clean_render))
+        after_render = root / "memo-after-render"
+
+        def keep_memo() -> None:
+            # What the developer's last render left in their cache, for render-1.
+            self.discard(after_render)
+            if memo.is_dir():
+                shutil.copytree(memo, after_render)
+
+        def edited_since_render() -> None:
+            if "diff" not in self.wanted:
+                self.edit_one_app(repo)
+            if after_render.is_dir():
+                self.discard(memo)
+                shutil.copytree(after_render, memo)
+
+        cmds.append(Command("render", [render], 0, before=clean_render, after=keep_memo))
         if self.kubectl is not None:
             kout.mkdir(parents=True, exist_ok=True)
             cmds.append(Command(
@@ -361,10 +377,10 @@ class Bench:
         ))
         cmds.append(Command("check", [[py, "-m", "generator", "check", "--repo", str(ours)]], 0, before=cold))
         cmds.append(Command("diff", [[py, "-m", "generator", "diff", "--repo", str(ours)]], 3, before=edit_cold))
-        # render-1 renders the one-app edit that diff saw (or makes its own when diff is left out),
-        # onto the existing out/, with whatever memo the runs before it left: the developer loop.
-        cmds.append(Command("render-1", [render], 0,
-                            before=None if "diff" in self.wanted else lambda: self.edit_one_app(repo)))
+        # render-1 renders the one-app edit that diff saw (or makes its own when diff is left out)
+        # onto the out/ of the cold render, with the memo that render left: the developer loop
+        # (render, change one app, render again); check and diff ran cold in between.
+        cmds.append(Command("render-1", [render], 0, before=edited_since_render))
         setup.commands = [c for c in cmds if c.name in self.wanted]
         return setup
 
@@ -376,6 +392,8 @@ class Bench:
             stdout = cmd.stdout_files[i] if cmd.stdout_files else None
             label = f"n{setup.apps} {cmd.name}" + (f" {i}" if len(cmd.argvs) > 1 else "") + f" round {round_no}"
             parts.append(self.run(label, argv, cmd.expect, stdout))
+        if cmd.after is not None:
+            cmd.after()
         return Sample(
             wall=sum(p.wall for p in parts),
             cpu=sum(p.cpu for p in parts),
