@@ -7,7 +7,6 @@ or missing, any file it would remove is extra. Nothing is written.
 
 from __future__ import annotations
 
-import difflib
 import os
 import shlex
 import sys
@@ -15,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.hints import unified_diff as _unified_diff
 from generator.pipeline import Repo, render_many
 from generator.write import Plan, orphaned_envs, plan
 
@@ -48,7 +48,7 @@ def bounded_diff(old: str, new: str, old_name: str, new_name: str, limit: int) -
     """A unified diff cut to `limit` lines, and how many lines were cut."""
     lines = [
         line.rstrip("\n")
-        for line in difflib.unified_diff(
+        for line in _unified_diff(
             old.splitlines(keepends=True), new.splitlines(keepends=True), old_name, new_name, n=2
         )
     ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +47,8 @@ def friendly_errors(func: F) -> F:
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence against bugs
+            import tempfile
+
             fd, log = tempfile.mkstemp(prefix="gitops-gen-crash-", suffix=".log")
             with os.fdopen(fd, "w") as handle:
                 handle.write(traceback.format_exc())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import difflib
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 from generator.against import baseline
 from generator.config import PodSpecPath
 from generator.configmaps import CONFIG_NAME_ANNOTATION
+from generator.hints import unified_diff as _unified_diff
 from generator.errors import LoadError
 from generator.fielddiff import ADDED, CHANGED, REMOVED, FieldChange, field_diff
 from generator.model import Origin, Resource
@@ -211,7 +211,7 @@ class KeyChange:
             return ()
         if not (self.old.multiline or self.new.multiline) or self.old.text is None or self.new.text is None:
             return ()
-        diff = difflib.unified_diff(self.old.text.splitlines(), self.new.text.splitlines(), lineterm="", n=1)
+        diff = _unified_diff(self.old.text.splitlines(), self.new.text.splitlines(), lineterm="", n=1)
         return tuple(list(diff)[2:])
 
 

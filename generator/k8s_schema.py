@@ -17,7 +17,6 @@ group whose kind or version this Kubernetes version does not serve is an error.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.util
 import json
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import Patch
+from generator.hints import close_matches as _close_matches
 from generator.errors import ConfigError, ValidationError
 from generator.model import Resource
 
@@ -189,7 +189,7 @@ def _type_list(schema: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _unknown(key: Any, owner: str, fields: list[str]) -> Problem:
-    guess = difflib.get_close_matches(str(key), fields, n=1)
+    guess = _close_matches(str(key), fields, n=1)
     hint = f"did you mean {guess[0]!r}? " if guess else ""
     hint += f"fields of {owner}: {', '.join(fields) or '(none)'}"
     return Problem((str(key),), f"unknown field {str(key)!r} ({owner} has no such field)", hint)
@@ -315,7 +315,7 @@ class Schemas:
             return Problem(("apiVersion",), f"Kubernetes {self.version} does not serve {kind} as {api!r}",
                            f"use apiVersion {' or '.join(served)}")
         in_group = sorted({k for a, k in self.kinds if a == api})
-        guess = difflib.get_close_matches(kind, in_group, n=1)
+        guess = _close_matches(kind, in_group, n=1)
         return Problem(("kind",), f"Kubernetes {self.version} has no kind {kind!r} in apiVersion {api!r}",
                        f"did you mean {guess[0]!r}?" if guess else f"kinds of {api}: {', '.join(in_group)}")
 

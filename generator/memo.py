@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
+import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +25,7 @@ from generator import __version__
 from generator.hashing import sha256
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 4
+FORMAT = 5
 Docs = list[tuple[Any, int]]
 
 
@@ -118,7 +118,7 @@ class Memo:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".memo-", dir=self.path.parent)
+            fd, tmp = _temporary(self.path)
             with os.fdopen(fd, "wb") as handle:
                 pickle.dump((self._stamp, self.parse_used, self.clean_used), handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)
@@ -126,7 +126,13 @@ class Memo:
             pass
 
 
-Identity = tuple[int, int, int, int]  # inode, size, mtime and ctime (ns) of a file
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new file beside `path` to write and rename over it (tempfile's imports cost memory)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), tmp
+
+
+Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed
 
 
 def identity(path: Path | str) -> Identity | None:
@@ -134,7 +140,7 @@ def identity(path: Path | str) -> Identity | None:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return struct.pack("<4Q", st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _emitter_digest() -> bytes:
@@ -156,8 +162,9 @@ class OutputMemo:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._stamp = (FORMAT, __version__, _emitter_digest() if path is not None else b"")
-        self._old: dict[str, tuple[bytes, Identity]] = {}
-        self._new: dict[str, tuple[bytes, Identity]] = {}
+        # rel path -> digest + identity, one bytes object per file (thousands of them)
+        self._old: dict[str, bytes] = {}
+        self._new: dict[str, bytes] = {}
         if path is not None:
             try:
                 with open(path, "rb") as handle:
@@ -180,7 +187,10 @@ class OutputMemo:
         if self.path is None:
             return False
         known = self._old.get(rel_path)
-        if known is None or known[0] != digest or identity(path) != known[1]:
+        if known is None or not known.startswith(digest):
+            return False
+        found = identity(path)
+        if found is None or known != digest + found:
             return False
         self._new[rel_path] = known
         return True
@@ -191,14 +201,14 @@ class OutputMemo:
             return
         found = identity(path)
         if found is not None:
-            self._new[rel_path] = (digest, found)
+            self._new[rel_path] = digest + found
 
     def save(self) -> None:
         if self.path is None or self._new == self._old:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".memo-", dir=self.path.parent)
+            fd, tmp = _temporary(self.path)
             with os.fdopen(fd, "wb") as handle:
                 pickle.dump((self._stamp, self._new), handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)

@@ -56,17 +56,19 @@ class Files(Mapping[str, str]):
         self._digests: dict[str, bytes] = {}
         self.known = known  # what earlier renders left in out/<env>/ (memo.OutputMemo)
 
-    def digest(self, path: str) -> bytes:
-        """A digest of what the text at `path` is emitted from (equal digests, equal texts)."""
+    def digest(self, path: str, keep: bool = True) -> bytes:
+        """A digest of what the text at `path` is emitted from (equal digests, equal texts);
+        `keep`: remember it for the next call."""
         found = self._digests.get(path)
         if found is None:
             source = self._sources[path]
             if isinstance(source, str):
-                found = sha256(b"text\0" + source.encode("utf-8", "surrogatepass")).digest()
+                found = sha256(b"text\0" + source.encode("utf-8", "surrogatepass")).digest()[:16]
             else:
                 blob = pickle.dumps((source.origin.file, source.obj), protocol=pickle.HIGHEST_PROTOCOL)
-                found = sha256(blob).digest()
-            self._digests[path] = found
+                found = sha256(blob).digest()[:16]
+            if keep:
+                self._digests[path] = found
         return found
 
     def __getitem__(self, path: str) -> str:

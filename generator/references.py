@@ -11,12 +11,12 @@ The workload is the referrer; the ConfigMap or Secret is the target. Reference s
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from generator.config import PodSpecPath
+from generator.hints import close_matches as _close_matches
 from generator.errors import ReferenceError_
 from generator.model import Resource
 
@@ -205,7 +205,7 @@ def resolve(
 
 def _missing_object(workload: Resource, ref: Ref, name: str, targets: TargetIndex, env: str) -> ReferenceError_:
     candidates = sorted({t.name for (kind, _, _), t in targets.items() if kind == ref.target_kind})
-    guess = difflib.get_close_matches(name, candidates, n=1)
+    guess = _close_matches(name, candidates, n=1)
     hint = f"did you mean {guess[0]!r}? " if guess else ""
     registry = "configMaps" if ref.target_kind == "ConfigMap" else "secrets"
     hint += (
@@ -224,7 +224,7 @@ def _missing_object(workload: Resource, ref: Ref, name: str, targets: TargetInde
 
 def _missing_key(workload: Resource, ref: Ref, target: Target, key: str, key_path: FieldPath) -> ReferenceError_:
     keys = sorted(target.keys or ())
-    guess = difflib.get_close_matches(key, keys, n=1)
+    guess = _close_matches(key, keys, n=1)
     hint = f"did you mean {guess[0]!r}? " if guess else ""
     hint += f"{target.kind} {target.name!r} has keys: {', '.join(keys) or '(none)'}; or mark the reference `optional: true`"
     return ReferenceError_(

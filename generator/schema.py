@@ -3,11 +3,11 @@ types, each reported with the file and line (found with ruamel.yaml only when re
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from generator.hints import close_matches as _close_matches
 from generator.errors import ConfigError
 from generator.yaml_io import locate
 
@@ -48,7 +48,7 @@ def expect(doc: Doc, path: Path_, value: Any, t: type) -> Any:
 def check_keys(doc: Doc, path: Path_, value: Mapping[str, Any], allowed: Sequence[str]) -> None:
     for key in value:
         if key not in allowed:
-            guess = difflib.get_close_matches(str(key), allowed, n=1)
+            guess = _close_matches(str(key), allowed, n=1)
             hint = f"did you mean {guess[0]!r}?" if guess else None
             raise doc.error(
                 path + (key,),

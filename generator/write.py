@@ -196,7 +196,7 @@ def apply(out: Path, todo: Plan) -> None:
             tmp = ""
             files, rel_path = todo.writes.source(target)
             if isinstance(files, Files) and files.known is not None:
-                files.known.record(rel_path, files.digest(rel_path), path)
+                files.known.record(rel_path, files.digest(rel_path, keep=False), path)
     finally:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
