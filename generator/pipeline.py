@@ -291,9 +291,14 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dic
     workers = min(len(envs), total)
     if workers <= 1:
         return {e: render_env(repo, e, jobs or 1).files for e in envs}
+    import gc
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
-        return dict(f.result() for f in futures)
+    gc.freeze()  # the forked workers share these objects' pages; a collection would copy them
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+            futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
+            return dict(f.result() for f in futures)
+    finally:
+        gc.unfreeze()
