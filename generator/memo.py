@@ -161,7 +161,8 @@ class OutputMemo:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._stamp = (FORMAT, __version__, _emitter_digest() if path is not None else b"")
+        # The emitter's code and PyYAML (its libyaml fallback) decide the text as much as the object.
+        self._stamp = (FORMAT, __version__, yaml.__version__, _emitter_digest() if path is not None else b"")
         # rel path -> digest + identity, one bytes object per file (thousands of them)
         self._old: dict[str, bytes] = {}
         self._new: dict[str, bytes] = {}
