@@ -15,7 +15,7 @@ import os
 import pickle
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import yaml
 
 from generator import __version__
 from generator.hashing import sha256
+from generator.scan import Finding, data_digest, scan_data
 
 # Bump when parsing or emitting changes in a way the key does not capture.
 FORMAT = 5
@@ -61,11 +62,7 @@ class Memo:
 
     @classmethod
     def for_env(cls, root: Path, env: str, enabled: bool = True) -> Memo:
-        folder = cache_root() if enabled else None
-        if folder is None:
-            return cls(None)
-        repo_key = sha256(str(root.resolve()).encode()).hexdigest()[:16]
-        return cls(folder / repo_key / f"{env}.pickle")
+        return cls(_memo_file(root, f"{env}.pickle", enabled))
 
     def _load(self, path: Path) -> None:
         try:
@@ -91,17 +88,20 @@ class Memo:
             self.parse_used[key] = zlib.compress(pickle.dumps(docs, protocol=pickle.HIGHEST_PROTOCOL), 1)
         return docs
 
-    def scanned_clean(self, key: bytes) -> bool:
-        """Whether data with this digest scanned clean before (then it is kept for next time)."""
+    def scan(self, data: Mapping[str, str]) -> dict[str, list[Finding]]:
+        """`scan.scan_data(data)`, skipped for data that scanned clean before (same data, same
+        scanner rules); data with a finding is always scanned again, so its error is reported."""
+        if self.path is None:
+            return scan_data(data)
+        key = data_digest(data)
         if key in self.clean_used or key in self._old_clean:
             self.clean_used.add(key)
             self.hits += 1
-            return True
-        return False
-
-    def mark_clean(self, key: bytes) -> None:
-        if self.path is not None:
+            return {}
+        found = scan_data(data)
+        if not found:
             self.clean_used.add(key)
+        return found
 
     def release(self) -> None:
         """Drop the entries from memory (after `save`): the render parses nothing more."""
@@ -116,20 +116,31 @@ class Memo:
             return
         if self.parse_used.keys() == self._old_parse.keys() and self.clean_used == self._old_clean:
             return
+        _store(self.path, (self._stamp, self.parse_used, self.clean_used))
+
+
+def _memo_file(root: Path, name: str, enabled: bool) -> Path | None:
+    """Where a memo of the repo at `root` lives, or None when memos are off."""
+    folder = cache_root() if enabled else None
+    if folder is None:
+        return None
+    return folder / sha256(str(root.resolve()).encode()).hexdigest()[:16] / name
+
+
+def _store(path: Path, value: Any) -> None:
+    """Pickle `value` to `path` through a temporary file beside it and a rename. Best effort:
+    a cache must never fail a render. (No `tempfile`: its imports cost every render memory.)"""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = _temporary(self.path)
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump((self._stamp, self.parse_used, self.clean_used), handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
+            os.unlink(tmp)
         except OSError:
             pass
-
-
-def _temporary(path: Path) -> tuple[int, str]:
-    """A new file beside `path` to write and rename over it (tempfile's imports cost memory)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), tmp
 
 
 Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed
@@ -177,11 +188,7 @@ class OutputMemo:
 
     @classmethod
     def for_env(cls, root: Path, env: str, enabled: bool = True) -> OutputMemo:
-        folder = cache_root() if enabled else None
-        if folder is None:
-            return cls(None)
-        repo_key = sha256(str(root.resolve()).encode()).hexdigest()[:16]
-        return cls(folder / repo_key / f"{env}.out.pickle")
+        return cls(_memo_file(root, f"{env}.out.pickle", enabled))
 
     def current(self, rel_path: str, digest: bytes, path: Path | str) -> bool:
         """Whether the file at `path` is known to hold what `digest` emits (then it is kept)."""
@@ -207,11 +214,4 @@ class OutputMemo:
     def save(self) -> None:
         if self.path is None or self._new == self._old:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = _temporary(self.path)
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump((self._stamp, self._new), handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        _store(self.path, (self._stamp, self._new))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from generator.hashing import sha256
@@ -70,6 +71,15 @@ class Files(Mapping[str, str]):
             if keep:
                 self._digests[path] = found
         return found
+
+    def is_current(self, path: str, file: Path | str) -> bool:
+        """Whether `file` is known (memo.OutputMemo) to hold the text of `path` already."""
+        return self.known is not None and path in self and self.known.current(path, self.digest(path), file)
+
+    def remember(self, path: str, file: Path | str, keep: bool = True) -> None:
+        """`file` now holds the text of `path` (written, or found equal)."""
+        if self.known is not None:
+            self.known.record(path, self.digest(path, keep), file)
 
     def __getitem__(self, path: str) -> str:
         source = self._sources[path]

@@ -95,21 +95,22 @@ def _context(repo: Repo, app_vars: dict[str, Any], env: EnvConfig, app: str) -> 
     return ctx
 
 
-# Below this many apps an environment is loaded and emitted in one process: forking costs more.
+# Below this many apps an environment is loaded in one process even with --jobs: forking costs more.
 PARALLEL_MIN_APPS = 200
 
 Loaded = tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Content]]]
 
 
-def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], memo: Memo | None) -> Loaded:
-    """Read the apps' manifests and build their ConfigMaps' content (overlays included)."""
+def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], memo: Memo | None) -> Loaded:
+    """Read the apps' manifests and build their ConfigMaps' content (overlays included).
+    `env_apps`: the apps with a folder under environments/<env>/apps/."""
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
     overlays = {o.name: o for o in env.overlays}
-    env_apps_dir = env.dir / ENV_APPS
-    base_apps, env_apps = set(repo.apps), set(list_apps(env_apps_dir))
+    base_apps = set(repo.apps)
     for app in apps:
-        folders = [f for f, there in ((repo.root / "base" / app, app in base_apps), (env_apps_dir / app, app in env_apps)) if there]
+        folders = [f for f, there in ((repo.root / "base" / app, app in base_apps),
+                                      (env.dir / ENV_APPS / app, app in env_apps)) if there]
         app_vars: dict[str, Any] = {}
         for folder in folders:
             config = load_app_config(repo.root, folder, app, memo)
@@ -128,15 +129,15 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], memo: Memo | None) -
 
 def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loaded:
     base_apps = set(repo.apps)
-    env_only = [a for a in list_apps(env.dir / ENV_APPS) if a not in base_apps]
-    apps = _selected_apps(repo, env) + env_only
+    env_apps = list_apps(env.dir / ENV_APPS)
+    apps = _selected_apps(repo, env) + [a for a in env_apps if a not in base_apps]
     chunks = workers if len(apps) >= PARALLEL_MIN_APPS else 1
     if chunks <= 1:
-        return _load_apps(repo, env, apps, memo)
+        return _load_apps(repo, env, apps, set(env_apps), memo)
     slices = split(apps, chunks)
 
     def job(i: int) -> tuple[Loaded, dict[bytes, bytes]]:
-        return _load_apps(repo, env, slices[i], memo), memo.parse_used
+        return _load_apps(repo, env, slices[i], set(env_apps), memo), memo.parse_used
 
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
@@ -235,19 +236,15 @@ def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files:
     """Superseded ConfigMap versions to keep, from the history in the committed out/<env>/.
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
-    known = files.known
-
-    def current(rel_path: str, path: Path) -> bool:  # a file known to be what this render emits
-        return known is not None and rel_path in files and known.current(rel_path, files.digest(rel_path), path)
-
-    history = retention.read_history(repo.root / OUT / env.name, f"{OUT}/{env.name}", unchanged=files, current=current)
+    history = retention.read_history(
+        repo.root / OUT / env.name, f"{OUT}/{env.name}", unchanged=files, current=files.is_current
+    )
     keep = env.retention if env.retention is not None else repo.config.retention
     return retention.supersede(resources, history, keep, env.namespace)
 
 
-def render_env(repo: Repo, env_name: str, workers: int | None = None) -> RenderedEnv:
-    """Render one environment; a large one is loaded by `workers` processes (default: every core)."""
-    workers = cores() if workers is None else workers
+def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
+    """Render one environment; a large one is loaded by `workers` processes (see render_many)."""
     memo = Memo.for_env(repo.root, env_name, repo.cache)
     env = load_env_config(repo.root, repo.root / "environments" / env_name, memo)
     if memo.warm:
@@ -275,7 +272,7 @@ def render_env(repo: Repo, env_name: str, workers: int | None = None) -> Rendere
 
 def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str]]:
     # Sent back to the parent as texts (not the objects they are emitted from).
-    return env_name, dict(render_env(Repo.open(root, cache), env_name, workers=1).files)
+    return env_name, dict(render_env(Repo.open(root, cache), env_name).files)
 
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, Mapping[str, str]]:

@@ -75,12 +75,7 @@ def scan_step(configmaps: Iterable[Resource], allow: Iterable[Allowance], memo: 
         data = r.obj.get("data")
         if not isinstance(data, dict):
             continue
-        digest = scan.data_digest(data) if memo is not None else None
-        if digest is not None and memo is not None and memo.scanned_clean(digest):
-            continue
-        found = scan.scan_data(data)
-        if not found and digest is not None and memo is not None:
-            memo.mark_clean(digest)
+        found = scan.scan_data(data) if memo is None else memo.scan(data)
         for key, findings in found.items():
             if (r.declared_name, key) in allowed:
                 continue

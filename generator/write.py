@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import WriteError
-from generator.memo import OutputMemo
 from generator.output import HEADER, Files, is_owned
 
 @contextmanager
@@ -98,10 +97,7 @@ class Plan:
     writes: Writes = field(default_factory=Writes)
     removes: list[Path] = field(default_factory=list)
     unchanged: int = 0
-    rendered: list[Mapping[str, str]] = field(default_factory=list)
-
-    def memos(self) -> list[OutputMemo]:
-        return [f.known for f in self.rendered if isinstance(f, Files) and f.known is not None]
+    rendered: list[Mapping[str, str]] = field(default_factory=list)  # whose output memos to save
 
 
 def orphaned_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> list[str]:
@@ -122,11 +118,10 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
         result.rendered.append(files)
         folder = out / env
         owned: set[str] = set()
-        known = files.known if isinstance(files, Files) else None
+        tracked = files if isinstance(files, Files) else None  # knows what it wrote before
         for rel_path, path in _files_below(folder):
             if rel_path in files:
-                digest = files.digest(rel_path) if known is not None and isinstance(files, Files) else None
-                if digest is not None and known is not None and known.current(rel_path, digest, path):
+                if tracked is not None and tracked.is_current(rel_path, path):
                     owned.add(rel_path)  # untouched since it was written from the same object
                     result.unchanged += 1
                     continue
@@ -136,8 +131,8 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
                 owned.add(rel_path)
                 if text == files[rel_path]:
                     result.unchanged += 1
-                    if digest is not None and known is not None:
-                        known.record(rel_path, digest, path)
+                    if tracked is not None:
+                        tracked.remember(rel_path, path)
                 else:
                     result.writes.add(path, files, rel_path)
             elif _owned_by_head(path):
@@ -195,16 +190,17 @@ def apply(out: Path, todo: Plan) -> None:
             os.replace(tmp, path)
             tmp = ""
             files, rel_path = todo.writes.source(target)
-            if isinstance(files, Files) and files.known is not None:
-                files.known.record(rel_path, files.digest(rel_path, keep=False), path)
+            if isinstance(files, Files):
+                files.remember(rel_path, path, keep=False)
     finally:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
     for stale in sorted(todo.removes):
         stale.unlink(missing_ok=True)
         _prune_empty(stale.parent, out)
-    for memo in todo.memos():
-        memo.save()
+    for files in todo.rendered:
+        if isinstance(files, Files) and files.known is not None:
+            files.known.save()
 
 
 def _prune_empty(folder: Path, stop: Path) -> None:

@@ -28,11 +28,16 @@ def test_collection_tags() -> None:
         assert fast.resolve(kind, None, (True, False)) == reference.resolve(kind, None, (True, False))
 
 
-json_like = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(scalars, children, max_size=4),
-    max_leaves=20,
-)
+def documents_of(text: st.SearchStrategy[str], max_leaves: int) -> st.SearchStrategy[Any]:
+    """JSON-like documents whose strings (values and keys) come from `text`."""
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+        max_leaves=max_leaves,
+    )
+
+
+json_like = documents_of(scalars, max_leaves=20)
 
 
 @given(json_like)
@@ -73,12 +78,7 @@ tricky_text = st.text(
     alphabet=st.sampled_from(list("a0 \n:#-'\"?,[]{}&*!|>%@`~.=<\t\ré") + ["\u2028", "\x85", "\ufeff"]),
     max_size=10,
 )
-tricky_scalars = scalars | tricky_text
-documents = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | tricky_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(tricky_scalars, children, max_size=4),
-    max_leaves=25,
-)
+documents = documents_of(scalars | tricky_text, max_leaves=25)
 
 
 @given(documents)
