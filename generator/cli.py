@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import click
 
 from generator import __version__
-from generator.check import DEFAULT_DIFF_LINES, fix_command, program_name
-from generator.check import check as run_check
+from generator.review.check import DEFAULT_DIFF_LINES, fix_command, program_name
+from generator.review.check import check as run_check
 from generator.errors import GeneratorError
-from generator.graph import FORMATS, dot, graph_repo, mermaid
-from generator.output import KUSTOMIZATION
+from generator.review.graph import FORMATS, dot, graph_repo, mermaid
+from generator.io.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_env, render_many
-from generator.write import apply, locked, orphaned_envs, plan
+from generator.io.write import apply, locked, orphaned_envs, plan
 
 EXIT_INPUT = 1
 EXIT_CHANGES = 3
@@ -212,8 +212,8 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
     repo = Repo.open(repo_dir)
     # Imported here: the diff machinery (git reads, field diffs) is not needed by `render`,
     # whose start-up time counts in every CI run.
-    from generator import diff_report
-    from generator.diff import diff_repo
+    from generator.review import diff_report
+    from generator.review.diff import diff_repo
 
     report = diff_repo(repo, pick_envs(repo, envs), not envs, against, jobs)
     if fmt == "markdown":

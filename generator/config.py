@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generator import hashing
+from generator.steps import hashing
 from generator.errors import ConfigError
-from generator.externalsecrets import ExternalSecretDecl, parse_declarations
-from generator.memo import Memo
+from generator.secrets.external import ExternalSecretDecl, parse_declarations
+from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Reread, Source
 from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
-from generator.yaml_io import load_documents, read_text
+from generator.io.yaml_io import load_documents, read_text
 
 REPO_FILE = "gitops-gen.yaml"
 APP_FILE = "app.yaml"

@@ -55,7 +55,7 @@ class Origin:
     @property
     def line(self) -> int | None:
         if self.text is not None and self.path:
-            from generator.yaml_io import locate
+            from generator.io.yaml_io import locate
 
             text = self.source()
             return (locate(text, self.doc_index, self.path) if text is not None else None) or self.first_line

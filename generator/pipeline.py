@@ -18,22 +18,22 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from generator import configmaps as cms
-from generator import externalsecrets
-from generator import retention
+from generator.steps import configmaps as cms
+from generator.secrets import external as externalsecrets
+from generator.steps import retention
 from generator.config import EnvConfig, RepoConfig, forget_real_paths, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, ValidationError
-from generator.k8s_schema import precompile, schema_step
-from generator.load import list_apps, list_envs, load_app_folder, load_patch_files
-from generator.memo import Memo, OutputMemo
-from generator.parallel import cores, fork_map, split
+from generator.steps.k8s_schema import precompile, schema_step
+from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
+from generator.io.memo import Memo, OutputMemo
+from generator.io.parallel import cores, fork_map, split
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
-from generator.output import KUSTOMIZATION, Files, file_name, kustomization
-from generator.patch import apply_patches
-from generator.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
-from generator.secrets import scan_step, secret_step, secret_targets
-from generator.templating import Templates
-from generator.validate import validate
+from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
+from generator.steps.patch import apply_patches
+from generator.steps.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
+from generator.secrets.producers import scan_step, secret_step, secret_targets
+from generator.steps.templating import Templates
+from generator.steps.validate import validate
 
 ENV_APPS = "apps"
 OUT = "out"

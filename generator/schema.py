@@ -9,7 +9,7 @@ from typing import Any
 
 from generator.hints import close_matches as _close_matches
 from generator.errors import ConfigError
-from generator.yaml_io import locate
+from generator.io.yaml_io import locate
 
 Path_ = tuple[str | int, ...]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from generator.check import bounded_diff, check, fix_command, program_name
-from generator.write import orphaned_envs
+from generator.review.check import bounded_diff, check, fix_command, program_name
+from generator.io.write import orphaned_envs
 from generator.pipeline import Repo
 from tests.helpers import GOLDEN_DIFF_REPO, rendered_copy, snapshot, run as cli
 

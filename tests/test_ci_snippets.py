@@ -10,7 +10,7 @@ import click
 import yaml
 
 from generator.cli import main
-from generator.diff_report import MARKER
+from generator.review.diff_report import MARKER
 
 ROOT = Path(__file__).parent.parent
 SNIPPETS = [ROOT / "docs/ci/github-actions.yml", ROOT / "docs/ci/gitlab-ci.yml"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.hashing import content_hash
+from generator.steps.hashing import content_hash
 from tests.helpers import BASIC_APP, deployment, run, write_repo
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from generator.configmaps import CONFIG_NAME_ANNOTATION
-from generator.diff import ConfigReason, ImageReason, TemplateReason, diff_files, split_image
-from generator.diff_report import markdown, text
-from generator.output import HEADER
-from generator.references import BUILTIN_POD_SPECS
-from generator.retention import SUPERSEDED, VERSION_ANNOTATION
-from generator.secrets import SECRET_NAME_ANNOTATION
-from generator.yaml_io import dump_document
+from generator.steps.configmaps import CONFIG_NAME_ANNOTATION
+from generator.review.diff import ConfigReason, ImageReason, TemplateReason, diff_files, split_image
+from generator.review.diff_report import markdown, text
+from generator.io.output import HEADER
+from generator.steps.references import BUILTIN_POD_SPECS
+from generator.steps.retention import SUPERSEDED, VERSION_ANNOTATION
+from generator.secrets.producers import SECRET_NAME_ANNOTATION
+from generator.io.yaml_io import dump_document
 from tests.helpers import GOLDEN_DIFF_REPO, rendered_copy, run as cli
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.fielddiff import FieldChange, field_diff, join
+from generator.review.fielddiff import FieldChange, field_diff, join
 
 
 def test_maps_and_scalars() -> None:

@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.output import KUSTOMIZATION, is_owned
-from generator.yaml_io import iter_paths
+from generator.io.output import KUSTOMIZATION, is_owned
+from generator.io.yaml_io import iter_paths
 from tests.helpers import run, snapshot
 
 BASE = Path(__file__).parent / "bad_inputs" / "_base"

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 
-from generator.graph import EnvGraph, dot, env_graph, mermaid
+from generator.review.graph import EnvGraph, dot, env_graph, mermaid
 from generator.model import Origin, Resource
-from generator.references import BUILTIN_POD_SPECS
+from generator.steps.references import BUILTIN_POD_SPECS
 from tests.helpers import GOLDEN_DIFF_REPO, deployment, write_repo, run as cli
 
 

@@ -5,7 +5,7 @@ import subprocess
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.hashing import canonical, content_hash, hashed_name
+from generator.steps.hashing import canonical, content_hash, hashed_name
 
 keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._", min_size=1, max_size=20)
 data_st = st.dictionaries(keys, st.text(max_size=50), max_size=8)

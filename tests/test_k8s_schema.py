@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from referencing import Registry, Resource as SchemaResource
 
-from generator import k8s_schema
+from generator.steps import k8s_schema
 from generator.config import Patch
 from generator.errors import ValidationError
-from generator.yaml_io import iter_paths
-from generator.k8s_schema import Problem, Schemas, _Compiler, schema_step, schemas
+from generator.io.yaml_io import iter_paths
+from generator.steps.k8s_schema import Problem, Schemas, _Compiler, schema_step, schemas
 from generator.model import Origin, Resource
 
 DEPLOYMENT = yaml.safe_load("""
@@ -220,7 +220,7 @@ def test_agrees_with_jsonschema(data: st.DataObject) -> None:
 
 
 def test_precompiled_kinds_check_without_the_definitions_in_memory() -> None:
-    from generator.k8s_schema import precompile, schemas
+    from generator.steps.k8s_schema import precompile, schemas
 
     precompile()
     api = schemas()

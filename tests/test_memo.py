@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.memo import Memo
-from generator.yaml_io import load_documents
+from generator.io.memo import Memo
+from generator.io.yaml_io import load_documents
 from tests.helpers import BASIC_APP, run, snapshot, write_repo
 
 
@@ -63,7 +63,7 @@ def _configmap(data: dict[str, str]) -> "Resource":
 
 def test_clean_scan_verdicts_are_remembered_findings_never(tmp_path: Path) -> None:
     from generator.errors import SecretError
-    from generator.secrets import scan_step
+    from generator.secrets.producers import scan_step
 
     clean, leaky = {"LOG_LEVEL": "info"}, {"DB_PASSWORD": "hunter2"}
     memo = Memo(tmp_path / "m.pickle")
@@ -79,7 +79,7 @@ def test_clean_scan_verdicts_are_remembered_findings_never(tmp_path: Path) -> No
 
 
 def test_scan_digest_depends_on_every_key_and_value() -> None:
-    from generator.scan import data_digest
+    from generator.secrets.scan import data_digest
 
     base = data_digest({"a": "1", "b": "2"})
     assert base == data_digest({"b": "2", "a": "1"})

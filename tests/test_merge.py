@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.merge import PatchDirectiveError, merge
+from generator.steps.merge import PatchDirectiveError, merge
 
 
 def test_maps_merge_recursively() -> None:

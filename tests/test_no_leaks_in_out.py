@@ -1,5 +1,5 @@
 """The committed output of the repo itself holds no credential: every file of every out/<env>/
-goes through the same detector the render uses (generator.scan)."""
+goes through the same detector the render uses (generator.secrets.scan)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from generator.scan import scan_object, shape_findings
+from generator.secrets.scan import scan_object, shape_findings
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.parallel import fork_map, split
+from generator.io.parallel import fork_map, split
 from generator.pipeline import PARALLEL_MIN_APPS
 from tests.helpers import deployment, run, snapshot, write_repo
 
@@ -68,7 +68,7 @@ def test_error_raised_inside_a_worker_keeps_file_and_line(tmp_path: Path) -> Non
 def test_a_worker_that_dies_is_reported_not_hung() -> None:
     import os
 
-    from generator.parallel import WorkerDied
+    from generator.io.parallel import WorkerDied
 
     def job(i: int) -> int:
         if i == 1:

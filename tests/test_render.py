@@ -227,7 +227,7 @@ def test_template_context(tmp_path: Path) -> None:
 
 
 def test_files_are_emitted_on_demand_and_equal_eager_emission(tmp_path: Path) -> None:
-    from generator.output import Files, render_file
+    from generator.io.output import Files, render_file
     from generator.pipeline import Repo, render_env
 
     repo = write_repo(tmp_path, BASIC_APP)

@@ -13,12 +13,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import retention
-from generator.configmaps import Content, to_resource
+from generator.steps import retention
+from generator.steps.configmaps import Content, to_resource
 from generator.errors import ConfigMapError, LoadError, ValidationError
-from generator.hashing import content_hash
+from generator.steps.hashing import content_hash
 from generator.model import ConfigMapDecl, Origin, Resource
-from generator.output import KUSTOMIZATION, file_name, kustomization, render_file
+from generator.io.output import KUSTOMIZATION, file_name, kustomization, render_file
 from tests.helpers import BASIC_APP, run, snapshot, write_repo
 
 NS = "dev"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.scan import (
+from generator.secrets.scan import (
     classify_key,
     entropy,
     high_entropy,

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from generator import hashing
-from generator.externalsecrets import HASH_ANNOTATION as ESO_HASH_ANNOTATION
-from generator.load import HASH_ANNOTATION
+from generator.steps import hashing
+from generator.secrets.external import HASH_ANNOTATION as ESO_HASH_ANNOTATION
+from generator.steps.load import HASH_ANNOTATION
 from generator.pipeline import Repo, render_env
-from generator.secrets import SECRET_NAME_ANNOTATION
+from generator.secrets.producers import SECRET_NAME_ANNOTATION
 from tests.helpers import deployment, load_out, run, snapshot, write_repo
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from generator.errors import LoadError
-from generator.yaml_io import _Loader, dump_document, load_documents
+from generator.io.yaml_io import _Loader, dump_document, load_documents
 
 reference = yaml.resolver.Resolver()
 fast = _Loader("")
@@ -72,7 +72,7 @@ def test_duplicate_written_key_next_to_a_merge_is_still_an_error() -> None:
 
 # --- the fast paths must agree with PyYAML/libyaml byte for byte ---------------------------
 
-from generator.yaml_io import _libyaml_dump  # noqa: E402
+from generator.io.yaml_io import _libyaml_dump  # noqa: E402
 
 tricky_text = st.text(
     alphabet=st.sampled_from(list("a0 \n:#-'\"?,[]{}&*!|>%@`~.=<\t\ré") + ["\u2028", "\x85", "\ufeff"]),

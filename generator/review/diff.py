@@ -24,19 +24,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.against import baseline
+from generator.review.against import baseline
 from generator.config import PodSpecPath
-from generator.configmaps import CONFIG_NAME_ANNOTATION
+from generator.steps.configmaps import CONFIG_NAME_ANNOTATION
 from generator.hints import unified_diff as _unified_diff
 from generator.errors import LoadError
-from generator.fielddiff import ADDED, CHANGED, REMOVED, FieldChange, field_diff
+from generator.review.fielddiff import ADDED, CHANGED, REMOVED, FieldChange, field_diff
 from generator.model import Origin, Resource
-from generator.output import KUSTOMIZATION
+from generator.io.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_many
-from generator.references import BUILTIN_POD_SPECS, CONTAINER_LISTS, FieldPath, find_refs, pod_spec_path
-from generator.retention import SUPERSEDED, VERSION_ANNOTATION
-from generator.secrets import SECRET_NAME_ANNOTATION, produced_secret
-from generator.yaml_io import load_documents
+from generator.steps.references import BUILTIN_POD_SPECS, CONTAINER_LISTS, FieldPath, find_refs, pod_spec_path
+from generator.steps.retention import SUPERSEDED, VERSION_ANNOTATION
+from generator.secrets.producers import SECRET_NAME_ANNOTATION, produced_secret
+from generator.io.yaml_io import load_documents
 
 SCHEMA = "gitops-gen.diff/v1"
 RETENTION = "retention"  # status of a lineage whose only change is which old versions are kept
@@ -559,7 +559,7 @@ def diff_files(
 
 def diff_repo(repo: Repo, envs: Sequence[str], all_envs: bool, against: str | None,
               jobs: int | None = None) -> DiffReport:
-    """A fresh render of `envs` compared with `against` (see `generator.against.baseline`).
+    """A fresh render of `envs` compared with `against` (see `generator.review.against.baseline`).
 
     `all_envs`: every environment was selected, so env folders that only the old side has are
     compared with nothing (a deleted environment shows every object removed)."""

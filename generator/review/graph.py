@@ -16,8 +16,8 @@ from typing import Any
 from generator.config import PodSpecPath
 from generator.model import Resource
 from generator.pipeline import Repo, render_env
-from generator.references import BUILTIN_POD_SPECS, CONTAINER_LISTS, FieldPath, Ref, find_refs, pod_spec_path
-from generator.secrets import SECRET_NAME_ANNOTATION, produced_secret
+from generator.steps.references import BUILTIN_POD_SPECS, CONTAINER_LISTS, FieldPath, Ref, find_refs, pod_spec_path
+from generator.secrets.producers import SECRET_NAME_ANNOTATION, produced_secret
 
 FORMATS = ("mermaid", "dot")
 _SITE_ORDER = {"env": 0, "envFrom": 1, "volume": 2, "projected volume": 2, "imagePullSecrets": 3}

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from generator.config import Patch
 from generator.errors import MergeError
-from generator.merge import DELETE, DIRECTIVE, PatchDirectiveError, merge
+from generator.steps.merge import DELETE, DIRECTIVE, PatchDirectiveError, merge
 from generator.model import Resource
 
 

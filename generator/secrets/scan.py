@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.hashing import sha256
+from generator.steps.hashing import sha256
 
 
 @dataclass(frozen=True)

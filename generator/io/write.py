@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import WriteError
-from generator.output import HEADER, Files, is_owned
+from generator.io.output import HEADER, Files, is_owned
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from generator.hints import unified_diff as _unified_diff
 from generator.pipeline import Repo, render_many
-from generator.write import Plan, orphaned_envs, plan
+from generator.io.write import Plan, orphaned_envs, plan
 
 OUT = "out"
 DEFAULT_DIFF_LINES = 40  # per file

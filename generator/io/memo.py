@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from generator import __version__
-from generator.hashing import sha256
-from generator.scan import Finding, data_digest, scan_data
+from generator.steps.hashing import sha256
+from generator.secrets.scan import Finding, data_digest, scan_data
 
 # Bump when parsing or emitting changes in a way the key does not capture.
 FORMAT = 5

@@ -26,7 +26,7 @@ from typing import Any
 from generator.errors import TemplateError
 from generator.model import Origin, Resource
 from generator.schema import Doc, Path_, expect, mapping
-from generator.templating import Templates, has_template_syntax
+from generator.steps.templating import Templates, has_template_syntax
 
 API_VERSIONS = ("external-secrets.io/v1", "external-secrets.io/v1beta1")
 STORE_KINDS = ("SecretStore", "ClusterSecretStore")

@@ -1,6 +1,6 @@
 """Steps that keep credentials out of git and make Secrets roll pods like ConfigMaps do.
 
-scan step     Every ConfigMap's data goes through the credential detector (generator.scan)
+scan step     Every ConfigMap's data goes through the credential detector (generator.secrets.scan)
               before anything is written; each hit not on the repo's allow-list is reported.
 secrets step  A plaintext Secret (`data` or `stringData`) is refused. The three supported ways:
                 1. a Secret managed outside the repo, listed under `external.secrets`
@@ -23,13 +23,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from generator import hashing, scan
+from generator.steps import hashing
+from generator.secrets import scan
 from generator.config import Allowance
 from generator.errors import SecretError
-from generator.load import HASH_ANNOTATION
-from generator.memo import Memo
+from generator.steps.load import HASH_ANNOTATION
+from generator.io.memo import Memo
 from generator.model import Origin, Resource
-from generator.references import Target
+from generator.steps.references import Target
 
 SECRET_NAME_ANNOTATION = "gitops-gen.io/secret-name"
 SEALED_GROUP = "bitnami.com"

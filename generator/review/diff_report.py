@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from generator.diff import (
+from generator.review.diff import (
     HIDDEN,
     RETENTION,
     SCHEMA,
@@ -25,7 +25,7 @@ from generator.diff import (
     TemplateReason,
     Value,
 )
-from generator.fielddiff import ADDED, CHANGED, REMOVED, FieldChange
+from generator.review.fielddiff import ADDED, CHANGED, REMOVED, FieldChange
 
 MAX_VALUE_CHARS = 100  # a value longer than this is cut, with its length shown
 MAX_BLOCK_LINES = 60  # detail lines per ConfigMap, rollout or object

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator import hashing
-from generator.configmaps import CONFIG_NAME_ANNOTATION
+from generator.steps import hashing
+from generator.steps.configmaps import CONFIG_NAME_ANNOTATION
 from generator.errors import ConfigMapError, LoadError, ValidationError
 from generator.model import Origin, Resource
-from generator.output import HEADER, KUSTOMIZATION, Files, file_name, is_owned, kustomization, ordered
-from generator.yaml_io import dump_document, load_documents
+from generator.io.output import HEADER, KUSTOMIZATION, Files, file_name, is_owned, kustomization, ordered
+from generator.io.yaml_io import dump_document, load_documents
 
 VERSION_ANNOTATION = "gitops-gen.io/version"
 SUPERSEDED = "superseded"

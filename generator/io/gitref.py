@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from generator.errors import GitError
-from generator.output import is_owned
+from generator.io.output import is_owned
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -15,11 +15,11 @@ from typing import Any
 
 from generator.config import APP_FILE, ENV_FILE, Patch, rel
 from generator.errors import LoadError
-from generator.memo import Memo
+from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, Origin, Reread, Resource
 from generator.schema import Doc, scalar_text, type_name
-from generator.templating import Templates
-from generator.yaml_io import load_documents, read_text
+from generator.steps.templating import Templates
+from generator.io.yaml_io import load_documents, read_text
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 HASH_ANNOTATION = "gitops-gen.io/hash"

@@ -54,7 +54,7 @@ def _environment(root: Path) -> jinja2.Environment:
 
 
 def _to_yaml(value: Any) -> str:
-    from generator.yaml_io import dump_document
+    from generator.io.yaml_io import dump_document
 
     return dump_document(value).rstrip("\n")
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generator import hashing
+from generator.steps import hashing
 from generator.config import inside_repo, rel
 from generator.errors import ConfigMapError, TemplateError
 from generator.model import ConfigMapDecl, ConfigMapOverlay, KeyedOrigin, KeyOrigins, Origin, Resource, Source
-from generator.templating import Templates, has_template_syntax
+from generator.steps.templating import Templates, has_template_syntax
 
 KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
 MAX_KEY_LENGTH = 253

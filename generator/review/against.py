@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.errors import GitError
-from generator.gitref import in_git_repo, read_owned_at, resolve_commit
-from generator.write import read_owned
+from generator.io.gitref import in_git_repo, read_owned_at, resolve_commit
+from generator.io.write import read_owned
 
 OUT = "out"
 

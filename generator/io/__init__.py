@@ -1,0 +1,1 @@
+"""Reading and writing: YAML, out/ files, the memo cache, git objects, worker processes."""

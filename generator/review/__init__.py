@@ -1,0 +1,1 @@
+"""Review commands: check, diff (and its reports), graph."""

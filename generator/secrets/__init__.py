@@ -1,0 +1,1 @@
+"""Secrets: the credential scanner, Secret producers (SealedSecret, SOPS), ExternalSecret declarations."""

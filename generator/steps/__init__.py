@@ -1,0 +1,1 @@
+"""The render steps: each module is one named step (or the pure function it uses) over Resources."""
