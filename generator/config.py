@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.charts.decl import ChartDecl, Values, parse_chart, parse_env_values
 from generator.steps import hashing
 from generator.errors import ConfigError
 from generator.secrets.external import ExternalSecretDecl, parse_declarations
@@ -73,6 +74,7 @@ class AppConfig:
     vars: dict[str, Any]
     configmaps: tuple[ConfigMapDecl, ...]
     external_secrets: tuple[ExternalSecretDecl, ...] = ()
+    chart: ChartDecl | None = None  # the app's manifests also come from this Helm chart
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class EnvConfig:
     patches: tuple[Patch, ...]
     doc: Doc
     retention: int | None = None  # overrides the repo's when set
+    chart_values: dict[str, Values] = field(default_factory=dict)  # `charts:` values by app
 
 
 def rel(root: Path, path: Path) -> str:
@@ -258,7 +261,7 @@ def resolve_source(
         raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder") from None
     if kind == "dir" and not stat.S_ISDIR(mode):
         raise doc.error(path, f"{shown} is not a directory", hint="use `files:` for a single file")
-    if kind != "dir" and not stat.S_ISREG(mode):
+    if kind not in ("dir", "chart") and not stat.S_ISREG(mode):  # a chart: a folder or a .tgz
         raise doc.error(path, f"{shown} is not a regular file", hint="use `dirs:` to take every file of a folder")
     return Source(kind, target, shown, key)
 
@@ -279,7 +282,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
     if not path.exists():
         return AppConfig(app, {}, ())
     doc, m = _read_single(root, path, memo)
-    mapping(doc, (), m, ("vars", "configMaps", "externalSecrets"))
+    mapping(doc, (), m, ("vars", "configMaps", "externalSecrets", "chart"))
     source = Reread(path)  # declarations outlive this function: read the text again for an error
     decls: list[ConfigMapDecl] = []
     seen: set[str] = set()
@@ -309,10 +312,11 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
         _vars(doc, ("vars",), m.get("vars", {})),
         tuple(decls),
         parse_declarations(doc, ("externalSecrets",), m.get("externalSecrets", []), app),
+        parse_chart(root, app_dir, app, doc, m["chart"]) if "chart" in m else None,
     )
 
 
-_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches")
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "charts")
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
@@ -362,4 +366,5 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         patches=tuple(patches),
         doc=doc,
         retention=None if retention is None else _retention(doc, ("retention",), retention),
+        chart_values=parse_env_values(root, env_dir, doc, m["charts"]) if "charts" in m else {},
     )

@@ -88,6 +88,10 @@ class SecretError(GeneratorError):
     secret-producing object that cannot be content-hashed safely."""
 
 
+class ChartError(GeneratorError):
+    """Helm charts: declarations, the lock file and vendored copies, values, `helm template`."""
+
+
 class GitError(GeneratorError):
     """Reading a git ref for `diff --against`: no git, not a repository, unknown ref."""
 

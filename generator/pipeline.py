@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from generator.charts.hookup import chart_decl, chart_step, check_env_values
 from generator.steps import configmaps as cms
 from generator.secrets import external as externalsecrets
 from generator.steps import retention
@@ -108,22 +109,38 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
     overlays = {o.name: o for o in env.overlays}
     base_apps = set(repo.apps)
+    charts = None
     for app in apps:
         folders = [f for f, there in ((repo.root / "base" / app, app in base_apps),
                                       (env.dir / ENV_APPS / app, app in env_apps)) if there]
         app_vars: dict[str, Any] = {}
+        chart = None
         for folder in folders:
             config = load_app_config(repo.root, folder, app, memo)
             app_vars = {**app_vars, **config.vars}
             ctx = _context(repo, app_vars, env, app)
             builder = cms.Builder(repo.root, repo.templates, ctx)
-            loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo)
+            skip = frozenset(f.path.name for f in config.chart.values.files if f.path.parent == folder) if config.chart else frozenset()
+            loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo, skip)
             resources += loaded.resources
             resources += [externalsecrets.to_resource(d, repo.templates, ctx) for d in config.external_secrets]
             for decl in (*config.configmaps, *loaded.configmaps):
                 content = cms.final_content(builder, decl, overlays.get(decl.name))
                 cms.validate_content(decl, content)
                 configmaps.append((decl, content))
+            chart = chart_decl(chart, config.chart)
+        if chart is not None:
+            charts = charts or chart_step(repo.root, repo.templates, env, repo.cache)
+            charts.add(app, chart, ctx)
+        elif app in env.chart_values:
+            raise env.doc.error(("charts", app), f"app {app!r} has no `chart:` in this environment")
+    for objects, decls, chart_ctx in charts.collect() if charts is not None else ():
+        resources += objects
+        builder = cms.Builder(repo.root, repo.templates, chart_ctx)
+        for decl in decls:
+            content = cms.final_content(builder, decl, overlays.get(decl.name))
+            cms.validate_content(decl, content)
+            configmaps.append((decl, content))
     return resources, configmaps
 
 
@@ -131,6 +148,7 @@ def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loade
     base_apps = set(repo.apps)
     env_apps = list_apps(env.dir / ENV_APPS)
     apps = _selected_apps(repo, env) + [a for a in env_apps if a not in base_apps]
+    check_env_values(env, apps)
     chunks = workers if len(apps) >= PARALLEL_MIN_APPS else 1
     if chunks <= 1:
         return _load_apps(repo, env, apps, set(env_apps), memo)

@@ -45,13 +45,14 @@ def list_envs(environments: Path) -> list[str]:
     )
 
 
-def manifest_files(folder: Path) -> Iterator[Path]:
-    """The manifests of an app folder, in a stable order; app.yaml and data files excluded."""
+def manifest_files(folder: Path, skip: frozenset[str] = frozenset()) -> Iterator[Path]:
+    """The manifests of an app folder, in a stable order; app.yaml, data files and `skip`
+    (the chart values files app.yaml names) excluded."""
     with os.scandir(folder) as entries:  # file types from the directory listing: no stat each
         names = sorted(
             e.name for e in entries
             if e.name.endswith(MANIFEST_SUFFIXES) and e.name != APP_FILE and not e.name.startswith((".", "_"))
-            and e.is_file()
+            and e.name not in skip and e.is_file()
         )
     for name in names:
         yield folder / name
@@ -78,10 +79,10 @@ def read_documents(
 
 def load_app_folder(
     root: Path, folder: Path, app: str, templates: Templates, context: Mapping[str, Any],
-    memo: Memo | None = None,
+    memo: Memo | None = None, skip: frozenset[str] = frozenset(),
 ) -> Loaded:
     loaded = Loaded([], [])
-    for path in manifest_files(folder):
+    for path in manifest_files(folder, skip):
         shown, text, docs = read_documents(root, path, templates, context, memo)
         # A rendered template's text exists only here; a plain file can be read again.
         source = text if path.name.endswith(".j2") else Reread(path)
@@ -115,6 +116,9 @@ def _check_manifest(obj: Any, origin: Origin) -> None:
             file=origin.file, line=origin.at("metadata").line,
             hint="every manifest document needs apiVersion, kind and metadata.name",
         )
+
+
+check_manifest = _check_manifest  # for objects that come from elsewhere (Helm charts)
 
 
 def configmap_from_manifest(obj: dict[str, Any], app: str, origin: Origin, text: str) -> ConfigMapDecl:
