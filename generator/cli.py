@@ -238,6 +238,40 @@ def graph_command(repo_dir: Path, envs: tuple[str, ...], fmt: str) -> None:
     click.echo(mermaid(graphs) if fmt == "mermaid" else dot(graphs), nl=False)
 
 
+@main.group("charts")
+def charts_group() -> None:
+    """Vendor Helm charts from repositories into charts/ (the only commands that use the network)."""
+
+
+@charts_group.command("pull")
+@repo_option
+@friendly_errors
+def charts_pull(repo_dir: Path) -> None:
+    """Fetch every declared repository chart missing from charts/ and record its digest in
+    charts/lock.yaml; remove archives nothing declares. Also caches Helm if none is found."""
+    from generator.charts.vendor import pull
+
+    report = pull(Repo.open(repo_dir).root)
+    for verb, files in (("fetched", report.fetched), ("removed", report.removed)):
+        for name in files:
+            click.echo(f"{verb} {name}")
+    click.echo(f"charts/: {len(report.fetched)} fetched, {len(report.kept)} kept, {len(report.removed)} removed")
+
+
+@charts_group.command("update")
+@repo_option
+@click.argument("app")
+@click.option("--version", "version", metavar="X.Y.Z", default=None,
+              help="The version to use (default: the newest release in the repository's index.yaml).")
+@friendly_errors
+def charts_update(repo_dir: Path, app: str, version: str | None) -> None:
+    """Change APP's chart version in its app.yaml and vendor it; then `render` and review with `diff`."""
+    from generator.charts.vendor import update
+
+    old, new, _ = update(Repo.open(repo_dir).root, app, version)
+    click.echo(f"{app}: chart version {old} -> {new}" if old != new else f"{app}: chart version {new} (unchanged)")
+
+
 def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
     files = render_env(repo, env).files
     known = {path.split("/", 1)[0] for path in files if path != KUSTOMIZATION}

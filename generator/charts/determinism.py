@@ -18,7 +18,7 @@ define helpers that no template calls) that calls it is refused outright.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from generator.errors import ChartError
@@ -59,11 +59,12 @@ def is_helper(template: str) -> bool:
     return template.rsplit("/", 1)[-1].startswith("_")
 
 
-def refuse_lookup(hits: list[Hit], describe: str, shown: str, line: int | None) -> None:
+def refuse_lookup(hits: list[Hit], describe: str, where: Callable[[str], str], shown: str, line: int | None) -> None:
     calls = [h for h in hits if h.function == "lookup" and not is_helper(h.template)]
     if calls:
+        call = calls[0]
         raise ChartError(
-            f"{describe}: {calls[0]} (reads the live cluster; `helm template` has none, so the "
+            f"{describe}: {where(call.template)}:{call.line} calls `lookup` (reads the live cluster; `helm template` has none, so the "
             "committed output would differ from what the chart means)",
             file=shown, line=line,
             hint="set the chart's values so the object is given explicitly, or vendor a chart version without `lookup`",

@@ -109,7 +109,7 @@ class ChartStep:
 
     def _memo_dir(self) -> Path | None:
         top = cache_root() if self.cache else None
-        return None if top is None else top.parent / "helm"
+        return None if top is None else top / "helm"
 
     def collect(self) -> list[tuple[list[Resource], list[ConfigMapDecl], Mapping[str, Any]]]:
         """Per chart: its objects, its ConfigMaps (as declarations) and the app's template context."""
@@ -134,19 +134,27 @@ def _render(helm: Helm, job: Job, memo_dir: Path | None) -> str:
     first = _helm_template(helm, job)
     hits = determinism.scan(source.templates(job.chart))
     if hits:
-        determinism.refuse_lookup(hits, job.decl.describe(), job.decl.doc.shown, job.decl_line())
+        determinism.refuse_lookup(hits, job.decl.describe(), job.where, job.decl.doc.shown, job.decl_line())
         differ = determinism.differing_sources(first, _helm_template(helm, job))
         if differ:
-            calls = "; ".join(str(h) for h in hits[:5])
-            raise ChartError(
-                f"{job.decl.describe()} renders differently each time ({', '.join(differ)}); it calls {calls}",
-                file=job.decl.doc.shown, line=job.decl_line(),
-                hint="committed output must be byte-stable: set the values that make the chart stop generating "
-                "(passwords, certificates: supply them as Secrets), or use another chart",
-            )
+            raise _unstable(job, differ, hits)
     if memo_file is not None:
         _store(memo_file, first)
     return first
+
+
+def _unstable(job: Job, differ: list[str], hits: list[determinism.Hit]) -> ChartError:
+    """Name the templates whose output differs, with the calls in them (or, when the call is
+    in a helper they include, every call the scan found)."""
+    inside = {t.split("/", 1)[-1] for t in differ}
+    own = [h for h in hits if h.template.split("/", 1)[-1] in inside] or hits
+    calls = "; ".join(f"{job.where(h.template)}:{h.line} calls `{h.function}`" for h in own[:5])
+    return ChartError(
+        f"{job.decl.describe()} renders differently each time ({', '.join(job.where(t) for t in differ)}): {calls}",
+        file=job.decl.doc.shown, line=job.decl_line(),
+        hint="committed output must be byte-stable: set the values that make the chart stop generating "
+        "(passwords, certificates: supply them as Secrets), or use another chart",
+    )
 
 
 def _store(path: Path, text: str) -> None:
@@ -186,12 +194,11 @@ def _template_error(job: Job, stderr: str) -> GeneratorError:
 def _schema_error(job: Job, text: str) -> GeneratorError:
     """Helm's values.schema.json message, pointed at the values file and line that set the value."""
     chart = None
-    top = None
-    for raw in text.splitlines():
+    top = source.chart_name(job.chart)
+    for raw in text.splitlines()[1:]:  # the first line is Helm's preamble
         line = raw.strip()
         if line.endswith(":") and not line.startswith("-"):
             chart = line[:-1]
-            top = top or chart
             continue
         m = _SCHEMA_LINE.match(line)
         if m is None:

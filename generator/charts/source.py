@@ -69,6 +69,17 @@ def templates(path: Path) -> Iterator[tuple[str, str]]:
             yield name, data.decode("utf-8", "replace")
 
 
+def chart_name(path: Path) -> str | None:
+    """The `name` in the chart's own Chart.yaml."""
+    import re
+
+    for name, data in files(path):
+        if name.count("/") == 1 and name.endswith("/Chart.yaml"):
+            m = re.search(r"^name:\s*['\"]?([^'\"\s#]+)", data.decode("utf-8", "replace"), re.M)
+            return m.group(1) if m else None
+    return None
+
+
 def default_values(path: Path) -> str:
     """The text of the chart's own values.yaml ('' when it has none)."""
     for name, data in files(path):

@@ -1,0 +1,497 @@
+"""Helm charts as input, end to end with the real Helm v4 (tests/helm.py) and the real kubectl.
+
+The charts are written by the tests: an application chart with a library chart and an
+application subchart, a values schema, hooks, a CRD, an opt-in plaintext Secret and opt-in
+random output. Remote charts come from a chart repository served by the test itself over HTTP
+on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator.charts import determinism, values
+from generator.charts.hooks import to_argocd
+from generator.errors import ChartError
+from tests.helm import helm, helm_path
+from tests.helpers import load_out, run, snapshot, write_repo
+from tests.kubectl import find_kubectl, kustomize_build
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _helm() -> None:
+    helm_path()  # fetched (and cached) before the product looks for it
+
+
+LIB = {
+    "Chart.yaml": "apiVersion: v2\nname: lib\nversion: 0.1.0\ntype: library\n",
+    "templates/_labels.tpl": (
+        '{{- define "lib.labels" -}}\napp.kubernetes.io/part-of: {{ .Release.Name }}\n'
+        "team: {{ .Values.team | default \"core\" }}\n{{- end -}}\n"
+    ),
+}
+WORKER = {
+    "Chart.yaml": "apiVersion: v2\nname: worker\nversion: 0.1.0\n",
+    "values.yaml": "replicas: 1\n",
+    "values.schema.json": '{"type": "object", "properties": {"replicas": {"type": "integer", "minimum": 0}}}\n',
+    "templates/deployment.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-worker
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      containers:
+        - name: worker
+          image: busybox:1.36
+""",
+}
+SHOP = {
+    "Chart.yaml": """\
+apiVersion: v2
+name: shop
+version: 1.0.0
+dependencies:
+  - {name: lib, version: 0.1.0}
+  - {name: worker, version: 0.1.0}
+""",
+    "values.yaml": """\
+replicas: 1
+settings: {color: blue, size: m}
+existingSecret: ""
+createSecret: false
+password: ""
+migrate: false
+rollbackHook: false
+randomToken: false
+clusterLookup: false
+""",
+    "values.schema.json": """\
+{"type": "object",
+ "properties": {"replicas": {"type": "integer", "minimum": 1},
+                "settings": {"type": "object", "additionalProperties": {"type": "string"}}}}
+""",
+    "crds/widgets.yaml": """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.shop.example.com
+spec:
+  group: shop.example.com
+  names: {kind: Widget, plural: widgets, singular: widget}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+""",
+    "templates/configmap.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-settings
+  labels:
+    {{- include "lib.labels" . | nindent 4 }}
+data:
+  {{- toYaml .Values.settings | nindent 2 }}
+""",
+    "templates/api.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-api
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata:
+      labels: {app: api}
+      annotations:
+        checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    spec:
+      containers:
+        - name: api
+          image: nginx:1.27
+          envFrom:
+            - configMapRef: {name: {{ .Release.Name }}-settings}
+          {{- if .Values.existingSecret }}
+          env:
+            - name: PASSWORD
+              valueFrom: {secretKeyRef: {name: {{ .Values.existingSecret }}, key: password}}
+          {{- end }}
+""",
+    "templates/admin.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-admin
+spec:
+  selector: {matchLabels: {app: admin}}
+  template:
+    metadata: {labels: {app: admin}}
+    spec:
+      containers:
+        - {name: admin, image: "nginx:1.27"}
+""",
+    "templates/secret.yaml": """\
+{{- if .Values.createSecret }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .Release.Name }}-password
+stringData:
+  password: {{ .Values.password | default (randAlphaNum 12) | quote }}
+{{- end }}
+""",
+    "templates/migrate.yaml": """\
+{{- if .Values.migrate }}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-migrate
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook-weight: "-5"
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: "busybox:1.36"}]
+{{- end }}
+""",
+    "templates/rollback.yaml": """\
+{{- if .Values.rollbackHook }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-rollback-note
+  annotations: {helm.sh/hook: pre-rollback}
+data: {note: rolled back}
+{{- end }}
+""",
+    "templates/token.yaml": """\
+{{- if .Values.randomToken }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-token
+data:
+  token: {{ randAlphaNum 16 | quote }}
+{{- end }}
+""",
+    "templates/tests/test-connection.yaml": """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ .Release.Name }}-test
+  annotations: {helm.sh/hook: test}
+spec:
+  containers: [{name: wget, image: "busybox:1.36"}]
+  restartPolicy: Never
+""",
+}
+
+
+def chart_files(prefix: str, files: dict[str, str]) -> dict[str, str]:
+    return {f"{prefix}/{name}": text for name, text in files.items()}
+
+
+def shop_chart(prefix: str) -> dict[str, str]:
+    return {**chart_files(prefix, SHOP), **chart_files(f"{prefix}/charts/lib", LIB),
+            **chart_files(f"{prefix}/charts/worker", WORKER)}
+
+
+def shop_repo(root: Path, app_extra: str = "", env_extra: str = "") -> Path:
+    files: dict[str, str | bytes] = {
+        **shop_chart("base/shop/chart"),
+        "base/shop/app.yaml": f"""\
+vars: {{color: green}}
+chart:
+  path: chart
+  valuesFiles: [values.yaml]
+  values:
+    settings: {{color: "{{{{ color }}}}-{{{{ env }}}}"}}
+{app_extra}""",
+        "base/shop/values.yaml": "replicas: 2\nsettings: {size: l, shape: round}\n",
+        "environments/dev/env.yaml": f"""\
+namespace: shop-dev
+charts:
+  shop:
+    valuesFiles: [shop-values.yaml]
+    values: {{settings: {{shape: square}}}}
+{env_extra}""",
+        "environments/dev/shop-values.yaml": "replicas: 3\n",
+    }
+    return write_repo(root, files)
+
+
+def render_ok(repo: Path, *args: str) -> dict[str, Any]:
+    result = run("render", "--repo", repo, *args)
+    assert result.exit_code == 0, result.output
+    return load_out(repo / "out" / "dev")
+
+
+def render_error(repo: Path) -> str:
+    before = snapshot(repo / "out")
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1, result.output
+    assert snapshot(repo / "out") == before
+    assert result.output.count("error:") == 1 and "Traceback" not in result.output
+    return result.output
+
+
+def test_chart_objects_go_through_the_pipeline(tmp_path: Path) -> None:
+    out = render_ok(shop_repo(tmp_path))
+    cm = out["shop/configmap-shop-settings.yaml"]
+    assert cm["immutable"] is True and cm["metadata"]["name"].startswith("shop-settings-")
+    assert cm["metadata"]["namespace"] == "shop-dev"
+    # chart default < app values file < app inline (Jinja2) < env values file < env inline
+    assert cm["data"] == {"color": "green-dev", "size": "l", "shape": "square"}
+    api = out["shop/deployment-shop-api.yaml"]
+    assert api["spec"]["replicas"] == 3
+    pod = api["spec"]["template"]
+    assert pod["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}]
+    assert "annotations" not in pod["metadata"]  # checksum/config dropped: the name rolls the pods
+    assert cm["metadata"]["labels"] == {"app.kubernetes.io/part-of": "shop", "team": "core"}  # library chart
+    assert out["shop/deployment-shop-worker.yaml"]["spec"]["replicas"] == 1  # subchart
+    crd = out["shop/customresourcedefinition-widgets.shop.example.com.yaml"]
+    assert "namespace" not in crd["metadata"]
+    assert not any("test" in path for path in out)  # `helm test` hooks are never rendered
+    objects = kustomize_build(find_kubectl(), tmp_path / "out" / "dev")
+    assert sorted(o["metadata"]["name"] for o in objects) == sorted(
+        o["metadata"]["name"] for path, o in out.items() if path != "kustomization.yaml"
+    )
+    assert run("check", "--repo", tmp_path).exit_code == 0
+
+
+def test_render_is_byte_identical_with_and_without_the_helm_memo(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path)
+    render_ok(repo, "--no-cache")
+    first = snapshot(repo / "out")
+    render_ok(repo)
+    render_ok(repo)  # from the memo
+    assert snapshot(repo / "out") == first
+
+
+def test_patches_and_overlays_apply_to_chart_objects(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path, env_extra="""\
+patches:
+  - kind: Deployment
+    metadata: {name: shop-admin}
+    spec: {replicas: 5}
+configMaps:
+  shop-settings:
+    literals: {size: xl}
+""")
+    out = render_ok(repo)
+    assert out["shop/deployment-shop-admin.yaml"]["spec"]["replicas"] == 5
+    assert out["shop/configmap-shop-settings.yaml"]["data"]["size"] == "xl"
+
+
+def test_a_chart_configmap_change_rolls_exactly_its_users_and_keeps_the_old_version(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path)
+    before = render_ok(repo)
+    old_name = before["shop/configmap-shop-settings.yaml"]["metadata"]["name"]
+    env = repo / "environments/dev/env.yaml"
+    env.write_text(env.read_text().replace("shape: square", "shape: circle"))
+    diff = run("diff", "--repo", repo)
+    assert diff.exit_code == 3 and "shop-api (Deployment) rolls" in diff.output
+    after = render_ok(repo)
+    changed = sorted(p for p in after if before.get(p) != after[p])
+    assert changed == [
+        f"shop/configmap-shop-settings-{old_name.rsplit('-', 1)[1]}.yaml",  # the retained version
+        "shop/configmap-shop-settings.yaml",
+        "shop/deployment-shop-api.yaml",
+        "kustomization.yaml",
+    ] or changed == sorted([
+        "kustomization.yaml", "shop/configmap-shop-settings.yaml", "shop/deployment-shop-api.yaml",
+        f"shop/configmap-shop-settings-{old_name.rsplit('-', 1)[1]}.yaml",
+    ])
+    retained = after[f"shop/configmap-shop-settings-{old_name.rsplit('-', 1)[1]}.yaml"]
+    assert retained["metadata"]["name"] == old_name
+    assert retained["metadata"]["annotations"]["gitops-gen.io/version"] == "superseded"
+
+
+def test_values_schema_errors_point_at_our_values(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path)
+    (repo / "environments/dev/shop-values.yaml").write_text("# more replicas\nreplicas: many\n")
+    message = render_error(repo)
+    assert message.startswith("error: environments/dev/shop-values.yaml:2: value `replicas` does not fit the values schema")
+    assert "want integer" in message
+
+
+def test_subchart_schema_errors_point_at_the_subchart_key(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path, app_extra="    worker: {replicas: -1}\n")
+    message = render_error(repo)
+    assert message.startswith("error: base/shop/app.yaml:7: value `worker.replicas` does not fit")
+
+
+def test_hooks_become_argocd_hooks(tmp_path: Path) -> None:
+    out = render_ok(shop_repo(tmp_path, app_extra="    migrate: true\n"))
+    annotations = out["shop/job-shop-migrate.yaml"]["metadata"]["annotations"]
+    assert annotations == {
+        "argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/sync-wave": "-5",
+        "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation,HookSucceeded",
+    }
+
+
+def test_hooks_drop_leaves_them_out(tmp_path: Path) -> None:
+    out = render_ok(shop_repo(tmp_path, app_extra="    migrate: true\n  hooks: drop\n"))
+    assert "shop/job-shop-migrate.yaml" not in out
+
+
+def test_a_rollback_hook_is_refused(tmp_path: Path) -> None:
+    message = render_error(shop_repo(tmp_path, app_extra="    rollbackHook: true\n"))
+    assert "Helm `pre-rollback` hook, which has no GitOps equivalent" in message
+    assert "error: base/shop/chart/templates/rollback.yaml:" in message or "error: base/shop/chart/templates/rollback.yaml" in message
+
+
+def test_a_chart_plaintext_secret_is_refused_with_the_existing_secret_hint(tmp_path: Path) -> None:
+    message = render_error(shop_repo(tmp_path, app_extra="    createSecret: true\n    password: hunter2\n"))
+    assert "error: base/shop/chart/templates/secret.yaml: chart base/shop/chart renders a plaintext Secret 'shop-password'" in message
+    assert "`existingSecret`" in message and "externalSecrets:" in message
+    assert "hunter2" not in message
+
+
+def test_existing_secret_from_outside_passes(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path, app_extra="    existingSecret: shop-db\n")
+    (repo / "gitops-gen.yaml").write_text("external: {secrets: [shop-db]}\n")
+    out = render_ok(repo)
+    env = out["shop/deployment-shop-api.yaml"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[0]["valueFrom"]["secretKeyRef"]["name"] == "shop-db"
+
+
+def test_random_output_is_refused_with_the_template_name(tmp_path: Path) -> None:
+    message = render_error(shop_repo(tmp_path, app_extra="    randomToken: true\n"))
+    assert message.startswith("error: base/shop/app.yaml:2: chart base/shop/chart renders differently each time "
+                              "(base/shop/chart/templates/token.yaml): base/shop/chart/templates/token.yaml:7 calls `randAlphaNum`")
+
+
+def test_lookup_in_a_template_is_refused(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path)
+    (repo / "base/shop/chart/templates/existing.yaml").write_text(
+        '{{- if (lookup "v1" "ConfigMap" .Release.Namespace "x") }}\n# found\n{{- end }}\n')
+    message = render_error(repo)
+    assert "base/shop/chart/templates/existing.yaml:1 calls `lookup`" in message
+
+
+def test_scan_ignores_comments_strings_and_lookalikes() -> None:
+    text = '{{/* randAlphaNum */}}{{ "now" }}{{ .Values.now }}{{ $now := 1 }}{{ nowhere }}\n{{ now | date "2006" }}'
+    assert [str(h) for h in determinism.scan([("c/templates/a.yaml", text)])] == [
+        "c/templates/a.yaml:2 calls `now`"]
+
+
+def test_values_merge_like_helm() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    top = {"a": {"c": [3], "e": None}, "d": {"x": 1}}
+    assert values.merge(base, top) == {"a": {"b": 1, "c": [3], "e": None}, "d": {"x": 1}}
+
+
+def test_unmapped_hook_event_names_the_object() -> None:
+    obj = {"kind": "Job", "metadata": {"name": "j", "annotations": {"helm.sh/hook": "post-rollback"}}}
+    with pytest.raises(ChartError, match="post-rollback"):
+        to_argocd(obj, "c/templates/j.yaml")
+
+
+# --- chart repository over HTTP on the loopback address -------------------------------------------------
+
+
+@pytest.fixture
+def chart_repo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A chart repository with shop 1.0.0 and 1.1.0, served by http.server on 127.0.0.1."""
+    served = tmp_path / "served"
+    served.mkdir()
+    for version in ("1.0.0", "1.1.0"):
+        src = write_repo(tmp_path / f"src-{version}", shop_chart("shop")) / "shop"
+        (src / "Chart.yaml").write_text(SHOP["Chart.yaml"].replace("version: 1.0.0", f"version: {version}"))
+        if version == "1.1.0":
+            (src / "values.yaml").write_text(SHOP["values.yaml"].replace("size: m", "size: s"))
+        helm("package", src, "--destination", served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign, assignment]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    helm("repo", "index", served, "--url", url)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield url, served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def remote_repo(root: Path, url: str) -> Path:
+    return write_repo(root, {
+        "base/shop/app.yaml": f"""\
+chart:
+  repository: {url}
+  name: shop
+  version: "1.0.0"
+  values: {{replicas: 2}}
+""",
+        "environments/dev/env.yaml": "namespace: shop-dev\n",
+    })
+
+
+def test_pull_vendors_and_locks_then_renders_offline(tmp_path: Path, chart_repo: tuple[str, Path]) -> None:
+    url, served = chart_repo
+    repo = remote_repo(tmp_path / "repo", url)
+    assert "is not in charts/lock.yaml" in render_error(repo)
+    result = run("charts", "pull", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    assert "fetched charts/shop-1.0.0.tgz" in result.output
+    assert (repo / "charts/shop-1.0.0.tgz").read_bytes() == (served / "shop-1.0.0.tgz").read_bytes()
+    lock = yaml.safe_load((repo / "charts/lock.yaml").read_text())
+    assert [(e["name"], e["version"], e["file"]) for e in lock["charts"]] == [("shop", "1.0.0", "charts/shop-1.0.0.tgz")]
+    assert lock["charts"][0]["digest"].startswith("sha256:")
+    shutil.rmtree(served)  # the network is gone: render must not need it
+    out = render_ok(repo)
+    assert out["shop/configmap-shop-settings.yaml"]["data"]["size"] == "m"
+    assert "charts/shop-1.0.0.tgz/shop/templates/api.yaml" in (repo / "out/dev/shop/deployment-shop-api.yaml").read_text()
+    again = run("charts", "pull", "--repo", repo)
+    assert again.exit_code == 0 and "0 fetched, 1 kept" in again.output
+
+
+def test_a_vendored_copy_that_does_not_match_the_lock_is_refused(tmp_path: Path, chart_repo: tuple[str, Path]) -> None:
+    url, _ = chart_repo
+    repo = remote_repo(tmp_path / "repo", url)
+    assert run("charts", "pull", "--repo", repo).exit_code == 0
+    render_ok(repo)
+    archive = repo / "charts/shop-1.0.0.tgz"
+    archive.write_bytes(archive.read_bytes() + b"\0")
+    message = render_error(repo)
+    assert message.startswith("error: charts/lock.yaml: charts/shop-1.0.0.tgz does not match charts/lock.yaml")
+
+
+def test_update_is_one_command_and_shows_in_diff(tmp_path: Path, chart_repo: tuple[str, Path]) -> None:
+    url, _ = chart_repo
+    repo = remote_repo(tmp_path / "repo", url)
+    assert run("charts", "pull", "--repo", repo).exit_code == 0
+    render_ok(repo)
+    result = run("charts", "update", "shop", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    assert "shop: chart version 1.0.0 -> 1.1.0" in result.output
+    assert 'version: "1.1.0"' in (repo / "base/shop/app.yaml").read_text()
+    assert sorted(p.name for p in (repo / "charts").iterdir()) == ["lock.yaml", "shop-1.1.0.tgz"]
+    diff = run("diff", "--repo", repo)
+    assert diff.exit_code == 3
+    assert "shop-settings" in diff.output and "size" in diff.output and "shop-api (Deployment) rolls" in diff.output
