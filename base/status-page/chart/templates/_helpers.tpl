@@ -1,0 +1,4 @@
+{{- define "status-page.labels" -}}
+app: {{ .Release.Name }}
+app.kubernetes.io/part-of: exchange
+{{- end -}}
