@@ -1,6 +1,7 @@
 """Benchmark our renderer against `kubectl kustomize` and the libyaml floor (see bench/README.md).
 
     python bench/run.py --apps 1000 --envs 1 --repeat 3
+    python bench/run.py --charts 50 --envs 3 --repeat 3     (the Helm chart row: bench/charts.py)
 
 Generates the synthetic repos (bench/synth.py) for N and 2N apps, then times, interleaved
 (every command once per round, rounds repeated R times):
@@ -527,6 +528,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if any(a == "--charts" or a.startswith("--charts=") for a in given):
+        from bench import charts  # the chart row: its own repo, commands and ratio line
+
+        return charts.main(given)
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     try:

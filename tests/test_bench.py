@@ -161,3 +161,18 @@ def test_kustomize_layout_matches_our_render(tmp_path: Path) -> None:
         assert data["key00"] == synth.env_literals(sample, env)["key00"]
         assert data["key02"] == synth.base_literals(sample)["key02"]
         assert data["app.properties"] == synth.properties_text(sample)
+
+
+def test_chart_row_smoke(tmp_path: Path) -> None:
+    """The Helm chart row (bench/charts.py) at 2 charts x 1 environment; no speed asserted."""
+    from tests.helm import helm_path
+
+    helm_path()
+    _kubectl_or_skip()
+    proc = _bench("--charts", "2", "--envs", "1", "--repeat", "1", work=tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    last = proc.stdout.rstrip("\n").splitlines()[-1]
+    match = re.fullmatch(r"ratio_vs_helm=(\S+) ratio_vs_helm_kustomize=(\S+)", last)
+    assert match, last
+    assert all(float(g) > 0 for g in match.groups())
+    assert not (tmp_path / "w").exists()  # the scratch folder is removed
