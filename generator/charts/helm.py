@@ -59,9 +59,6 @@ def _is_v4(path: Path) -> bool:
     return proc.returncode == 0 and proc.stdout.strip().startswith("v4.")
 
 
-_found: dict[str, Helm] = {}
-
-
 def find_helm(download: bool = False) -> Helm:
     """The helm to use (see the module docstring); `download` fetches the pinned copy if needed."""
     override = os.environ.get(ENV_VAR)
@@ -74,13 +71,8 @@ def find_helm(download: bool = False) -> Helm:
     if binaries.is_executable_file(cached):
         return Helm(cached)
     on_path = shutil.which("helm")
-    if on_path is not None:
-        known = _found.get(on_path)
-        if known is not None:
-            return known
-        if _is_v4(Path(on_path)):
-            _found[on_path] = Helm(Path(on_path))
-            return _found[on_path]
+    if on_path is not None and _is_v4(Path(on_path)):  # one `helm version` per render, only on this path
+        return Helm(Path(on_path))
     if not download:
         raise ChartError("no Helm v4 found to render charts with", hint=NOT_FOUND_HINT)
     try:
