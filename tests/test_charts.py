@@ -9,6 +9,7 @@ on 127.0.0.1.
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import shutil
 import threading
@@ -36,6 +37,7 @@ LIB = {
     "Chart.yaml": "apiVersion: v2\nname: lib\nversion: 0.1.0\ntype: library\n",
     "templates/_labels.tpl": (
         '{{- define "lib.labels" -}}\napp.kubernetes.io/part-of: {{ .Release.Name }}\n'
+        "helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}\n"
         "team: {{ .Values.team | default \"core\" }}\n{{- end -}}\n"
     ),
 }
@@ -268,7 +270,8 @@ def test_chart_objects_go_through_the_pipeline(tmp_path: Path) -> None:
     pod = api["spec"]["template"]
     assert pod["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}]
     assert "annotations" not in pod["metadata"]  # checksum/config dropped: the name rolls the pods
-    assert cm["metadata"]["labels"] == {"app.kubernetes.io/part-of": "shop", "team": "core"}  # library chart
+    assert cm["metadata"]["labels"] == {  # from the library chart
+        "app.kubernetes.io/part-of": "shop", "helm.sh/chart": "shop-1.0.0", "team": "core"}
     assert out["shop/deployment-shop-worker.yaml"]["spec"]["replicas"] == 1  # subchart
     crd = out["shop/customresourcedefinition-widgets.shop.example.com.yaml"]
     assert "namespace" not in crd["metadata"]
@@ -492,4 +495,10 @@ def test_update_is_one_command_and_shows_in_diff(tmp_path: Path, chart_repo: tup
     assert sorted(p.name for p in (repo / "charts").iterdir()) == ["lock.yaml", "shop-1.1.0.tgz"]
     diff = run("diff", "--repo", repo)
     assert diff.exit_code == 3
+    assert "1 chart updated" in diff.output
+    assert "  Helm charts\n    shop: shop-1.0.0 -> shop-1.1.0\n" in diff.output
     assert "shop-settings" in diff.output and "size" in diff.output and "shop-api (Deployment) rolls" in diff.output
+    report = json.loads(run("diff", "--repo", repo, "--format", "json").output)
+    assert report["environments"][0]["charts"] == [{"app": "shop", "old": ["shop-1.0.0"], "new": ["shop-1.1.0"]}]
+    assert "| dev | chart updated | `shop` | `shop-1.0.0` → `shop-1.1.0` |" in run(
+        "diff", "--repo", repo, "--format", "markdown").output

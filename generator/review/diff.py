@@ -288,11 +288,22 @@ class ObjectChange:
 
 
 @dataclass(frozen=True)
+class ChartChange:
+    """An app whose Helm chart versions changed, read from the `helm.sh/chart` label
+    (`<chart>-<version>`) that charts following Helm's conventions put on their objects."""
+
+    app: str
+    old: tuple[str, ...]  # label values only in the old render
+    new: tuple[str, ...]  # label values only in the new render
+
+
+@dataclass(frozen=True)
 class EnvDiff:
     name: str
     configmaps: tuple[ConfigMapChange, ...]
     rollouts: tuple[Rollout, ...]
     objects: tuple[ObjectChange, ...]
+    charts: tuple[ChartChange, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -531,6 +542,28 @@ def _mask(kind: str, change: FieldChange) -> FieldChange:
     return change
 
 
+HELM_CHART_LABEL = "helm.sh/chart"
+
+
+def _chart_labels(snap: Snapshot) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for o in snap.current.values():
+        labels = o.obj.get("metadata", {}).get("labels")
+        if isinstance(labels, dict) and isinstance(labels.get(HELM_CHART_LABEL), str):
+            out.setdefault(o.app, set()).add(labels[HELM_CHART_LABEL])
+    return out
+
+
+def chart_changes(old: Snapshot, new: Snapshot) -> list[ChartChange]:
+    before, after = _chart_labels(old), _chart_labels(new)
+    changes = []
+    for app in sorted(set(before) & set(after)):  # an app added or removed shows as its objects
+        gone, came = before[app] - after[app], after[app] - before[app]
+        if gone or came:
+            changes.append(ChartChange(app, tuple(sorted(gone)), tuple(sorted(came))))
+    return changes
+
+
 def diff_env(name: str, old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]) -> EnvDiff:
     rollouts: list[Rollout] = []
     for key in sorted(set(old.current) & set(new.current), key=lambda k: (new.current[k].app, k[0], k[2])):
@@ -538,7 +571,7 @@ def diff_env(name: str, old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPat
         if r is not None:
             rollouts.append(r)
     return EnvDiff(name, tuple(configmap_changes(old, new, specs)), tuple(rollouts),
-                   tuple(object_changes(old, new, specs)))
+                   tuple(object_changes(old, new, specs)), tuple(chart_changes(old, new)))
 
 
 def diff_files(

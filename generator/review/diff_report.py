@@ -13,6 +13,7 @@ from generator.review.diff import (
     HIDDEN,
     RETENTION,
     SCHEMA,
+    ChartChange,
     ConfigMapChange,
     ConfigReason,
     DiffReport,
@@ -50,7 +51,7 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
 def summary(env: EnvDiff) -> str:
     if not env.changed:
         return "no changes"
-    parts: list[str] = []
+    parts: list[str] = [f"{_plural(len(env.charts), 'chart')} updated"] if env.charts else []
     for status in (CHANGED, ADDED, REMOVED):
         n = sum(1 for c in env.configmaps if c.status == status)
         if n:
@@ -202,8 +203,15 @@ def text(report: DiffReport, style: Style = plain) -> str:
     return "\n".join(out) + "\n"
 
 
+def chart_text(c: ChartChange) -> str:
+    return f"{c.app}: {', '.join(c.old) or '(none)'} -> {', '.join(c.new) or '(none)'}"
+
+
 def _text_env(env: EnvDiff, style: Style) -> Iterator[str]:
     role_of = {ADDED: "add", REMOVED: "remove", CHANGED: "change", RETENTION: "dim"}
+    if env.charts:
+        yield style("  Helm charts", "head")
+        yield from ("    " + style(chart_text(c), "change") for c in env.charts)
     if env.configmaps:
         yield style("  ConfigMaps", "head")
         for c in env.configmaps:
@@ -233,6 +241,8 @@ def _code(value: str) -> str:
 
 
 def _rows(env: EnvDiff) -> Iterator[tuple[str, str, str]]:
+    for ch in env.charts:
+        yield "chart updated", _code(ch.app), " → ".join(", ".join(map(_code, v)) or "(none)" for v in (ch.old, ch.new))
     for c in env.configmaps:
         old, new = c.suffix(c.old_name), c.suffix(c.new_name)
         detail = f"{_code(old or '')} → {_code(new or '')}" if c.status == CHANGED and old != new else hash_change(c)
@@ -340,6 +350,8 @@ def _env_json(env: EnvDiff) -> dict[str, Any]:
         "name": env.name,
         "changed": env.changed,
         "summary": summary(env),
+        **({"charts": [{"app": c.app, "old": list(c.old), "new": list(c.new)} for c in env.charts]}
+           if env.charts else {}),  # only when a chart changed: older reports stay as they were
         "configMaps": [
             {
                 "name": c.name, "namespace": c.namespace, "app": c.app, "status": c.status, "hashed": c.hashed,
