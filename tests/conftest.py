@@ -14,3 +14,14 @@ def _memo_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Ite
         os.environ.pop("GITOPS_GEN_CACHE_DIR", None)
     else:
         os.environ["GITOPS_GEN_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _helm_for_the_example() -> None:
+    """The shipped example has a Helm chart, so every test that renders it needs Helm: fetch
+    the pinned one into the cache once (tests/helm.py), whatever order tests run in."""
+    from generator.charts import binaries
+    from tests.helm import X86_64_LINUX
+
+    if not os.environ.get("GITOPS_GEN_HELM") and X86_64_LINUX:
+        binaries.download(["helm"])

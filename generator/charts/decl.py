@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from generator.schema import Doc, Path_, expect, mapping
 
@@ -86,6 +85,8 @@ def _values_files(root: Path, folder: Path, doc: Doc, path: Path_, value: Any) -
 
 
 def _check_repository(doc: Doc, path: Path_, url: str) -> None:
+    from urllib.parse import urlsplit  # here: a repo without remote charts never imports it
+
     parts = urlsplit(url)
     ok = parts.scheme in ("https", "oci") or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
     if not ok or not parts.netloc:
