@@ -329,6 +329,20 @@ def test_a_chart_configmap_change_rolls_exactly_its_users_and_keeps_the_old_vers
     assert retained["metadata"]["annotations"]["gitops-gen.io/version"] == "superseded"
 
 
+def test_unhashed_configmaps_keep_their_name(tmp_path: Path) -> None:
+    out = render_ok(shop_repo(tmp_path, app_extra="  unhashedConfigMaps: [shop-settings]\n"))
+    cm = out["shop/configmap-shop-settings.yaml"]
+    assert cm["metadata"]["name"] == "shop-settings" and "immutable" not in cm
+    api = out["shop/deployment-shop-api.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert api["envFrom"] == [{"configMapRef": {"name": "shop-settings"}}]
+
+
+def test_unhashed_configmaps_must_exist(tmp_path: Path) -> None:
+    message = render_error(shop_repo(tmp_path, app_extra="  unhashedConfigMaps: [shop-setings]\n"))
+    assert message.startswith("error: base/shop/app.yaml:7: `unhashedConfigMaps` names 'shop-setings', which chart")
+    assert "ConfigMaps it renders: shop-settings" in message
+
+
 def test_values_schema_errors_point_at_our_values(tmp_path: Path) -> None:
     repo = shop_repo(tmp_path)
     (repo / "environments/dev/shop-values.yaml").write_text("# more replicas\nreplicas: many\n")

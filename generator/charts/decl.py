@@ -10,6 +10,7 @@
       valuesFiles: [values/common.yaml]  # relative to the app folder; `.j2` files rendered first
       values: {replicaCount: 2}          # string values may be Jinja2 templates
       hooks: argocd                      # or `drop` (see generator/charts/hooks.py)
+      unhashedConfigMaps: [controller]   # rendered ConfigMaps that keep their name (read by name)
 
     charts:                              # in env.yaml, by app name
       cache:
@@ -24,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generator.schema import Doc, Path_, expect, mapping
+from generator.schema import Doc, Path_, expect, mapping, str_list
 
-CHART_KEYS = ("path", "repository", "name", "version", "release", "values", "valuesFiles", "hooks")
+CHART_KEYS = ("path", "repository", "name", "version", "release", "values", "valuesFiles", "hooks",
+              "unhashedConfigMaps")
 ENV_KEYS = ("values", "valuesFiles")
 HOOK_POLICIES = ("argocd", "drop")
 # A Helm release name: DNS-1123 label, at most 53 characters (Helm's own limit).
@@ -58,6 +60,7 @@ class ChartDecl:
     release: str
     values: Values
     hooks: str = "argocd"
+    unhashed: tuple[str, ...] = ()  # ConfigMaps the chart's software reads by name: not renamed
     path: Path | None = None  # a chart folder or .tgz in the repo
     shown: str = ""  # `path` relative to the repo
     repository: str | None = None
@@ -110,7 +113,8 @@ def parse_chart(root: Path, app_dir: Path, app: str, doc: Doc, value: Any) -> Ch
         dict(expect(doc, p + ("values",), m.get("values", {}), dict)),
         _values_files(root, app_dir, doc, p + ("valuesFiles",), m.get("valuesFiles", [])),
     )
-    common = {"app": app, "doc": doc, "release": release, "values": values, "hooks": hooks}
+    unhashed = tuple(str_list(doc, p + ("unhashedConfigMaps",), m.get("unhashedConfigMaps", [])))
+    common = {"app": app, "doc": doc, "release": release, "values": values, "hooks": hooks, "unhashed": unhashed}
     if "path" in m:
         for key in ("repository", "name", "version"):
             if key in m:

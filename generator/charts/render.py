@@ -253,10 +253,23 @@ def to_resources(job: Job, stdout: str) -> tuple[list[Resource], list[ConfigMapD
             if obj["kind"] == "Secret" and (obj.get("data") or obj.get("stringData")):
                 raise _plaintext_secret(job, obj, where)
             if obj["kind"] == "ConfigMap" and obj.get("apiVersion") == "v1":
-                configmaps.append(configmap_from_manifest(obj, job.app, Origin(where, None, index, text), text))
+                decl = configmap_from_manifest(obj, job.app, Origin(where, None, index, text), text)
+                decl.hashed = decl.hashed and decl.name not in job.decl.unhashed
+                configmaps.append(decl)
             else:
                 resources.append(Resource(obj, origin, job.app))
+    _check_unhashed(job, {c.name for c in configmaps})
     return resources, configmaps
+
+
+def _check_unhashed(job: Job, rendered: set[str]) -> None:
+    for i, name in enumerate(job.decl.unhashed):
+        if name not in rendered:
+            raise ChartError(
+                f"`unhashedConfigMaps` names {name!r}, which {job.decl.describe()} does not render",
+                file=job.decl.doc.shown, line=job.decl_line("unhashedConfigMaps", i),
+                hint=f"ConfigMaps it renders: {', '.join(sorted(rendered)) or '(none)'}",
+            )
 
 
 _TEMPLATE_PATHS = (("spec", "template"), ("spec", "jobTemplate", "spec", "template"), ("template",))
