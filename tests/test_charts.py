@@ -283,6 +283,17 @@ def test_chart_objects_go_through_the_pipeline(tmp_path: Path) -> None:
     assert run("check", "--repo", tmp_path).exit_code == 0
 
 
+def test_values_files_may_be_templates_and_template_errors_name_the_value(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path)
+    (repo / "environments/dev/env.yaml").write_text(
+        "namespace: shop-dev\ncharts:\n  shop:\n    valuesFiles: [shop-values.yaml.j2]\n")
+    (repo / "environments/dev/shop-values.yaml.j2").write_text('settings: {size: "{{ namespace }}"}\n')
+    assert render_ok(repo)["shop/configmap-shop-settings.yaml"]["data"]["size"] == "shop-dev"
+    app = repo / "base/shop/app.yaml"
+    app.write_text(app.read_text().replace("{{ color }}", "{{ colour }}"))
+    assert render_error(repo).startswith("error: base/shop/app.yaml:6: undefined template variable 'colour'")
+
+
 def test_render_is_byte_identical_with_and_without_the_helm_memo(tmp_path: Path) -> None:
     repo = shop_repo(tmp_path)
     render_ok(repo, "--no-cache")

@@ -69,6 +69,8 @@ def read_lock(root: Path) -> dict[Key, Entry]:
         if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in fields):
             raise ChartError(f"every entry needs {', '.join(fields)} (strings)", file=LOCK_FILE, hint=PULL_HINT)
         entry = Entry(*(str(item[f]) for f in fields))
+        if not entry.file.startswith(VENDOR_DIR + "/") or ".." in entry.file.split("/"):
+            raise ChartError(f"{entry.file!r} is not a file in {VENDOR_DIR}/", file=LOCK_FILE, hint=PULL_HINT)
         out[entry.key] = entry
     return out
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.charts.decl import Values
-from generator.errors import ChartError
+from generator.errors import ChartError, TemplateError
 from generator.io.yaml_io import load_documents, locate, read_text
 from generator.schema import Path_
 from generator.steps.templating import Templates, has_template_syntax
@@ -53,13 +53,20 @@ def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _render_strings(value: Any, templates: Templates, ctx: Mapping[str, Any], shown: str) -> Any:
+def _render_strings(value: Any, templates: Templates, ctx: Mapping[str, Any], values: Values, at: Path_ = ()) -> Any:
+    """Inline values with every templated string rendered; an error names the value's line."""
     if isinstance(value, str):
-        return templates.render(value, ctx, shown) if has_template_syntax(value) else value
+        if not has_template_syntax(value):
+            return value
+        try:
+            return templates.render(value, ctx, values.doc.shown)
+        except TemplateError as exc:
+            exc.line = locate(values.doc.text, 0, values.path + at)
+            raise
     if isinstance(value, dict):
-        return {k: _render_strings(v, templates, ctx, shown) for k, v in value.items()}
+        return {k: _render_strings(v, templates, ctx, values, at + (k,)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_render_strings(v, templates, ctx, shown) for v in value]
+        return [_render_strings(v, templates, ctx, values, at + (i,)) for i, v in enumerate(value)]
     return value
 
 
@@ -82,7 +89,7 @@ def layers(root: Path, values: Values, templates: Templates, ctx: Mapping[str, A
     """One declaring file's layers: its values files in order, then its inline values."""
     out = [_file_layer(root, f.path, f.shown, templates, ctx) for f in values.files]
     if values.inline:
-        inline = _render_strings(values.inline, templates, ctx, values.doc.shown)
+        inline = _render_strings(values.inline, templates, ctx, values)
         out.append(Layer(inline, values.doc.shown, values.doc.text, values.path))
     return out
 
