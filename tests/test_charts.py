@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import json
 import http.server
+import io
 import shutil
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from generator.charts import determinism, values
+from generator.charts import determinism, lock, source, values
 from generator.charts.hooks import to_argocd
 from generator.errors import ChartError
 from tests.helm import helm, helm_path
@@ -527,3 +531,46 @@ def test_update_is_one_command_and_shows_in_diff(tmp_path: Path, chart_repo: tup
     assert report["environments"][0]["charts"] == [{"app": "shop", "old": ["shop-1.0.0"], "new": ["shop-1.1.0"]}]
     assert "| dev | chart updated | `shop` | `shop-1.0.0` → `shop-1.1.0` |" in run(
         "diff", "--repo", repo, "--format", "markdown").output
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    max_leaves=8,
+)
+value_maps = st.dictionaries(st.sampled_from("abcd"), json_values, max_size=4)
+
+
+@given(value_maps, value_maps, value_maps)
+def test_values_merge_is_associative_and_the_top_wins(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any]) -> None:
+    # Layering files one by one or a merged lower stack gives the same values (so one merged
+    # document handed to Helm equals Helm merging every -f file).
+    assert values.merge(values.merge(a, b), c) == values.merge(a, values.merge(b, c))
+    merged = values.merge(a, b)
+    for key, value in b.items():
+        if not (isinstance(value, dict) and isinstance(a.get(key), dict)):
+            assert merged[key] == value
+
+
+def _tgz(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_chart_sources_open_packaged_subcharts(tmp_path: Path) -> None:
+    sub = _tgz({"sub/Chart.yaml": b"name: sub\n", "sub/templates/t.yaml": b"{{ now }}\n"})
+    top = tmp_path / "top-1.0.0.tgz"
+    top.write_bytes(_tgz({"top/Chart.yaml": b"name: top\n", "top/templates/_h.tpl": b"{{ lookup 1 }}\n",
+                          "top/charts/sub-0.1.0.tgz": sub}))
+    names = [name for name, _ in source.templates(top)]
+    assert names == ["top/templates/_h.tpl", "top/charts/sub/templates/t.yaml"]  # as Helm names them
+    assert source.chart_name(top) == "top"
+    hits = determinism.scan(source.templates(top))
+    assert [str(h) for h in hits] == ["top/templates/_h.tpl:1 calls `lookup`", "top/charts/sub/templates/t.yaml:1 calls `now`"]
+    determinism.refuse_lookup(hits, "chart top", str, "app.yaml", 1)  # a helper: not refused
+    assert source.digest(top) == lock.file_digest(top)
