@@ -298,6 +298,32 @@ def test_values_files_may_be_templates_and_template_errors_name_the_value(tmp_pa
     assert render_error(repo).startswith("error: base/shop/app.yaml:6: undefined template variable 'colour'")
 
 
+def test_a_chart_in_an_environment_only_app(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path, {
+        **shop_chart("environments/dev/apps/extra/chart"),
+        "environments/dev/apps/extra/app.yaml": "chart: {path: chart, release: extra}\n",
+        "environments/dev/env.yaml": "namespace: shop-dev\ncharts: {extra: {values: {replicas: 4}}}\n",
+        "base/.keep": "",
+    })
+    out = render_ok(repo)
+    assert out["extra/deployment-extra-api.yaml"]["spec"]["replicas"] == 4
+
+
+def test_an_app_has_one_chart(tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path)
+    write_repo(repo, {**shop_chart("environments/dev/apps/shop/chart"),
+                      "environments/dev/apps/shop/app.yaml": "chart: {path: chart}\n"})
+    assert render_error(repo).startswith(
+        "error: environments/dev/apps/shop/app.yaml:1: app 'shop' declares a chart here and in base/shop/app.yaml")
+
+
+def test_no_helm_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_HELM", str(tmp_path / "no-helm"))
+    message = render_error(shop_repo(tmp_path / "repo"))
+    assert "GITOPS_GEN_HELM" in message and "is not an executable file" in message
+    assert "gitops-gen charts pull" in message
+
+
 def test_render_is_byte_identical_with_and_without_the_helm_memo(tmp_path: Path) -> None:
     repo = shop_repo(tmp_path)
     render_ok(repo, "--no-cache")
