@@ -6,7 +6,6 @@ sources are resolved and confined to the repo here, so later steps only read che
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from generator.secrets.external import ExternalSecretDecl, parse_declarations
 from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Reread, Source
 from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
-from generator.io.yaml_io import load_documents, read_text
+from generator.io.inputs import Refused, inside_repo, probe, read_text
+from generator.io.yaml_io import load_documents
 
 REPO_FILE = "gitops-gen.yaml"
 APP_FILE = "app.yaml"
@@ -108,38 +108,19 @@ def rel(root: Path, path: Path) -> str:
         return path.as_posix()
 
 
-@functools.lru_cache(maxsize=4096)
-def _real(folder: str) -> str:
-    return os.path.realpath(folder)
-
-
-def forget_real_paths() -> None:
-    """Drop the folders' real paths remembered by `inside_repo` (at the start of every render)."""
-    _real.cache_clear()
-
-
-def inside_repo(root: Path, path: Path) -> bool:
-    """Whether `path`, with every symlink followed, stays inside the repo.
-
-    Folders' real paths are looked up once per render; the file itself is checked each time
-    (a symlink is followed all the way)."""
-    text = str(path)
-    folder, _, name = text.rpartition(os.sep)
-    if not folder or name in ("", ".", "..") or ".." in folder.split(os.sep):
-        real = os.path.realpath(text)
-    else:
-        try:
-            link = stat.S_ISLNK(os.lstat(text).st_mode)
-        except OSError:
-            link = False
-        real = os.path.realpath(text) if link else os.path.join(_real(folder), name)
-    top = _real(str(root))
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+def _exists(root: Path, path: Path) -> bool:
+    """Whether one of the generator's optional files is there (a dangling symlink, a FIFO or a
+    link leaving the repo is an error, not "absent")."""
+    try:
+        return probe(root, path) is not None
+    except Refused as exc:
+        shown = rel(root, path)
+        raise ConfigError(f"{shown} {exc.reason}", file=shown, hint=exc.hint) from None
 
 
 def _read_single(root: Path, path: Path, memo: Memo | None = None) -> tuple[Doc, dict[str, Any]]:
     shown = rel(root, path)
-    text = read_text(path, shown)
+    text = read_text(root, path, shown)
     docs = load_documents(text, shown) if memo is None else memo.parse(text, lambda t: load_documents(t, shown))
     if len(docs) > 1:
         raise ConfigError("expected one YAML document, found several", file=shown, line=docs[1][1])
@@ -202,7 +183,7 @@ def _vars(doc: Doc, path: Path_, value: Any) -> dict[str, Any]:
 
 def load_repo_config(root: Path) -> RepoConfig:
     path = root / REPO_FILE
-    if not path.exists():
+    if not _exists(root, path):
         return RepoConfig(root=root)
     doc, m = _read_single(root, path)
     mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps"))
@@ -253,9 +234,12 @@ def resolve_source(
             hint="data files must live inside the repo (no '..' past the root, no symlinks leaving it)",
         )
     try:
-        mode = os.stat(target).st_mode
-    except OSError:
-        raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder") from None
+        found = probe(root, target)
+    except Refused as exc:
+        raise doc.error(path, f"{shown} {exc.reason}", hint=exc.hint) from None
+    if found is None:
+        raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder")
+    mode = found.st_mode
     if kind == "dir" and not stat.S_ISDIR(mode):
         raise doc.error(path, f"{shown} is not a directory", hint="use `files:` for a single file")
     if kind != "dir" and not stat.S_ISREG(mode):
@@ -276,7 +260,7 @@ _DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "an
 
 def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = None) -> AppConfig:
     path = app_dir / APP_FILE
-    if not path.exists():
+    if not _exists(root, path):
         return AppConfig(app, {}, ())
     doc, m = _read_single(root, path, memo)
     mapping(doc, (), m, ("vars", "configMaps", "externalSecrets"))

@@ -30,9 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _big_configmap(repo: Path) -> None:
+    # Two files under 1 MiB each, just over it together (one file alone is refused before it is read).
     app = repo / "base/web/app.yaml"
-    app.write_text(app.read_text() + "  - name: big-config\n    files: [big.txt]\n")
-    (repo / "base/web/big.txt").write_text(("x" * 1023 + "\n") * 1025)  # just over 1 MiB
+    app.write_text(app.read_text() + "  - name: big-config\n    files: [big.txt, big2.txt]\n")
+    for name in ("big.txt", "big2.txt"):
+        (repo / "base/web" / name).write_text(("x" * 1023 + "\n") * 513)
 
 
 def _outside_file(repo: Path) -> Path:
