@@ -120,7 +120,7 @@ class Builder:
         a symlink among them is checked like any data file, a FIFO, socket or device refused."""
         files = []
         with os.scandir(source.path) as entries:
-            for entry in entries:
+            for entry in sorted(entries, key=lambda e: e.name):
                 if entry.name.startswith(".") or entry.is_dir(follow_symlinks=False):
                     continue
                 path = Path(entry.path)
@@ -134,7 +134,7 @@ class Builder:
                     raise ConfigMapError(f"{shown} {exc.reason}", file=shown, hint=exc.hint) from None
                 if found is not None and stat.S_ISREG(found.st_mode):
                     files.append(path)
-        return sorted(files)
+        return files
 
     def _read(self, path: Path, shown: str) -> bytes:
         """A data file's bytes; its size is checked against the ConfigMap limit before reading."""

@@ -49,12 +49,17 @@ def _checked_dir(root: Path, entry: os.DirEntry[str]) -> bool:
     return st is not None and stat.S_ISDIR(st.st_mode)
 
 
+def _sorted(entries: Iterator[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
+    """By name: the order files are checked (and so which error comes first) is stable."""
+    return sorted(entries, key=lambda e: e.name)
+
+
 def list_apps(root: Path, base: Path) -> list[str]:
     try:
         if not is_dir(root, base):
             return []
         with os.scandir(base) as entries:
-            return sorted(e.name for e in entries if _visible(e.name) and _checked_dir(root, e))
+            return [e.name for e in _sorted(entries) if _visible(e.name) and _checked_dir(root, e)]
     except Refused as exc:
         raise _refused(root, base, exc) from None
 
@@ -66,7 +71,7 @@ def list_envs(root: Path, environments: Path) -> list[str]:
         if not is_dir(root, environments):
             return []
         with os.scandir(environments) as entries:
-            folders = sorted(e.name for e in entries if _visible(e.name) and _checked_dir(root, e))
+            folders = [e.name for e in _sorted(entries) if _visible(e.name) and _checked_dir(root, e)]
     except Refused as exc:
         raise _refused(root, environments, exc) from None
     envs = []
@@ -87,7 +92,7 @@ def manifest_files(root: Path, folder: Path) -> Iterator[Path]:
     or a folder with a manifest's name (a symlink, FIFO, socket, device) is checked."""
     names = []
     with os.scandir(folder) as entries:
-        for e in entries:
+        for e in _sorted(entries):
             if not e.name.endswith(MANIFEST_SUFFIXES) or e.name == APP_FILE or not _visible(e.name):
                 continue
             if e.is_file(follow_symlinks=False):
@@ -99,7 +104,7 @@ def manifest_files(root: Path, folder: Path) -> Iterator[Path]:
                     raise _refused(root, Path(e.path), exc) from None
                 if found is not None and stat.S_ISREG(found.st_mode):
                     names.append(e.name)
-    for name in sorted(names):
+    for name in names:
         yield folder / name
 
 
