@@ -1,4 +1,3 @@
-import zlib
 from pathlib import Path
 
 import pytest
@@ -215,7 +214,7 @@ def test_an_authentic_file_with_undecodable_entries_is_a_miss(tmp_path: Path, mo
     path = tmp_path / "m.memo"
     stamp = Memo(None)._stamp
     key = hashlib.sha256(b"a: {b: 1}\n").digest()
-    for blob in (b"not zlib", zlib.compress(b"{not json"), zlib.compress(b'[[{"a": 1}, "x"]]'), zlib.compress(b"7")):
+    for blob in (b"\xff\xfe not utf-8", b"{not json", b'[[{"a": 1}, "x"]]', b"7", b"[[1, 2, 3]]"):
         memo_module._store(path, stamp, [(memo_module._PARSED, key, blob)])
         memo = Memo(path)
         assert memo.warm  # the file is authentic ...

@@ -23,7 +23,6 @@ import hmac
 import json
 import os
 import struct
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -97,8 +96,7 @@ class Memo:
                 return docs
         docs = parse(text)
         if self.path is not None and "&" not in text:  # anchors share objects, which JSON cannot
-            # Compressed (about 4x, a few ms per thousand files): the entries are held until
-            # the memo is saved, at the time the render holds the most.
+            # Not compressed: zlib cost more time (cold and warm) than the megabytes it saved.
             encoded = _encode_docs(docs)
             if encoded is not None:
                 self.parse_used[key] = encoded
@@ -150,7 +148,7 @@ Record = tuple[int, bytes, bytes]
 
 
 def _encode_docs(docs: Docs) -> bytes | None:
-    """Parse results as compressed JSON, or None when JSON would not give back exactly the same
+    """Parse results as JSON text, or None when JSON would not give back exactly the same
     values (non-string keys, dates, binary, sets, NaN): those are parsed afresh each time."""
     try:
         text = json.dumps(docs, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -158,7 +156,7 @@ def _encode_docs(docs: Docs) -> bytes | None:
         return None
     if _decoded(json.loads(text)) != docs:  # C-speed check: no key or type changed on the way
         return None
-    return zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _decoded(value: Any) -> Docs:
@@ -167,9 +165,9 @@ def _decoded(value: Any) -> Docs:
 
 def _decode_docs(blob: bytes) -> Docs | None:
     try:
-        value = json.loads(zlib.decompress(blob).decode("utf-8", "surrogatepass"))
+        value = json.loads(blob.decode("utf-8", "surrogatepass"))
         docs = _decoded(value)
-    except (ValueError, TypeError, zlib.error, RecursionError):
+    except (ValueError, TypeError, RecursionError):
         return None  # unreachable with a verified file; a miss rather than a crash regardless
     if not all(isinstance(line, int) for _, line in docs):
         return None
