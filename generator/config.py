@@ -108,19 +108,15 @@ def rel(root: Path, path: Path) -> str:
         return path.as_posix()
 
 
-def _exists(root: Path, path: Path) -> bool:
-    """Whether one of the generator's optional files is there (a dangling symlink, a FIFO or a
-    link leaving the repo is an error, not "absent")."""
-    try:
-        return probe(root, path) is not None
-    except Refused as exc:
-        shown = rel(root, path)
-        raise ConfigError(f"{shown} {exc.reason}", file=shown, hint=exc.hint) from None
-
-
-def _read_single(root: Path, path: Path, memo: Memo | None = None) -> tuple[Doc, dict[str, Any]]:
+def _read_single(
+    root: Path, path: Path, memo: Memo | None = None, optional: bool = False
+) -> tuple[Doc, dict[str, Any]] | None:
+    """One of the generator's own files as a mapping; None when `optional` and it is absent
+    (a dangling symlink, a FIFO or a link leaving the repo is an error, never "absent")."""
     shown = rel(root, path)
-    text = read_text(root, path, shown)
+    text = read_text(root, path, shown, missing_ok=optional)
+    if text is None:
+        return None
     docs = load_documents(text, shown) if memo is None else memo.parse(text, lambda t: load_documents(t, shown))
     if len(docs) > 1:
         raise ConfigError("expected one YAML document, found several", file=shown, line=docs[1][1])
@@ -183,9 +179,10 @@ def _vars(doc: Doc, path: Path_, value: Any) -> dict[str, Any]:
 
 def load_repo_config(root: Path) -> RepoConfig:
     path = root / REPO_FILE
-    if not _exists(root, path):
+    found = _read_single(root, path, optional=True)
+    if found is None:
         return RepoConfig(root=root)
-    doc, m = _read_single(root, path)
+    doc, m = found
     mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
@@ -260,9 +257,10 @@ _DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "an
 
 def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = None) -> AppConfig:
     path = app_dir / APP_FILE
-    if not _exists(root, path):
+    found = _read_single(root, path, memo, optional=True)
+    if found is None:
         return AppConfig(app, {}, ())
-    doc, m = _read_single(root, path, memo)
+    doc, m = found
     mapping(doc, (), m, ("vars", "configMaps", "externalSecrets"))
     source = Reread(path)  # declarations outlive this function: read the text again for an error
     decls: list[ConfigMapDecl] = []
@@ -301,7 +299,9 @@ _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
 def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvConfig:
-    doc, m = _read_single(root, env_dir / ENV_FILE, memo)
+    found = _read_single(root, env_dir / ENV_FILE, memo)
+    assert found is not None  # not optional: a missing env.yaml is an error
+    doc, m = found
     mapping(doc, (), m, _ENV_KEYS)
     namespace = m.get("namespace")
     if namespace is not None:

@@ -23,6 +23,7 @@ import functools
 import os
 import stat
 from pathlib import Path
+from typing import Literal, overload
 
 from generator.errors import LoadError
 
@@ -64,6 +65,7 @@ def _real(folder: str) -> str:
 def forget_real_paths() -> None:
     """Drop the folders' real paths remembered by `inside_repo` (at the start of every render)."""
     _real.cache_clear()
+    _folder_inside.cache_clear()
 
 
 def _inside(top: str, real: str) -> bool:
@@ -85,11 +87,15 @@ def inside_repo(root: Path, path: Path) -> bool:
 def _inside_repo(root: Path, path: Path, link: bool) -> bool:
     text = str(path)
     folder, _, name = text.rpartition(os.sep)
-    if link or not folder or name in ("", ".", "..") or ".." in folder.split(os.sep):
-        real = os.path.realpath(text)
-    else:
-        real = os.path.join(_real(folder), name)
-    return _inside(_real(str(root)), real)
+    if link or not folder or name in ("", ".", ".."):
+        return _inside(_real(str(root)), os.path.realpath(text))
+    # A plain name in a folder is inside exactly when the folder's real path is.
+    return _folder_inside(str(root), folder)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_inside(root: str, folder: str) -> bool:
+    return _inside(_real(root), _real(folder))
 
 
 def _special(mode: int) -> str | None:
@@ -211,8 +217,19 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def read_text(root: Path, path: Path, shown: str, limit: int = MAX_INPUT_BYTES) -> str:
-    """A YAML file or template of the repo as text; every problem is a LoadError naming it."""
+@overload
+def read_text(root: Path, path: Path, shown: str, limit: int = ..., missing_ok: Literal[False] = ...) -> str: ...
+
+
+@overload
+def read_text(root: Path, path: Path, shown: str, limit: int = ..., *, missing_ok: bool) -> str | None: ...
+
+
+def read_text(
+    root: Path, path: Path, shown: str, limit: int = MAX_INPUT_BYTES, missing_ok: bool = False
+) -> str | None:
+    """A YAML file or template of the repo as text (None if `missing_ok` and nothing is
+    there); every problem is a LoadError naming it."""
     try:
         data = read_input(root, path, limit)
     except TooBig as exc:
@@ -226,6 +243,8 @@ def read_text(root: Path, path: Path, shown: str, limit: int = MAX_INPUT_BYTES) 
     except IsADirectoryError:
         raise LoadError("expected a file but found a directory", file=shown) from None
     except FileNotFoundError:
+        if missing_ok:
+            return None
         raise LoadError("file not found", file=shown) from None
     try:
         return decode_text(data)
