@@ -154,6 +154,7 @@ SETUP: dict[str, Callable[[Path], None]] = {
     "fifo_env_yaml": lambda repo: _fifo(repo / "environments/dev/env.yaml"),
     "fifo_manifest": lambda repo: _fifo(repo / "base/web/extra.yaml"),
     "fifo_in_dirs_folder": _fifo_in_dirs_folder,
+    "jinja_include_fifo": lambda repo: _fifo(repo / "base/web/part.txt"),
     "data_file_too_big": _huge_data_file,
     "manifest_too_big": lambda repo: _sparse(repo / "base/web/huge.yaml", 32 * 1024**2),
     "configmap_too_big": _big_configmap,
@@ -167,7 +168,7 @@ SETUP: dict[str, Callable[[Path], None]] = {
 LOCKED = "render_already_running"  # run while the test holds the lock of out/
 BOUNDED = {
     "alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_sequences",
-    "fifo_app_yaml", "fifo_repo_file", "fifo_env_yaml", "fifo_manifest", "fifo_in_dirs_folder",
+    "fifo_app_yaml", "fifo_repo_file", "fifo_env_yaml", "fifo_manifest", "fifo_in_dirs_folder", "jinja_include_fifo",
     "data_file_too_big", "manifest_too_big",
     "jinja_integer_bomb", "jinja_string_bomb", "jinja_nested_loops", "jinja_recursive_macro",
     "jinja_output_bomb", "jinja_macro_output_bomb", "jinja_range_too_long",

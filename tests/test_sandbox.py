@@ -70,6 +70,7 @@ def test_namespace_is_the_environment_namespace_when_set(templates: Templates) -
     ("{{ ('a\nb' * 1000) | indent(999999) }}", "indented string"),
     ("{% set s = 'x' * 3000000 %}{{ s | replace('x', 'yy') }}", "replaced string"),
     ("{% set s = 'x' * 1000000 %}{{ [s, s, s, s, s] | join }}", "joined string"),
+    ("{% set s = 'x' * 1000000 %}{{ ''.join([s, s, s, s, s] | list) }}", "str.join result"),
     ("{{ [1] | batch(999999999, 0) | list }}", "a batch"),
     ("{{ range(10 ** 9) | length }}", "range of 1,000,000,000 items"),
     ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "1,000,000 steps"),
@@ -103,11 +104,11 @@ def test_ordinary_templates_still_work(templates: Templates) -> None:
         "{% for node in tree recursive %}[{{ node.n }}{{ loop(node.c) }}]{% endfor %}"
         "|{{ xs | join('-') }}|{{ '%03d' | format(7) }}|{{ '{}:{}'.format('a', 1) }}|{{ 'a' ~ 1 }}"
         "|{{ d | tojson }}|{{ d | to_yaml }}|{{ 2 ** 10 }}|{{ 'ab' * 2 }}|{{ [1] + [2] }}"
-        "|{% macro m(x) %}<{{ x }}>{% endmacro %}{{ m(1) }}"
+        "|{% macro m(x) %}<{{ x }}>{% endmacro %}{{ m(1) }}|{{ '+'.join(['a', 'b'] | map('upper')) }}"
     )
     tree = [{"n": 1, "c": [{"n": 2, "c": []}]}]
     out = render(templates, text, d={"b": 2, "a": 1}, xs=[1, 2, 3], tree=tree)
-    assert out == ('a=1;b=2;1/3,2/3,3/3none[1[2]]|1-2-3|007|a:1|a1|{"a": 1, "b": 2}|b: 2\na: 1|1024|abab|[1, 2]|<1>')
+    assert out == ('a=1;b=2;1/3,2/3,3/3none[1[2]]|1-2-3|007|a:1|a1|{"a": 1, "b": 2}|b: 2\na: 1|1024|abab|[1, 2]|<1>|A+B')
 
 
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),

@@ -254,7 +254,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: jinja2.runtime.Context, __obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         budget = __self.budget
         budget.step(CALL_STEPS)
-        _guard_str_method(__obj, args)
+        args = _guard_str_method(__obj, args)
         if budget.depth >= MAX_DEPTH:
             raise Limit(f"template calls nest more than {MAX_DEPTH} deep (a macro recursing without end?)",
                         "give the recursion an end, or flatten it")
@@ -380,11 +380,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
             yield item
 
 
-def _guard_str_method(obj: Any, args: tuple[Any, ...]) -> None:
-    """str methods that can build a long string from a short one: sized before they run."""
+def _guard_str_method(obj: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """str methods that can build a long string from a short one: sized before they run.
+    Returns the arguments to call with (an iterable given to `join` becomes a list)."""
     owner = getattr(obj, "__self__", None)
     if not isinstance(owner, str) or not args:
-        return
+        return args
     name = getattr(obj, "__name__", "")
     if name in _STR_WIDTH and isinstance(args[0], int):
         _check_size(f"a str.{name} result", args[0])
@@ -394,8 +395,7 @@ def _guard_str_method(obj: Any, args: tuple[Any, ...]) -> None:
         hits = owner.count(args[0]) if args[0] else len(owner) + 1
         _check_size("a str.replace result", len(owner) + hits * max(len(args[1]) - len(args[0]), 0))
     elif name == "join":
-        items = args[0]
-        if isinstance(items, (list, tuple)):
-            _check_size("a str.join result", sum(weight(i) for i in items) + len(owner) * len(items))
-        else:
-            raise Limit("str.join takes a list here", "use the `join` filter: `items | join(sep)`")
+        items = list(args[0])
+        _check_size("a str.join result", sum(weight(i) for i in items) + len(owner) * len(items))
+        return (items, *args[1:])
+    return args
