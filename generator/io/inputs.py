@@ -36,6 +36,9 @@ _SPECIAL = (
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
 )
+_PLAIN = (stat.S_IFREG, stat.S_IFDIR)
+_FOLLOW = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = _FOLLOW | getattr(os, "O_NOFOLLOW", 0)
 _ONLY = "only regular files and folders inside the repo are read; replace it with a regular file"
 
 
@@ -149,9 +152,8 @@ def _probe(root: Path, path: Path) -> tuple[os.stat_result, bool] | None:
     elif not _inside_repo(root, path, False):
         raise Refused("is outside the repo (a folder on its path is a symlink leaving it)",
                       "files the render reads must live inside the repo (no symlinks leaving it)")
-    what = _special(st.st_mode)
-    if what is not None:
-        raise Refused(f"is {what}")
+    if stat.S_IFMT(st.st_mode) not in _PLAIN:
+        raise Refused(f"is {_special(st.st_mode) or 'not a regular file or folder'}")
     return st, link
 
 
@@ -175,9 +177,7 @@ def read_input(root: Path, path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
         raise TooBig(st.st_size, limit)
     # O_NONBLOCK: a FIFO swapped in since the check opens without waiting for a writer (and is
     # then refused by the fstat check below). O_NOFOLLOW unless we just checked a symlink.
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    if not link:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+    flags = _FOLLOW if link else _NOFOLLOW
     try:
         fd = os.open(path, flags)
     except OSError as exc:
