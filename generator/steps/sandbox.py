@@ -222,7 +222,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         builtin = jinja2.filters.FILTERS
         self.filters = {name: builtin[name] for name in FILTERS if name in builtin}
         self.filters.update(self._guarded_filters())
-        self.tests = {name: self.tests[name] for name in TESTS}
+        self.tests = {name: self.tests[name] for name in TESTS if name in self.tests}
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
