@@ -6,7 +6,6 @@ sources are resolved and confined to the repo here, so later steps only read che
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ from generator.secrets.external import ExternalSecretDecl, parse_declarations
 from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Reread, Source
 from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
-from generator.io.yaml_io import load_documents, read_text
+from generator.io.inputs import Refused, inside_repo, probe, read_text
+from generator.io.yaml_io import load_documents
 
 REPO_FILE = "gitops-gen.yaml"
 APP_FILE = "app.yaml"
@@ -111,38 +111,15 @@ def rel(root: Path, path: Path) -> str:
         return path.as_posix()
 
 
-@functools.lru_cache(maxsize=4096)
-def _real(folder: str) -> str:
-    return os.path.realpath(folder)
-
-
-def forget_real_paths() -> None:
-    """Drop the folders' real paths remembered by `inside_repo` (at the start of every render)."""
-    _real.cache_clear()
-
-
-def inside_repo(root: Path, path: Path) -> bool:
-    """Whether `path`, with every symlink followed, stays inside the repo.
-
-    Folders' real paths are looked up once per render; the file itself is checked each time
-    (a symlink is followed all the way)."""
-    text = str(path)
-    folder, _, name = text.rpartition(os.sep)
-    if not folder or name in ("", ".", "..") or ".." in folder.split(os.sep):
-        real = os.path.realpath(text)
-    else:
-        try:
-            link = stat.S_ISLNK(os.lstat(text).st_mode)
-        except OSError:
-            link = False
-        real = os.path.realpath(text) if link else os.path.join(_real(folder), name)
-    top = _real(str(root))
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
-
-
-def _read_single(root: Path, path: Path, memo: Memo | None = None) -> tuple[Doc, dict[str, Any]]:
+def _read_single(
+    root: Path, path: Path, memo: Memo | None = None, optional: bool = False
+) -> tuple[Doc, dict[str, Any]] | None:
+    """One of the generator's own files as a mapping; None when `optional` and it is absent
+    (a dangling symlink, a FIFO or a link leaving the repo is an error, never "absent")."""
     shown = rel(root, path)
-    text = read_text(path, shown)
+    text = read_text(root, path, shown, missing_ok=optional)
+    if text is None:
+        return None
     docs = load_documents(text, shown) if memo is None else memo.parse(text, lambda t: load_documents(t, shown))
     if len(docs) > 1:
         raise ConfigError("expected one YAML document, found several", file=shown, line=docs[1][1])
@@ -205,9 +182,10 @@ def _vars(doc: Doc, path: Path_, value: Any) -> dict[str, Any]:
 
 def load_repo_config(root: Path) -> RepoConfig:
     path = root / REPO_FILE
-    if not path.exists():
+    found = _read_single(root, path, optional=True)
+    if found is None:
         return RepoConfig(root=root)
-    doc, m = _read_single(root, path)
+    doc, m = found
     mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
@@ -256,9 +234,12 @@ def resolve_source(
             hint="data files must live inside the repo (no '..' past the root, no symlinks leaving it)",
         )
     try:
-        mode = os.stat(target).st_mode
-    except OSError:
-        raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder") from None
+        found = probe(root, target)
+    except Refused as exc:
+        raise doc.error(path, f"{shown} {exc.reason}", hint=exc.hint) from None
+    if found is None:
+        raise doc.error(path, f"{shown} does not exist", hint="check the path; it is relative to the declaring file's folder")
+    mode = found.st_mode
     if kind == "dir" and not stat.S_ISDIR(mode):
         raise doc.error(path, f"{shown} is not a directory", hint="use `files:` for a single file")
     if kind not in ("dir", "chart") and not stat.S_ISREG(mode):  # a chart: a folder or a .tgz
@@ -279,9 +260,10 @@ _DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "an
 
 def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = None) -> AppConfig:
     path = app_dir / APP_FILE
-    if not path.exists():
+    found = _read_single(root, path, memo, optional=True)
+    if found is None:
         return AppConfig(app, {}, ())
-    doc, m = _read_single(root, path, memo)
+    doc, m = found
     mapping(doc, (), m, ("vars", "configMaps", "externalSecrets", "chart"))
     source = Reread(path)  # declarations outlive this function: read the text again for an error
     decls: list[ConfigMapDecl] = []
@@ -321,7 +303,9 @@ _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
 def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvConfig:
-    doc, m = _read_single(root, env_dir / ENV_FILE, memo)
+    found = _read_single(root, env_dir / ENV_FILE, memo)
+    assert found is not None  # not optional: a missing env.yaml is an error
+    doc, m = found
     mapping(doc, (), m, _ENV_KEYS)
     namespace = m.get("namespace")
     if namespace is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,11 @@ class Reread:
     path: Path
 
     def __call__(self) -> str | None:
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        from generator.io.inputs import Refused, decode_text, read_input
+
+        try:  # the file was read once already: inside the repo, not a FIFO; re-check anyway
+            return decode_text(read_input(Path(os.sep), self.path))
+        except (OSError, UnicodeDecodeError, Refused):
             return None
 
 

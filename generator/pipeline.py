@@ -22,10 +22,11 @@ from generator.charts.hookup import chart_decl, chart_step, check_env_values
 from generator.steps import configmaps as cms
 from generator.secrets import external as externalsecrets
 from generator.steps import retention
-from generator.config import EnvConfig, RepoConfig, forget_real_paths, load_app_config, load_env_config, load_repo_config
+from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, ValidationError
 from generator.steps.k8s_schema import precompile, schema_step
 from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
+from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io.memo import Memo, OutputMemo
 from generator.io.parallel import cores, fork_map, split
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
@@ -61,7 +62,7 @@ class Repo:
     def open(cls, root: Path, cache: bool = True) -> Repo:
         root = root.resolve()
         forget_real_paths()  # symlinks may have changed since an earlier render in this process
-        if not (root / "base").is_dir() and not (root / "environments").is_dir():
+        if not _top_folder(root, "base") and not _top_folder(root, "environments"):
             raise ConfigError(
                 f"{root} has neither base/ nor environments/",
                 hint="run in the repo's top folder or pass --repo DIR",
@@ -70,11 +71,18 @@ class Repo:
 
     @cached_property
     def apps(self) -> list[str]:
-        return list_apps(self.root / "base")
+        return list_apps(self.root, self.root / "base")
 
     @property
     def envs(self) -> list[str]:
-        return list_envs(self.root / "environments")
+        return list_envs(self.root, self.root / "environments")
+
+
+def _top_folder(root: Path, name: str) -> bool:
+    try:
+        return is_dir(root, root / name)
+    except Refused as exc:
+        raise ConfigError(f"{name}/ {exc.reason}", file=name, hint=exc.hint) from None
 
 
 def _selected_apps(repo: Repo, env: EnvConfig) -> list[str]:
@@ -146,7 +154,7 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
 
 def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loaded:
     base_apps = set(repo.apps)
-    env_apps = list_apps(env.dir / ENV_APPS)
+    env_apps = list_apps(repo.root, env.dir / ENV_APPS)
     apps = _selected_apps(repo, env) + [a for a in env_apps if a not in base_apps]
     check_env_values(env, apps)
     chunks = workers if len(apps) >= PARALLEL_MIN_APPS else 1

@@ -30,9 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _big_configmap(repo: Path) -> None:
+    # Two files under 1 MiB each, just over it together (one file alone is refused before it is read).
     app = repo / "base/web/app.yaml"
-    app.write_text(app.read_text() + "  - name: big-config\n    files: [big.txt]\n")
-    (repo / "base/web/big.txt").write_text(("x" * 1023 + "\n") * 1025)  # just over 1 MiB
+    app.write_text(app.read_text() + "  - name: big-config\n    files: [big.txt, big2.txt]\n")
+    for name in ("big.txt", "big2.txt"):
+        (repo / "base/web" / name).write_text(("x" * 1023 + "\n") * 513)
 
 
 def _outside_file(repo: Path) -> Path:
@@ -64,7 +66,97 @@ def _unowned_file(repo: Path) -> None:
     (repo / "out/dev/web/serviceaccount-web.yaml").write_text("# written by hand\n")
 
 
+def _outside_folder(repo: Path) -> Path:
+    outside = repo.parent / "outside"
+    (outside / "app").mkdir(parents=True)
+    (outside / "app" / "deployment.yaml").write_text((repo / "base/web/deployment.yaml").read_text())
+    (outside / "env.yaml").write_text("namespace: prod\n")
+    return outside
+
+
+def _manifest_symlink_outside(repo: Path) -> None:
+    outside = repo.parent / "secret.yaml"
+    outside.write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: stolen}\n")
+    (repo / "base/web/stolen.yaml").symlink_to(outside)
+
+
+def _app_folder_symlink_outside(repo: Path) -> None:
+    (repo / "base/other").symlink_to(_outside_folder(repo) / "app")
+
+
+def _env_folder_symlink_outside(repo: Path) -> None:
+    (repo / "environments/prod").symlink_to(_outside_folder(repo))
+
+
+def _env_yaml_dangling(repo: Path) -> None:
+    env_yaml = repo / "environments/dev/env.yaml"
+    env_yaml.unlink()
+    env_yaml.symlink_to("env.yaml.moved")
+
+
+def _app_folder_dangling(repo: Path) -> None:
+    (repo / "base/gone").symlink_to("../removed-app")
+
+
+def _manifest_symlink_loop(repo: Path) -> None:
+    (repo / "base/web/a.yaml").symlink_to("b.yaml")
+    (repo / "base/web/b.yaml").symlink_to("a.yaml")
+
+
+def _data_file_dangling(repo: Path) -> None:
+    (repo / "base/web/nginx.conf").unlink()
+    (repo / "base/web/nginx.conf").symlink_to("conf/nginx.conf")
+
+
+def _patch_symlink_outside(repo: Path) -> None:
+    outside = repo.parent / "patch.yaml"
+    outside.write_text("kind: Deployment\nmetadata: {name: web}\nspec: {replicas: 9}\n")
+    (repo / "environments/dev/patches").mkdir()
+    (repo / "environments/dev/patches/scale.yaml").symlink_to(outside)
+
+
+def _fifo(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+
+
+def _sparse(path: Path, size: int) -> None:
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+
+
+def _huge_data_file(repo: Path) -> None:
+    app = repo / "base/web/app.yaml"
+    app.write_text(app.read_text().replace("[nginx.conf]", "[nginx.conf, huge.bin]"))
+    _sparse(repo / "base/web/huge.bin", 8 * 1024**3)  # 8 GiB, no disk used
+
+
+def _fifo_in_dirs_folder(repo: Path) -> None:
+    (repo / "base/web/conf.d").mkdir()
+    (repo / "base/web/conf.d/default.conf").write_text("server {}\n")
+    _fifo(repo / "base/web/conf.d/stream.conf")
+    app = repo / "base/web/app.yaml"
+    app.write_text(app.read_text().replace("files: [nginx.conf]", "files: [nginx.conf]\n    dirs: [conf.d]"))
+
+
 SETUP: dict[str, Callable[[Path], None]] = {
+    "manifest_symlink_outside": _manifest_symlink_outside,
+    "app_folder_symlink_outside": _app_folder_symlink_outside,
+    "env_folder_symlink_outside": _env_folder_symlink_outside,
+    "env_yaml_dangling": _env_yaml_dangling,
+    "app_folder_dangling": _app_folder_dangling,
+    "manifest_symlink_loop": _manifest_symlink_loop,
+    "data_file_dangling": _data_file_dangling,
+    "patch_symlink_outside": _patch_symlink_outside,
+    "fifo_app_yaml": lambda repo: _fifo(repo / "base/web/app.yaml"),
+    "fifo_repo_file": lambda repo: _fifo(repo / "gitops-gen.yaml"),
+    "fifo_env_yaml": lambda repo: _fifo(repo / "environments/dev/env.yaml"),
+    "fifo_manifest": lambda repo: _fifo(repo / "base/web/extra.yaml"),
+    "fifo_in_dirs_folder": _fifo_in_dirs_folder,
+    "jinja_include_fifo": lambda repo: _fifo(repo / "base/web/part.txt"),
+    "data_file_too_big": _huge_data_file,
+    "manifest_too_big": lambda repo: _sparse(repo / "base/web/huge.yaml", 32 * 1024**2),
     "configmap_too_big": _big_configmap,
     "file_symlink_outside": _symlink_outside,
     "jinja_include_symlink": _include_symlink_outside,
@@ -74,9 +166,16 @@ SETUP: dict[str, Callable[[Path], None]] = {
 # Cases run in a child process with a memory and CPU ceiling: a parser that expanded the alias
 # bomb or recursed without bound would be killed there instead of hanging the suite.
 LOCKED = "render_already_running"  # run while the test holds the lock of out/
-BOUNDED = {"alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_sequences"}
+BOUNDED = {
+    "alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_sequences",
+    "fifo_app_yaml", "fifo_repo_file", "fifo_env_yaml", "fifo_manifest", "fifo_in_dirs_folder", "jinja_include_fifo",
+    "data_file_too_big", "manifest_too_big",
+    "jinja_integer_bomb", "jinja_string_bomb", "jinja_nested_loops", "jinja_recursive_macro",
+    "jinja_output_bomb", "jinja_macro_output_bomb", "jinja_range_too_long",
+}
 MEMORY_LIMIT = 1024 * 1024 * 1024
 CPU_SECONDS = 60
+WALL_SECONDS = 120  # a render blocked on a FIFO uses no CPU: the wall clock stops it
 
 
 @contextmanager
@@ -118,7 +217,7 @@ def _limits() -> None:
 def render_bounded(repo: Path) -> tuple[int, str]:
     proc = subprocess.run(
         [sys.executable, "-m", "generator", "render", "--repo", str(repo)],
-        cwd=ROOT, capture_output=True, text=True, preexec_fn=_limits, check=False,
+        cwd=ROOT, capture_output=True, text=True, preexec_fn=_limits, check=False, timeout=WALL_SECONDS,
     )
     return proc.returncode, proc.stdout + proc.stderr
 

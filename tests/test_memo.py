@@ -12,30 +12,30 @@ def parse(text: str) -> list[tuple[object, int]]:
 
 
 def test_parse_hit_returns_a_fresh_copy(tmp_path: Path) -> None:
-    memo = Memo(tmp_path / "m.pickle")
+    memo = Memo(tmp_path / "m.memo")
     first = memo.parse("a: {b: 1}\n", parse)
     first[0][0]["a"]["b"] = 99  # the pipeline mutates what it parsed
     memo.save()
-    again = Memo(tmp_path / "m.pickle")
+    again = Memo(tmp_path / "m.memo")
     assert again.parse("a: {b: 1}\n", parse) == [({"a": {"b": 1}}, 1)]
     assert again.hits == 1
 
 
 def test_stale_or_corrupt_memo_is_ignored(tmp_path: Path) -> None:
-    path = tmp_path / "m.pickle"
+    path = tmp_path / "m.memo"
     path.write_bytes(b"not a pickle")
     assert Memo(path).parse("a: 1\n", parse) == [({"a": 1}, 1)]
 
 
 def test_only_used_entries_are_kept(tmp_path: Path) -> None:
-    memo = Memo(tmp_path / "m.pickle")
+    memo = Memo(tmp_path / "m.memo")
     memo.parse("a: 1\n", parse)
     memo.parse("b: 1\n", parse)
     memo.save()
-    second = Memo(tmp_path / "m.pickle")
+    second = Memo(tmp_path / "m.memo")
     second.parse("a: 1\n", parse)
     second.save()
-    third = Memo(tmp_path / "m.pickle")
+    third = Memo(tmp_path / "m.memo")
     third.parse("b: 1\n", parse)
     assert third.hits == 0
 
@@ -51,7 +51,7 @@ def test_render_output_identical_with_and_without_memo(tmp_path: Path, monkeypat
     for _ in range(2):  # the second render reads the memo the first one wrote
         assert run("render", "--repo", warm).exit_code == 0
     assert snapshot(warm / "out") == snapshot(cold / "out")
-    assert any((tmp_path / "cache").rglob("*.pickle")) == (setting == "on")
+    assert any((tmp_path / "cache").rglob("*.memo")) == (setting == "on")
 
 
 def _configmap(data: dict[str, str]) -> "Resource":
@@ -66,12 +66,12 @@ def test_clean_scan_verdicts_are_remembered_findings_never(tmp_path: Path) -> No
     from generator.secrets.producers import scan_step
 
     clean, leaky = {"LOG_LEVEL": "info"}, {"DB_PASSWORD": "hunter2"}
-    memo = Memo(tmp_path / "m.pickle")
+    memo = Memo(tmp_path / "m.memo")
     scan_step([_configmap(clean)], [], memo)
     with pytest.raises(SecretError):
         scan_step([_configmap(leaky)], [], memo)
     memo.save()
-    again = Memo(tmp_path / "m.pickle")
+    again = Memo(tmp_path / "m.memo")
     scan_step([_configmap(clean)], [], again)
     assert again.hits == 1  # not scanned again
     with pytest.raises(SecretError):  # never remembered as clean: always scanned, always refused
@@ -105,7 +105,7 @@ def test_output_memo_never_hides_a_hand_edit(tmp_path: Path, monkeypatch: pytest
     repo = write_repo(tmp_path / "repo", BASIC_APP)
     assert run("render", "--repo", repo).exit_code == 0
     assert run("render", "--repo", repo).exit_code == 0  # the memo now knows every file
-    assert list((tmp_path / "cache").rglob("*.out.pickle"))
+    assert list((tmp_path / "cache").rglob("*.out.memo"))
     good = snapshot(repo / "out")
     target = next(p for p in (repo / "out").rglob("deployment-*.yaml"))
     before = target.stat()
@@ -132,3 +132,121 @@ def test_output_memo_is_keyed_by_what_is_emitted(tmp_path: Path, monkeypatch: py
     changed = [k for k in fresh if "configmap-web-config" in k]
     assert changed and all(warm[k] == fresh[k] for k in fresh if not k.endswith("kustomization.yaml"))
     assert b"bonjour" in warm[changed[0]]
+
+
+# -- the cache is data only: whatever is found in it is a miss unless this user wrote it -------
+
+
+class _Payload:
+    """Unpickling this runs `open(path, "w")`: proof that a planted pickle was executed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def _warm_memo(tmp_path: Path) -> Path:
+    path = tmp_path / "m.memo"
+    memo = Memo(path)
+    memo.parse("a: {b: 1}\n", parse)
+    memo.save()
+    assert Memo(path).warm
+    return path
+
+
+def test_a_planted_pickle_is_never_executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    repo = write_repo(tmp_path / "repo", BASIC_APP)
+    assert run("render", "--repo", repo).exit_code == 0
+    proof = tmp_path / "executed"
+    files = list((tmp_path / "cache").rglob("*.memo"))
+    assert files
+    for path in files:  # every memo file, and where the pickle memos used to be
+        payload = pickle.dumps(_Payload(proof))
+        path.write_bytes(payload)
+        path.with_suffix(".pickle").write_bytes(payload)
+        assert not Memo(path).warm
+    before = snapshot(repo / "out")
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    assert not proof.exists()
+    assert snapshot(repo / "out") == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "empty", "old-format", "foreign-key", "garbage"])
+def test_a_damaged_or_foreign_memo_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    from generator.io import memo as memo_module
+
+    path = _warm_memo(tmp_path)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) - 5])
+    elif damage == "flipped":
+        path.write_bytes(data[:-3] + bytes([data[-3] ^ 1]) + data[-2:])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "old-format":
+        path.write_bytes(data.replace(memo_module.MAGIC + memo_module._HEAD.pack(memo_module.FORMAT),
+                                      memo_module.MAGIC + memo_module._HEAD.pack(memo_module.FORMAT - 1), 1))
+    elif damage == "foreign-key":  # a well-formed file written by someone without this user's key
+        monkeypatch.setenv(memo_module.KEY_ENV, "someone else")
+        _warm_memo(tmp_path)
+        monkeypatch.delenv(memo_module.KEY_ENV)
+    else:
+        path.write_bytes(memo_module.MAGIC + b"\xff" * 200)
+    memo = Memo(path)
+    assert not memo.warm
+    assert memo.parse("a: {b: 1}\n", parse) == [({"a": {"b": 1}}, 1)]
+    assert memo.hits == 0
+
+
+def test_an_authentic_file_with_undecodable_entries_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a file that passes the MAC (someone holding the key) decodes as data or misses."""
+    import hashlib
+
+    from generator.io import memo as memo_module
+
+    monkeypatch.setenv(memo_module.KEY_ENV, "shared")
+    path = tmp_path / "m.memo"
+    stamp = Memo(None)._stamp
+    key = hashlib.sha256(b"a: {b: 1}\n").digest()
+    for blob in (b"\xff\xfe not utf-8", b"{not json", b'[[{"a": 1}, "x"]]', b"7", b"[[1, 2, 3]]"):
+        memo_module._store(path, stamp, [(memo_module._PARSED, key, blob)])
+        memo = Memo(path)
+        assert memo.warm  # the file is authentic ...
+        assert memo.parse("a: {b: 1}\n", parse) == [({"a": {"b": 1}}, 1)]  # ... its entry a miss
+        assert memo.hits == 0
+
+
+@pytest.mark.parametrize("text", [
+    "a: &x {b: 1}\nc: *x\n",  # anchors share one object between two places
+    "1: one\n",  # a non-string key
+    "when: 2024-01-02\n",  # a date
+    "blob: !!binary aGk=\n",
+    "x: .nan\n",
+])
+def test_documents_json_cannot_hold_exactly_are_parsed_afresh(tmp_path: Path, text: str) -> None:
+    memo = Memo(tmp_path / "m.memo")
+    first = memo.parse(text, parse)
+    memo.save()
+    again = Memo(tmp_path / "m.memo")
+    second = again.parse(text, parse)
+    assert again.hits == 0
+    assert repr(second) == repr(first)
+
+
+def test_memo_key_is_kept_outside_the_cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.io.memo import cache_root, memo_key
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("GITOPS_GEN_CACHE_KEY", raising=False)
+    key = memo_key()
+    assert key is not None and len(key) == 32 and memo_key() == key
+    made = tmp_path / "config" / "gitops-gen" / "cache.key"
+    assert made.stat().st_mode & 0o077 == 0
+    root = cache_root()
+    assert root is not None and made.parent not in (root, *root.parents)

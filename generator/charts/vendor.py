@@ -38,10 +38,10 @@ class PullReport:
 
 def declared_charts(root: Path) -> list[ChartDecl]:
     """Every remote chart declared in base/<app>/app.yaml and environments/*/apps/<app>/app.yaml."""
-    folders = [(root / "base" / app, app) for app in list_apps(root / "base")]
-    for env in list_envs(root / "environments"):
+    folders = [(root / "base" / app, app) for app in list_apps(root, root / "base")]
+    for env in list_envs(root, root / "environments"):
         apps_dir = root / "environments" / env / "apps"
-        folders += [(apps_dir / app, app) for app in list_apps(apps_dir)]
+        folders += [(apps_dir / app, app) for app in list_apps(root, apps_dir)]
     out: list[ChartDecl] = []
     for folder, app in folders:
         chart = load_app_config(root, folder, app).chart

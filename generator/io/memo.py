@@ -3,19 +3,27 @@ documents, and scanning a ConfigMap's data for credentials (only "found nothing"
 (Emitting is not memoized: the emitter is faster than computing a key would be.)
 
 Keys are digests of the text itself, so an entry can never be stale: a changed file simply
-misses; a hit is a fresh copy unpickled from the stored result. This is what makes a
+misses; a hit is a fresh copy decoded from the stored result. This is what makes a
 one-app change in a large repo fast to re-render. The memo of one environment is one file under
 the user's cache folder; a render keeps only the entries it used, so it stays bounded.
 Set GITOPS_GEN_CACHE=off (or pass --no-cache) to disable it; GITOPS_GEN_CACHE_DIR moves it.
+
+The cache folder may be shared (CI caches restored across branches), so it holds data only,
+never code: parse results are JSON (a document JSON cannot hold exactly, such as one with
+non-string keys, dates, binary values or YAML anchors, is simply not memoized), and each file is
+`MAGIC`, the format number and an HMAC-SHA256 of the rest under a key kept outside the cache
+folder (`memo_key`). A file that is truncated, corrupt, of another format or version, or
+written by anyone without the key is a miss as a whole; nothing in it is decoded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
-import pickle
 import struct
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +34,13 @@ from generator.steps.hashing import sha256
 from generator.secrets.scan import Finding, data_digest, scan_data
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 5
+FORMAT = 6
+MAGIC = b"gitops-gen memo\n"
+_HEAD = struct.Struct("<I")  # the format number, after MAGIC
+_MAC_SIZE = 32
+_RECORD = struct.Struct("<BII")  # kind, key length, value length
 Docs = list[tuple[Any, int]]
+KEY_ENV = "GITOPS_GEN_CACHE_KEY"
 
 
 def cache_root() -> Path | None:
@@ -62,30 +75,31 @@ class Memo:
 
     @classmethod
     def for_env(cls, root: Path, env: str, enabled: bool = True) -> Memo:
-        return cls(_memo_file(root, f"{env}.pickle", enabled))
+        return cls(_memo_file(root, f"{env}.memo", enabled))
 
     def _load(self, path: Path) -> None:
-        try:
-            with open(path, "rb") as handle:
-                stamp, parse, clean = pickle.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
-            return  # no memo yet, or an unreadable one: start afresh
-        if stamp == self._stamp:
-            self._old_parse, self._old_clean = parse, clean
+        for kind, key, value in _read_records(path, self._stamp):
+            if kind == _PARSED:
+                self._old_parse[key] = value
+            elif kind == _CLEAN:
+                self._old_clean.add(key)
 
     def parse(self, text: str, parse: Callable[[str], Docs]) -> Docs:
         """`parse(text)`, or a fresh copy of its earlier result for the same text."""
         key = sha256(text.encode("utf-8", "surrogatepass")).digest()
         blob = self.parse_used.get(key) or self._old_parse.get(key)
         if blob is not None:
-            self.hits += 1
-            self.parse_used[key] = blob
-            return pickle.loads(zlib.decompress(blob))  # type: ignore[no-any-return]
+            docs = _decode_docs(blob)
+            if docs is not None:
+                self.hits += 1
+                self.parse_used[key] = blob
+                return docs
         docs = parse(text)
-        if self.path is not None:
-            # Compressed (about 4x, a few ms per thousand files): the entries are held until
-            # the memo is saved, at the time the render holds the most.
-            self.parse_used[key] = zlib.compress(pickle.dumps(docs, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        if self.path is not None and "&" not in text:  # anchors share objects, which JSON cannot
+            # Not compressed: zlib cost more time (cold and warm) than the megabytes it saved.
+            encoded = _encode_docs(docs)
+            if encoded is not None:
+                self.parse_used[key] = encoded
         return docs
 
     def scan(self, data: Mapping[str, str]) -> dict[str, list[Finding]]:
@@ -116,7 +130,9 @@ class Memo:
             return
         if self.parse_used.keys() == self._old_parse.keys() and self.clean_used == self._old_clean:
             return
-        _store(self.path, (self._stamp, self.parse_used, self.clean_used))
+        records = [(_PARSED, k, v) for k, v in self.parse_used.items()]
+        records += [(_CLEAN, k, b"") for k in self.clean_used]
+        _store(self.path, self._stamp, records)
 
 
 def _memo_file(root: Path, name: str, enabled: bool) -> Path | None:
@@ -127,14 +143,138 @@ def _memo_file(root: Path, name: str, enabled: bool) -> Path | None:
     return folder / sha256(str(root.resolve()).encode()).hexdigest()[:16] / name
 
 
-def _store(path: Path, value: Any) -> None:
-    """Pickle `value` to `path` through a temporary file beside it and a rename. Best effort:
-    a cache must never fail a render. (No `tempfile`: its imports cost every render memory.)"""
+_PARSED, _CLEAN, _FILE = 1, 2, 3  # record kinds
+Record = tuple[int, bytes, bytes]
+
+
+def _encode_docs(docs: Docs) -> bytes | None:
+    """Parse results as JSON text, or None when JSON would not give back exactly the same
+    values (non-string keys, dates, binary, sets, NaN): those are parsed afresh each time."""
+    try:
+        text = json.dumps(docs, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    if _decoded(json.loads(text)) != docs:  # C-speed check: no key or type changed on the way
+        return None
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _decoded(value: Any) -> Docs:
+    return [(doc, line) for doc, line in value]
+
+
+def _decode_docs(blob: bytes) -> Docs | None:
+    try:
+        value = json.loads(blob.decode("utf-8", "surrogatepass"))
+        docs = _decoded(value)
+    except (ValueError, TypeError, RecursionError):
+        return None  # unreachable with a verified file; a miss rather than a crash regardless
+    if not all(isinstance(line, int) for _, line in docs):
+        return None
+    return docs
+
+
+def memo_key() -> bytes | None:
+    """The secret that authenticates memo files, or None (then nothing is memoized).
+
+    `GITOPS_GEN_CACHE_KEY` when set; else 32 random bytes made once per user in
+    `$XDG_CONFIG_HOME/gitops-gen/cache.key` (default ~/.config), outside the cache folder, so
+    whoever can write the cache (a shared CI cache) cannot forge an entry."""
+    given = os.environ.get(KEY_ENV)
+    if given:
+        return hashlib.sha256(given.encode()).digest()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    path = Path(base) / "gitops-gen" / "cache.key"
+    try:
+        with open(path, "rb") as handle:
+            key = handle.read(64)
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    key = os.urandom(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return key
+    except FileExistsError:  # another render made it first
+        try:
+            with open(path, "rb") as handle:
+                key = handle.read(64)
+            return key if len(key) >= 32 else None
+        except OSError:
+            return None
+    except OSError:
+        return None
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).digest()
+
+
+def _pack(stamp: tuple[Any, ...], records: list[Record]) -> bytes:
+    stamp_bytes = json.dumps(stamp).encode()
+    parts = [_HEAD.pack(len(stamp_bytes)), stamp_bytes]
+    for kind, key, value in records:
+        parts += [_RECORD.pack(kind, len(key), len(value)), key, value]
+    return b"".join(parts)
+
+
+def _unpack(body: bytes, stamp: tuple[Any, ...]) -> Iterator[Record]:
+    (size,) = _HEAD.unpack_from(body, 0)
+    if body[_HEAD.size : _HEAD.size + size] != json.dumps(stamp).encode():
+        return  # another version of the tool, or of PyYAML: every entry is a miss
+    at = _HEAD.size + size
+    end = len(body)
+    while at < end:
+        kind, key_size, value_size = _RECORD.unpack_from(body, at)
+        at += _RECORD.size
+        key = body[at : at + key_size]
+        value = body[at + key_size : at + key_size + value_size]
+        at += key_size + value_size
+        if at > end:
+            return  # cannot happen in a verified file
+        yield kind, key, value
+
+
+def _read_records(path: Path, stamp: tuple[Any, ...]) -> list[Record]:
+    """The records of a memo file, or none when it is missing, unreadable or fails any check:
+    magic, format number, then the HMAC over everything after it (before any decoding)."""
+    key = memo_key()
+    if key is None:
+        return []
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return []
+    head = MAGIC + _HEAD.pack(FORMAT)
+    if not data.startswith(head) or len(data) < len(head) + _MAC_SIZE:
+        return []
+    mac, body = data[len(head) : len(head) + _MAC_SIZE], data[len(head) + _MAC_SIZE :]
+    if not hmac.compare_digest(mac, _mac(key, body)):
+        return []
+    try:
+        return list(_unpack(body, stamp))
+    except struct.error:
+        return []
+
+
+def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
+    """Write the records to `path` through a temporary file beside it and a rename. Best
+    effort: a cache must never fail a render. (No `tempfile`: its imports cost every render memory.)"""
+    key = memo_key()
+    if key is None:
+        return
+    body = _pack(stamp, records)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(MAGIC + _HEAD.pack(FORMAT) + _mac(key, body) + body)
         os.replace(tmp, path)
     except OSError:
         try:
@@ -173,22 +313,21 @@ class OutputMemo:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         # The emitter's code and PyYAML (its libyaml fallback) decide the text as much as the object.
-        self._stamp = (FORMAT, __version__, yaml.__version__, _emitter_digest() if path is not None else b"")
+        self._stamp = (FORMAT, __version__, yaml.__version__, _emitter_digest().hex() if path is not None else "")
         # rel path -> digest + identity, one bytes object per file (thousands of them)
         self._old: dict[str, bytes] = {}
         self._new: dict[str, bytes] = {}
         if path is not None:
-            try:
-                with open(path, "rb") as handle:
-                    stamp, old = pickle.load(handle)
-                if stamp == self._stamp:
-                    self._old = old
-            except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
-                pass
+            for kind, key, value in _read_records(path, self._stamp):
+                if kind == _FILE:
+                    try:
+                        self._old[key.decode("utf-8")] = value
+                    except UnicodeDecodeError:
+                        pass
 
     @classmethod
     def for_env(cls, root: Path, env: str, enabled: bool = True) -> OutputMemo:
-        return cls(_memo_file(root, f"{env}.out.pickle", enabled))
+        return cls(_memo_file(root, f"{env}.out.memo", enabled))
 
     def current(self, rel_path: str, digest: bytes, path: Path | str) -> bool:
         """Whether the file at `path` is known to hold what `digest` emits (then it is kept)."""
@@ -214,4 +353,4 @@ class OutputMemo:
     def save(self) -> None:
         if self.path is None or self._new == self._old:
             return
-        _store(self.path, (self._stamp, self._new))
+        _store(self.path, self._stamp, [(_FILE, k.encode("utf-8"), v) for k, v in self._new.items()])

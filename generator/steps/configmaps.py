@@ -4,15 +4,18 @@ immutable object named by its content hash."""
 from __future__ import annotations
 
 import base64
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from generator.steps import hashing
-from generator.config import inside_repo, rel
+from generator.config import rel
 from generator.errors import ConfigMapError, TemplateError
+from generator.io.inputs import Refused, TooBig, decode_text, probe, read_input
 from generator.model import ConfigMapDecl, ConfigMapOverlay, KeyedOrigin, KeyOrigins, Origin, Resource, Source
 from generator.steps.templating import Templates, has_template_syntax
 
@@ -97,9 +100,8 @@ class Builder:
             if source.kind == "file":
                 self._file(out, source.path, source.key)
             elif source.kind == "dir":
-                for path in sorted(source.path.iterdir()):
-                    if path.is_file() and not path.name.startswith("."):
-                        self._file(out, path, None)
+                for path in self._dir_files(source):
+                    self._file(out, path, None)
             else:
                 self._env_file(out, source)
         return out
@@ -113,12 +115,45 @@ class Builder:
             raise TemplateError(f"literal {key!r}{inner}: {exc.message}", file=where.file,
                                 line=where.line, hint=exc.hint) from None
 
+    def _dir_files(self, source: Source) -> list[Path]:
+        """The regular files directly in a `dirs:` folder (names starting with '.' skipped);
+        a symlink among them is checked like any data file, a FIFO, socket or device refused."""
+        files = []
+        with os.scandir(source.path) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.startswith(".") or entry.is_dir(follow_symlinks=False):
+                    continue
+                path = Path(entry.path)
+                if entry.is_file(follow_symlinks=False):
+                    files.append(path)
+                    continue
+                try:
+                    found = probe(self.root, path)
+                except Refused as exc:
+                    shown = rel(self.root, path)
+                    raise ConfigMapError(f"{shown} {exc.reason}", file=shown, hint=exc.hint) from None
+                if found is not None and stat.S_ISREG(found.st_mode):
+                    files.append(path)
+        return files
+
+    def _read(self, path: Path, shown: str) -> bytes:
+        """A data file's bytes; its size is checked against the ConfigMap limit before reading."""
+        try:
+            return read_input(self.root, path, MAX_SIZE)
+        except TooBig as exc:
+            raise ConfigMapError(
+                f"data file is {exc.size:,} bytes, over the API server's 1 MiB ConfigMap limit",
+                file=shown,
+                hint="ship large files in the image or a volume; a ConfigMap holds at most 1 MiB",
+            ) from None
+        except Refused as exc:
+            raise ConfigMapError(f"{shown} {exc.reason}", file=shown, hint=exc.hint) from None
+        except OSError as exc:
+            raise ConfigMapError(f"cannot read data file: {exc.strerror}", file=shown) from None
+
     def _file(self, out: Content, path: Path, key: str | None) -> None:
         shown = rel(self.root, path)
-        if not inside_repo(self.root, path):
-            raise ConfigMapError("file points outside the repo", file=shown,
-                                 hint="data files must live inside the repo")
-        raw = path.read_bytes()
+        raw = self._read(path, shown)
         value: bytes | str = raw
         if path.name.endswith(".j2"):
             try:
@@ -131,7 +166,7 @@ class Builder:
 
     def _env_file(self, out: Content, source: Source) -> None:
         try:
-            text = source.path.read_text(encoding="utf-8")
+            text = decode_text(self._read(source.path, source.shown))
         except UnicodeDecodeError:
             raise ConfigMapError("env file is not UTF-8 text", file=source.shown) from None
         for number, line in enumerate(text.splitlines(), start=1):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,41 +20,91 @@ from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, Origin, Reread, Resource
 from generator.schema import Doc, scalar_text, type_name
 from generator.steps.templating import Templates
-from generator.io.yaml_io import load_documents, read_text
+from generator.io.inputs import Refused, is_dir, probe, read_text
+from generator.io.yaml_io import load_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 HASH_ANNOTATION = "gitops-gen.io/hash"
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith((".", "_"))
+def _visible(name: str) -> bool:
+    return not name.startswith((".", "_"))
 
 
-def list_apps(base: Path) -> list[str]:
+def _refused(root: Path, path: Path, exc: Refused) -> LoadError:
+    shown = rel(root, path)
+    return LoadError(f"{shown} {exc.reason}", file=shown, hint=exc.hint)
+
+
+def _checked_dir(root: Path, entry: os.DirEntry[str]) -> bool:
+    """Whether a folder entry is a folder to descend into. Plain entries are judged by the
+    listing's file type (no stat); a symlink is followed and must stay in the repo, and a
+    dangling one or a loop is an error, never silently skipped."""
+    if not entry.is_symlink():
+        return entry.is_dir(follow_symlinks=False)
     try:
+        st = probe(root, Path(entry.path))
+    except Refused as exc:
+        raise _refused(root, Path(entry.path), exc) from None
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def _sorted(entries: Iterator[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
+    """By name: the order files are checked (and so which error comes first) is stable."""
+    return sorted(entries, key=lambda e: e.name)
+
+
+def list_apps(root: Path, base: Path) -> list[str]:
+    try:
+        if not is_dir(root, base):
+            return []
         with os.scandir(base) as entries:
-            return sorted(e.name for e in entries if not e.name.startswith((".", "_")) and e.is_dir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+            return [e.name for e in _sorted(entries) if _visible(e.name) and _checked_dir(root, e)]
+    except Refused as exc:
+        raise _refused(root, base, exc) from None
 
 
-def list_envs(environments: Path) -> list[str]:
-    if not environments.is_dir():
-        return []
-    return sorted(
-        p.name for p in environments.iterdir() if _visible(p) and (p / ENV_FILE).is_file()
-    )
+def list_envs(root: Path, environments: Path) -> list[str]:
+    """Environment folders: the visible folders holding an env.yaml (a dangling, looping or
+    outside symlink as env.yaml or as the folder is an error, not a missing environment)."""
+    try:
+        if not is_dir(root, environments):
+            return []
+        with os.scandir(environments) as entries:
+            folders = [e.name for e in _sorted(entries) if _visible(e.name) and _checked_dir(root, e)]
+    except Refused as exc:
+        raise _refused(root, environments, exc) from None
+    envs = []
+    for name in folders:
+        path = environments / name / ENV_FILE
+        try:
+            found = probe(root, path)
+        except Refused as exc:
+            raise _refused(root, path, exc) from None
+        if found is not None and stat.S_ISREG(found.st_mode):
+            envs.append(name)
+    return envs
 
 
-def manifest_files(folder: Path, skip: frozenset[str] = frozenset()) -> Iterator[Path]:
+def manifest_files(root: Path, folder: Path, skip: frozenset[str] = frozenset()) -> Iterator[Path]:
     """The manifests of an app folder, in a stable order; app.yaml, data files and `skip`
-    (the chart values files app.yaml names) excluded."""
-    with os.scandir(folder) as entries:  # file types from the directory listing: no stat each
-        names = sorted(
-            e.name for e in entries
-            if e.name.endswith(MANIFEST_SUFFIXES) and e.name != APP_FILE and not e.name.startswith((".", "_"))
-            and e.name not in skip and e.is_file()
-        )
+    (the chart values files app.yaml names) excluded.
+    File types come from the directory listing (no stat each); anything but a regular file
+    or a folder with a manifest's name (a symlink, FIFO, socket, device) is checked."""
+    names = []
+    with os.scandir(folder) as entries:
+        for e in _sorted(entries):
+            if not e.name.endswith(MANIFEST_SUFFIXES) or e.name == APP_FILE or not _visible(e.name) or e.name in skip:
+                continue
+            if e.is_file(follow_symlinks=False):
+                names.append(e.name)
+            elif not e.is_dir(follow_symlinks=False):
+                try:
+                    found = probe(root, Path(e.path))
+                except Refused as exc:
+                    raise _refused(root, Path(e.path), exc) from None
+                if found is not None and stat.S_ISREG(found.st_mode):
+                    names.append(e.name)
     for name in names:
         yield folder / name
 
@@ -69,7 +120,7 @@ def read_documents(
 ) -> tuple[str, str, list[tuple[Any, int]]]:
     """(shown path, text as parsed, documents) of a manifest file, rendering `.j2` first."""
     shown = rel(root, path)
-    text = read_text(path, shown)
+    text = read_text(root, path, shown)
     if path.name.endswith(".j2"):
         text = templates.render(text, context, shown)
     if memo is None:
@@ -82,7 +133,7 @@ def load_app_folder(
     memo: Memo | None = None, skip: frozenset[str] = frozenset(),
 ) -> Loaded:
     loaded = Loaded([], [])
-    for path in manifest_files(folder, skip):
+    for path in manifest_files(root, folder, skip):
         shown, text, docs = read_documents(root, path, templates, context, memo)
         # A rendered template's text exists only here; a plain file can be read again.
         source = text if path.name.endswith(".j2") else Reread(path)
@@ -156,10 +207,13 @@ def load_patch_files(
 ) -> list[Patch]:
     """`environments/<env>/patches/*.yaml[.j2]`: one patch per document, in file order."""
     folder = env_dir / PATCHES_DIR
-    if not folder.is_dir():
-        return []
+    try:
+        if not is_dir(root, folder):
+            return []
+    except Refused as exc:
+        raise _refused(root, folder, exc) from None
     patches: list[Patch] = []
-    for path in manifest_files(folder):
+    for path in manifest_files(root, folder):
         shown, text, docs = read_documents(root, path, templates, context, memo)
         for index, (obj, line) in enumerate(docs):
             if not isinstance(obj, dict):

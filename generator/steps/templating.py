@@ -2,14 +2,16 @@
 
 Templates arrive in pull requests, so they run in a sandbox (no access to Python internals)
 with StrictUndefined (an undefined variable is an error naming file, line and variable).
-Nothing about time, randomness or the machine is exposed: the context is only the variables.
+Nothing about time, randomness or the machine is exposed: the context is only the variables,
+plus the globals, filters and tests listed in `generator/steps/sandbox.py` (and the README).
+Work is bounded (steps, time, output, recursion, integer and string size: sandbox.py).
 Includes and imports resolve relative to the repo root and cannot leave it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,44 +21,57 @@ from generator.errors import TemplateError
 if TYPE_CHECKING:
     import jinja2
 
+    from generator.steps.sandbox import Sandbox
+
+from generator.io.inputs import decode_text
+
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 
 
-def _environment(root: Path) -> jinja2.Environment:
+class _Unreadable(Exception):
+    """An included template that exists but may not be read (a symlink leaving the repo, a
+    dangling one, a FIFO, too big): reported like a missing include, with the reason."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name)
+        self.name = name
+        self.reason = reason
+
+
+def _environment(root: Path) -> Sandbox:
     """The sandboxed environment. Jinja2 is imported here, on the first template a render meets:
     a repo without templates never pays its import time or memory."""
     import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class RepoLoader(jinja2.FileSystemLoader):
-        """Loads included templates from inside the repo only (no '..', no absolute paths)."""
+    from generator.steps.sandbox import Sandbox
+
+    class RepoLoader(jinja2.BaseLoader):
+        """Loads included templates from inside the repo only: no '..', no absolute paths, no
+        symlink leaving it, no FIFO; the same size limit as every input file."""
 
         def get_source(
             self, environment: jinja2.Environment, template: str
         ) -> tuple[str, str, Callable[[], bool]]:
-            source, filename, uptodate = super().get_source(environment, template)
-            if not Path(filename).resolve().is_relative_to(root.resolve()):
-                raise jinja2.TemplateNotFound(template)
-            return source, filename, uptodate
+            from jinja2.loaders import split_template_path
 
-    env = ImmutableSandboxedEnvironment(
-        loader=RepoLoader(str(root), followlinks=False),
+            from generator.io.inputs import Refused, read_input
+
+            path = root.joinpath(*split_template_path(template))
+            try:
+                source = decode_text(read_input(root, path))
+            except Refused as exc:
+                raise _Unreadable(template, exc.reason) from None
+            except (OSError, UnicodeDecodeError):
+                raise jinja2.TemplateNotFound(template) from None
+            return source, str(path), lambda: True
+
+    return Sandbox(
+        loader=RepoLoader(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
         auto_reload=False,
     )
-    env.filters["to_yaml"] = _to_yaml
-    # `now`, `random`-like globals are deliberately absent; `range`, `dict`, ... are fine.
-    for unsafe in ("lipsum", "cycler", "joiner"):
-        env.globals.pop(unsafe, None)
-    return env
-
-
-def _to_yaml(value: Any) -> str:
-    from generator.io.yaml_io import dump_document
-
-    return dump_document(value).rstrip("\n")
 
 
 class Templates:
@@ -66,15 +81,29 @@ class Templates:
         self.root = root
 
     @cached_property
-    def env(self) -> jinja2.Environment:
+    def env(self) -> Sandbox:
         return _environment(self.root)
 
     def render(self, text: str, context: Mapping[str, Any], shown: str) -> str:
         import jinja2
         from jinja2.exceptions import SecurityError
 
+        from generator.steps.sandbox import Budget, Limit
+
+        self.env.budget = Budget()
         try:
-            return self.env.from_string(text).render(dict(context))
+            return _bounded_render(self.env.from_string(text), dict(context))
+        except Limit as exc:
+            raise TemplateError(exc.message, file=shown, line=_template_line(exc, shown), hint=exc.hint) from None
+        except _Unreadable as exc:
+            raise TemplateError(
+                f"included template {exc.name!r} not found inside the repo: {exc.name} {exc.reason}",
+                file=shown,
+                line=_template_line(exc, shown),
+                hint="include paths are relative to the repo root; included files must be regular files inside it",
+            ) from None
+        except MemoryError:
+            raise TemplateError("template ran out of memory", file=shown, hint="make the template simpler") from None
         except jinja2.TemplateSyntaxError as exc:
             where = shown if exc.name is None or exc.filename is None else exc.name
             raise TemplateError(
@@ -94,7 +123,7 @@ class Templates:
                 ) from None
             var = m.group(1)
             raise TemplateError(
-                f"undefined template variable {var!r}",
+                f"undefined template variable {var!r}{_why_undefined(var, context)}",
                 file=shown,
                 line=_template_line(exc, shown),
                 hint=f"define {var!r} under `vars:` in the app's app.yaml, the environment's "
@@ -122,8 +151,46 @@ class Templates:
             raise TemplateError("template recursed too deeply", file=shown) from None
 
 
+def _bounded_render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """`template.render(context)`, stopping once the text is over the output limit."""
+    from generator.steps.sandbox import MAX_OUTPUT, Limit
+
+    parts: list[str] = []
+    size = 0
+    chunks: Generator[str, None, None] = template.generate(context)  # type: ignore[assignment]
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            line = _generator_line(template, chunks)
+            chunks.close()
+            exc = Limit(f"template output is over {MAX_OUTPUT:,} characters", "make the template simpler")
+            exc.line = line  # type: ignore[attr-defined]
+            raise exc
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _generator_line(template: jinja2.Template, chunks: Any) -> int | None:
+    """The template line a paused render is at (the innermost generator of the render)."""
+    frame = None
+    while chunks is not None:
+        frame = getattr(chunks, "gi_frame", None) or frame
+        chunks = getattr(chunks, "gi_yieldfrom", None)
+    return None if frame is None else template.get_corresponding_lineno(frame.f_lineno)
+
+
+def _why_undefined(var: str, context: Mapping[str, Any]) -> str:
+    """For `namespace` (the template variable that exists only when env.yaml sets one), say so."""
+    if var == "namespace" and "namespace" not in context:
+        return f" (environment {context.get('env')!r} sets no `namespace:` in its env.yaml)"
+    return ""
+
+
 def _template_line(exc: BaseException, shown: str) -> int | None:
     """The line of the template frame in the traceback (Jinja2 maps it to the template source)."""
+    known = getattr(exc, "line", None)
+    if isinstance(known, int):
+        return known
     tb = exc.__traceback__
     line = None
     while tb is not None:
