@@ -140,7 +140,10 @@ def inside_repo(root: Path, path: Path) -> bool:
 def _read_single(root: Path, path: Path, memo: Memo | None = None) -> tuple[Doc, dict[str, Any]]:
     shown = rel(root, path)
     text = read_text(path, shown)
-    docs = load_documents(text, shown) if memo is None else memo.parse(text, lambda t: load_documents(t, shown))
+    if memo is None:
+        docs = load_documents(text, shown, "config")
+    else:
+        docs = memo.parse(text, lambda t: load_documents(t, shown, "config"), "config")
     if len(docs) > 1:
         raise ConfigError("expected one YAML document, found several", file=shown, line=docs[1][1])
     doc = Doc(shown, text)

@@ -83,6 +83,37 @@ def scalar_text(doc: Doc, path: Path_, value: Any) -> str:
     )
 
 
+def key_text(doc: Doc, path: Path_, key: Any) -> str:
+    """A mapping key as the text it was written as. The loader has already refused spellings
+    that YAML 1.1 types differently from how they read (`NO`, `0022`, `1:30`, ... see
+    yaml_io.Rules), so an unquoted whole number or boolean key reads back as written; never
+    `str()`, which would turn `true` into 'True'."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool) or (isinstance(key, int) and not isinstance(key, bool)):
+        return scalar_text(doc, path + (key,), key)
+    got = "nothing" if key is None else type_name(type(key))
+    raise doc.error(path + (key,), f"a key must be a string, got {got}", hint=f'quote the key, e.g. "{key}"')
+
+
+def text_map(doc: Doc, path: Path_, value: Mapping[Any, Any], convert: Any) -> dict[str, Any]:
+    """`value` with its keys as written (`key_text`) and `convert(doc, path, v)` applied to each
+    value; two keys that read as the same text are the "given twice" error."""
+    out: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for k, v in value.items():
+        text = key_text(doc, path, k)
+        if text in out:
+            raise doc.error(
+                path + (k,),
+                f"key {text!r} is given twice (as {first[text]!r} and as {k!r})",
+                hint="remove one of them",
+            )
+        first[text] = k
+        out[text] = convert(doc, path + (k,), v)
+    return out
+
+
 def str_map(doc: Doc, path: Path_, value: Any) -> dict[str, str]:
     expect(doc, path, value, dict)
-    return {str(k): scalar_text(doc, path + (k,), v) for k, v in value.items()}
+    return text_map(doc, path, value, scalar_text)

@@ -74,7 +74,7 @@ SETUP: dict[str, Callable[[Path], None]] = {
 # Cases run in a child process with a memory and CPU ceiling: a parser that expanded the alias
 # bomb or recursed without bound would be killed there instead of hanging the suite.
 LOCKED = "render_already_running"  # run while the test holds the lock of out/
-BOUNDED = {"alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_sequences"}
+BOUNDED = {"alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_mixed", "deep_nesting_sequences"}
 MEMORY_LIMIT = 1024 * 1024 * 1024
 CPU_SECONDS = 60
 

@@ -98,14 +98,14 @@ def test_overlay_adds_changes_removes(tmp_path: Path) -> None:
 
 def test_values_spelled_as_yaml(tmp_path: Path) -> None:
     cm = render_cm(tmp_path, {
-        "base/web/app.yaml": "configMaps: [{name: web-config, literals: {replicas: 3, debug: true, greeting: x, LOG_LEVEL: y}}]\n",
+        "base/web/app.yaml": "configMaps: [{name: web-config, literals: {replicas: 3, debug: true, greeting: x, LOG_LEVEL: 'y'}}]\n",
     })
     assert cm["data"]["replicas"] == "3" and cm["data"]["debug"] == "true"
 
 
 def test_opt_out_keeps_plain_name_and_mutable(tmp_path: Path) -> None:
     cm = render_cm(tmp_path, {
-        "base/web/app.yaml": "configMaps: [{name: web-config, hash: false, literals: {greeting: x, LOG_LEVEL: y}}]\n",
+        "base/web/app.yaml": "configMaps: [{name: web-config, hash: false, literals: {greeting: x, LOG_LEVEL: 'y'}}]\n",
     })
     assert cm["metadata"]["name"] == "web-config"
     assert "immutable" not in cm

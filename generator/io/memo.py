@@ -26,7 +26,7 @@ from generator.steps.hashing import sha256
 from generator.secrets.scan import Finding, data_digest, scan_data
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 5
+FORMAT = 6  # 6: input rules (yaml_io.Rules) applied while parsing, part of the key
 Docs = list[tuple[Any, int]]
 
 
@@ -73,9 +73,10 @@ class Memo:
         if stamp == self._stamp:
             self._old_parse, self._old_clean = parse, clean
 
-    def parse(self, text: str, parse: Callable[[str], Docs]) -> Docs:
-        """`parse(text)`, or a fresh copy of its earlier result for the same text."""
-        key = sha256(text.encode("utf-8", "surrogatepass")).digest()
+    def parse(self, text: str, parse: Callable[[str], Docs], rules: str = "") -> Docs:
+        """`parse(text)`, or a fresh copy of its earlier result for the same text read under the
+        same input `rules` (the same text may be a manifest and a settings file)."""
+        key = sha256(rules.encode() + b"\0" + text.encode("utf-8", "surrogatepass")).digest()
         blob = self.parse_used.get(key) or self._old_parse.get(key)
         if blob is not None:
             self.hits += 1
