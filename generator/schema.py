@@ -92,8 +92,11 @@ def key_text(doc: Doc, path: Path_, key: Any) -> str:
         return key
     if isinstance(key, bool) or (isinstance(key, int) and not isinstance(key, bool)):
         return scalar_text(doc, path + (key,), key)
-    got = "nothing" if key is None else type_name(type(key))
-    raise doc.error(path + (key,), f"a key must be a string, got {got}", hint=f'quote the key, e.g. "{key}"')
+    if key is None:
+        raise doc.error(path + (key,), "a key must be a string, got nothing",
+                        hint='an empty, `~` or `null` key is a null in YAML: quote it ("~") or name it')
+    raise doc.error(path + (key,), f"a key must be a string, got {type_name(type(key))}",
+                    hint="quote the key as it should read")
 
 
 def text_map(doc: Doc, path: Path_, value: Mapping[Any, Any], convert: Any) -> dict[str, Any]:

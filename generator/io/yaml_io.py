@@ -319,7 +319,8 @@ def _check_input(root: yaml.Node, text: str, rules: Rules) -> None:
                 problem, hint = misread
                 raise LoadError(f"unquoted {'key' if is_key else 'value'} {problem}", line=line, hint=hint)
             continue
-        stack.extend((child, key, check_type or child is typed) for child, key in _children(node))
+        # reversed: popped in document order, so the first offence is the one reported
+        stack.extend(reversed([(child, key, check_type or child is typed) for child, key in _children(node)]))
 
 
 def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tuple[Any, int]]:
