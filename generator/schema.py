@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from generator.hints import close_matches as _close_matches
 from generator.errors import ConfigError
@@ -93,7 +93,7 @@ def key_text(doc: Doc, path: Path_, key: Any) -> str:
     if isinstance(key, bool) or (isinstance(key, int) and not isinstance(key, bool)):
         return scalar_text(doc, path + (key,), key)
     if key is None:
-        raise doc.error(path + (key,), "a key must be a string, got nothing",
+        raise doc.error(path + (cast(Any, key),), "a key must be a string, got nothing",
                         hint='an empty, `~` or `null` key is a null in YAML: quote it ("~") or name it')
     raise doc.error(path + (key,), f"a key must be a string, got {type_name(type(key))}",
                     hint="quote the key as it should read")
