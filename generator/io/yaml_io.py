@@ -402,11 +402,21 @@ class _Dumper(_FastResolve, _BaseDumper):  # type: ignore[misc, valid-type]
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
+    # Plain-scalar answers by text, with the go-yaml rule folded in (the loader's cache is PyYAML's
+    # answers alone, so this one is separate).
+    _plain_tags: dict[str, str] = {}
+
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-        tag = _FastResolve.resolve(self, kind, value, implicit)
-        if tag == _STR and implicit[0] and kind is yaml.ScalarNode and go_types(value):
-            return _GO_TYPED
-        return tag
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = self._resolve_plain(value)
+                if tag == _STR and go_types(value):
+                    tag = _GO_TYPED
+                if len(value) <= 32 and len(self._plain_tags) < 2048:
+                    self._plain_tags[value] = tag
+            return tag
+        return _FastResolve.resolve(self, kind, value, implicit)
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
