@@ -291,10 +291,10 @@ def _configmap_data(root: yaml.Node) -> yaml.Node | None:
     return fields.get("data")
 
 
-def _check_input(root: yaml.Node, text: str, rules: Rules) -> None:
-    """The input rules (see `Rules`), on the node tree before anything is constructed."""
+def _check_input(root: yaml.Node, escapes: bool, rules: Rules) -> None:
+    """The input rules (see `Rules`), on the node tree before anything is constructed;
+    `escapes`: whether the text has escapes that may spell a character kustomize refuses."""
     typed = root if rules == "config" else _configmap_data(root)
-    escapes = _ESCAPE.search(text) is not None
     if typed is None and not escapes:
         return
     stack: list[tuple[yaml.Node, bool, bool]] = [(root, False, typed is root)]
@@ -328,6 +328,7 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tup
     `rules`: the input rules to apply (see `Rules`)."""
     loader = _Loader(text)
     check = _needs_bounds_check(text)  # aliases, or nesting deep enough to matter
+    escapes = rules is not None and _ESCAPE.search(text) is not None
     docs: list[tuple[Any, int]] = []
     try:
         while loader.check_node():
@@ -337,7 +338,7 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tup
             if check:
                 _check_bounds(node)
             if rules is not None:
-                _check_input(node, text, rules)
+                _check_input(node, escapes, rules)
             line = node.start_mark.line + 1
             # Without aliases every node is used once, so no memo of constructed nodes is needed.
             data = loader.construct_document(node) if check else _build(loader, node)
