@@ -120,7 +120,7 @@ def _read_single(
     text = read_text(root, path, shown, missing_ok=optional)
     if text is None:
         return None
-    docs = load_documents(text, shown) if memo is None else memo.parse(text, lambda t: load_documents(t, shown))
+    docs = load_documents(text, shown, "config") if memo is None else memo.parse(text, lambda t: load_documents(t, shown, "config"), "config")
     if len(docs) > 1:
         raise ConfigError("expected one YAML document, found several", file=shown, line=docs[1][1])
     doc = Doc(shown, text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from generator.hints import close_matches as _close_matches
 from generator.errors import ConfigError
@@ -83,6 +83,40 @@ def scalar_text(doc: Doc, path: Path_, value: Any) -> str:
     )
 
 
+def key_text(doc: Doc, path: Path_, key: Any) -> str:
+    """A mapping key as the text it was written as. The loader has already refused spellings
+    that YAML 1.1 types differently from how they read (`NO`, `0022`, `1:30`, ... see
+    yaml_io.Rules), so an unquoted whole number or boolean key reads back as written; never
+    `str()`, which would turn `true` into 'True'."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool) or (isinstance(key, int) and not isinstance(key, bool)):
+        return scalar_text(doc, path + (key,), key)
+    if key is None:
+        raise doc.error(path + (cast(Any, key),), "a key must be a string, got nothing",
+                        hint='an empty, `~` or `null` key is a null in YAML: quote it ("~") or name it')
+    raise doc.error(path + (key,), f"a key must be a string, got {type_name(type(key))}",
+                    hint="quote the key as it should read")
+
+
+def text_map(doc: Doc, path: Path_, value: Mapping[Any, Any], convert: Any) -> dict[str, Any]:
+    """`value` with its keys as written (`key_text`) and `convert(doc, path, v)` applied to each
+    value; two keys that read as the same text are the "given twice" error."""
+    out: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for k, v in value.items():
+        text = key_text(doc, path, k)
+        if text in out:
+            raise doc.error(
+                path + (k,),
+                f"key {text!r} is given twice (as {first[text]!r} and as {k!r})",
+                hint="remove one of them",
+            )
+        first[text] = k
+        out[text] = convert(doc, path + (k,), v)
+    return out
+
+
 def str_map(doc: Doc, path: Path_, value: Any) -> dict[str, str]:
     expect(doc, path, value, dict)
-    return {str(k): scalar_text(doc, path + (k,), v) for k, v in value.items()}
+    return text_map(doc, path, value, scalar_text)

@@ -167,7 +167,7 @@ SETUP: dict[str, Callable[[Path], None]] = {
 # bomb or recursed without bound would be killed there instead of hanging the suite.
 LOCKED = "render_already_running"  # run while the test holds the lock of out/
 BOUNDED = {
-    "alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_sequences",
+    "alias_bomb", "deep_nesting", "deep_nesting_block", "deep_nesting_mixed", "deep_nesting_sequences",
     "fifo_app_yaml", "fifo_repo_file", "fifo_env_yaml", "fifo_manifest", "fifo_in_dirs_folder", "jinja_include_fifo",
     "data_file_too_big", "manifest_too_big",
     "jinja_integer_bomb", "jinja_string_bomb", "jinja_nested_loops", "jinja_recursive_macro",

@@ -98,14 +98,14 @@ def test_overlay_adds_changes_removes(tmp_path: Path) -> None:
 
 def test_values_spelled_as_yaml(tmp_path: Path) -> None:
     cm = render_cm(tmp_path, {
-        "base/web/app.yaml": "configMaps: [{name: web-config, literals: {replicas: 3, debug: true, greeting: x, LOG_LEVEL: y}}]\n",
+        "base/web/app.yaml": "configMaps: [{name: web-config, literals: {replicas: 3, debug: true, greeting: x, LOG_LEVEL: 'y'}}]\n",
     })
     assert cm["data"]["replicas"] == "3" and cm["data"]["debug"] == "true"
 
 
 def test_opt_out_keeps_plain_name_and_mutable(tmp_path: Path) -> None:
     cm = render_cm(tmp_path, {
-        "base/web/app.yaml": "configMaps: [{name: web-config, hash: false, literals: {greeting: x, LOG_LEVEL: y}}]\n",
+        "base/web/app.yaml": "configMaps: [{name: web-config, hash: false, literals: {greeting: x, LOG_LEVEL: 'y'}}]\n",
     })
     assert cm["metadata"]["name"] == "web-config"
     assert "immutable" not in cm
@@ -195,3 +195,152 @@ def test_bad_configmaps(tmp_path: Path, files: dict[str, str], message: str) -> 
     assert result.exit_code == 1
     assert message in result.output
     assert not (repo / "out").exists()
+
+
+# --- env files as `kubectl create configmap --from-env-file` reads them ---------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from generator.errors import ConfigMapError  # noqa: E402
+from generator.steps.configmaps import env_entries, key_problem  # noqa: E402
+from tests.kubectl import find_kubectl  # noqa: E402
+
+ENV_LINES = [
+    "A=1", "B= 2 ", "  C=x", "\tD=y", "E=a=b", "F=x\u2028y", "G=\x85z", "H=", "I= ", "# comment", "   # indented",
+    "", "   ", "\x0cJ=1", "\x85K=2", "\xa0L=3", "\u3000M=4", "N='q' # not a comment", 'O="x"', "P=\x0cf", "Q=\x1cq",
+    "R=\\n", "S=é", "T=1\r", "U=\r\r", "V=\ufeffv", "bad key=1", "1X=1", "W =1", "X.y-z=1", "_=1", "=v",
+]
+env_texts = st.tuples(
+    st.lists(st.sampled_from(ENV_LINES), min_size=1, max_size=8),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),  # a BOM
+    st.booleans(),  # a final newline
+).map(lambda t: ("\ufeff" if t[2] else "") + t[1].join(t[0]) + (t[1] if t[3] else ""))
+
+
+def _kubectl_env(tmp_path: Path, text: str) -> dict[str, str] | None:
+    import json
+    import subprocess
+
+    env_file = tmp_path / "k.env"
+    env_file.write_bytes(text.encode("utf-8"))
+    proc = subprocess.run(
+        [str(find_kubectl()), "create", "configmap", "x", f"--from-env-file={env_file}", "--dry-run=client", "-o", "json"],
+        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"},
+    )
+    return json.loads(proc.stdout).get("data", {}) if proc.returncode == 0 else None
+
+
+@settings(max_examples=25, deadline=None)
+@given(env_texts)
+def test_env_files_read_as_kubectl_reads_them(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    expected = _kubectl_env(tmp_path_factory.mktemp("env"), text)
+    try:
+        entries = env_entries(text, "k.env")
+    except ConfigMapError:
+        assert expected is None, text  # kubectl refuses it too
+        return
+    keys = [k for _, k, _ in entries]
+    if len(set(keys)) < len(keys):
+        assert expected is None  # kubectl: "another key by that name already exists"
+        return
+    assert expected == {k: v for _, k, v in entries}
+
+
+def test_env_file_line_without_equals_is_an_error_not_the_environment() -> None:
+    # kubectl would read JUST_A_WORD from the environment of whoever runs it.
+    with pytest.raises(ConfigMapError, match="expected KEY=VALUE"):
+        env_entries("A=1\nJUST_A_WORD\n", "k.env")
+
+
+def test_env_file_splits_on_newlines_only(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "configMaps: [{name: web-config, envs: [app.env]}]\n",
+        "base/web/app.env": "\ufeffA=x\u2028y\x0cz\nB=1\r\n",
+    })
+    assert cm["data"] == {"A": "x\u2028y\x0cz", "B": "1"}
+
+
+# --- ConfigMap keys exactly as Kubernetes' IsConfigMapKey ----------------------------------
+
+@pytest.mark.parametrize("key", [".", "..", "..x", "abc\n", "a b", "a/b", "", "x" * 254, "é"])
+def test_keys_kubernetes_refuses(key: str) -> None:
+    assert key_problem(key) is not None
+
+
+@pytest.mark.parametrize("key", ["a", ".a", "a..b", "a.", "-", "_", "09", "x" * 253, "A-b_c.d"])
+def test_keys_kubernetes_takes(key: str) -> None:
+    assert key_problem(key) is None
+
+
+# --- characters kustomize refuses or rewrites -----------------------------------------------
+
+def test_data_file_with_kustomize_refused_characters_goes_to_binary_data(tmp_path: Path) -> None:
+    content = "a\x7fb\x85c\x9f\n".encode()
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "configMaps: [{name: web-config, files: [term.cfg], literals: {a: b}}]\n",
+        "base/web/term.cfg": content,
+    })
+    assert base64.b64decode(cm["binaryData"]["term.cfg"]) == content
+    assert "term.cfg" not in cm["data"]
+
+
+@pytest.mark.parametrize("source", ["literal", "env"])
+def test_text_value_with_kustomize_refused_character_is_an_error(tmp_path: Path, source: str) -> None:
+    files: dict[str, str | bytes] = (
+        {"base/web/app.yaml": 'configMaps: [{name: web-config, literals: {a: "x\\x7fy"}}]\n'}
+        if source == "literal"
+        else {"base/web/app.yaml": "configMaps: [{name: web-config, envs: [a.env]}]\n", "base/web/a.env": "A=x\x85y\n"}
+    )
+    repo = write_repo(tmp_path, {**BASIC_APP, **files})
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1
+    assert "kubectl kustomize` refuses or rewrites it" in result.output
+
+
+# --- keys and values typed as written --------------------------------------------------------
+
+def test_keys_keep_their_written_spelling(tmp_path: Path) -> None:
+    cm = render_cm(tmp_path, {
+        "base/web/app.yaml": "configMaps: [{name: web-config, literals: {true: a, 12: b, 'False': c, n0: 7}}]\n",
+    })
+    assert cm["data"] == {"true": "a", "12": "b", "False": "c", "n0": "7"}
+
+
+@pytest.mark.parametrize(
+    ("literals", "message"),
+    [
+        ("{NO: norway, 'False': y}", "`NO` is read as the boolean false"),
+        ("{COUNTRY: NO}", "`NO` is read as the boolean false"),
+        ("{UMASK: 0022}", "`0022` is read as the number 18"),
+        ("{T: 1:30}", "`1:30` is read as the number 90"),
+        ("{X: 0x1F}", "`0x1F` is read as the number 31"),
+        ("{NUM: 1_000}", "`1_000` is read as the number 1000"),
+        ("{A: y}", "`y` is a boolean in YAML 1.1"),
+        ("{D: 2024-01-05}", "`2024-01-05` is read as a date"),
+        ("{1: a, '1': b}", "key '1' is given twice"),
+        ("{true: a, 'true': b}", "key 'true' is given twice"),
+        ("{~: a}", "a key must be a string, got nothing"),
+        ("{1.5: a}", "a key must be a string, got a number with a fraction"),
+    ],
+)
+def test_spellings_yaml_types_are_errors(tmp_path: Path, literals: str, message: str) -> None:
+    repo = write_repo(tmp_path, {**BASIC_APP, "base/web/app.yaml": f"configMaps: [{{name: web-config, literals: {literals}}}]\n"})
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1
+    assert "base/web/app.yaml:1:" in result.output and message in result.output, result.output
+
+
+def test_plain_configmap_data_typed_as_written(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path, {**BASIC_APP, "base/web/cm.yaml": """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: plain}
+        data:
+          ok: "NO"
+          bad: Off
+    """})
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1
+    assert "base/web/cm.yaml:6:" in result.output and "`Off` is read as the boolean false" in result.output

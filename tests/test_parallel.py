@@ -16,7 +16,7 @@ def big_repo(root: Path, broken_app: int | None = None) -> Path:
     for i in range(APPS):
         app = f"app-{i:03d}"
         ref = "missing-config" if i == broken_app else f"{app}-config"
-        files[f"base/{app}/app.yaml"] = f"configMaps: [{{name: {app}-config, literals: {{n: '{i}'}}}}]\n"
+        files[f"base/{app}/app.yaml"] = f"configMaps: [{{name: {app}-config, literals: {{'n': '{i}'}}}}]\n"
         files[f"base/{app}/deployment.yaml"] = deployment(
             app, f"containers: [{{name: c, image: 'img:{i}', envFrom: [{{configMapRef: {{name: {ref}}}}}]}}]")
     return write_repo(root, files)

@@ -511,7 +511,7 @@ def test_allow_list_lets_a_reviewed_key_through(tmp_path: Path) -> None:
     [
         ("{configMap: api-config, key: token}", "missing `reason`"),
         ("{configMap: api-config, key: token, reason: '  '}", "`reason` is empty"),
-        ("{configMap: api-config, key: token, reason: x, why: y}", "unknown key 'why'"),
+        ("{configMap: api-config, key: token, reason: x, why: z}", "unknown key 'why'"),
         ("{configMap: api-config, reason: x}", "missing `key`"),
         ("{configmap: api-config, key: token, reason: x}", "did you mean 'configMap'"),
     ],

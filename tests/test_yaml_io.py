@@ -2,7 +2,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from generator.errors import LoadError
@@ -127,3 +127,91 @@ def test_fast_loader_builds_what_pyyaml_builds(pairs: list[tuple[str, str]]) -> 
     [(doc, _)] = load_documents(text, "x.yaml")
     assert doc == expected
     assert [type(v) for v in doc.values()] == [type(v) for v in expected.values()]
+
+
+# --- nesting depth: refused in block, flow and mixed styles, whatever libyaml's own limit -----
+
+from generator.io.yaml_io import MAX_DEPTH, _needs_bounds_check  # noqa: E402
+
+
+def _nest(kinds: list[str], leaf: Any) -> Any:
+    for kind in reversed(kinds):
+        leaf = {"k": leaf} if kind == "map" else [leaf]
+    return leaf
+
+
+def _depth(node: yaml.Node) -> int:
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(n, yaml.MappingNode):
+            stack += [(c, d + 1) for pair in n.value for c in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            stack += [(c, d + 1) for c in n.value]
+    return deepest
+
+
+def _kinds(low: int) -> st.SearchStrategy[list[str]]:
+    return st.integers(low, 260).flatmap(lambda n: st.lists(st.sampled_from(["map", "seq"]), min_size=n, max_size=n))
+
+
+@given(_kinds(1), _kinds(0), st.booleans())
+@example(["map"] * 90, ["seq"] * 150, True)  # 90 block levels over 150 flow levels: 241 deep
+@example(["seq"] * 60, ["map"] * 150, False)
+def test_documents_deeper_than_the_limit_are_always_checked(block: list[str], flow: list[str], tight: bool) -> None:
+    inner = yaml.dump(_nest(flow, "x"), default_flow_style=True, width=1_000_000).strip() if flow else "x"
+    if tight:  # mappings one column deeper each: the least indentation block style allows
+        text = "".join(" " * i + "k:\n" for i in range(len(block))) + " " * len(block) + inner + "\n"
+    else:
+        text = yaml.dump(_nest(block, "LEAF"), default_flow_style=False, width=1_000_000).replace("LEAF", inner)
+    depth = _depth(yaml.compose(text, Loader=yaml.CSafeLoader))
+    if depth > MAX_DEPTH:
+        assert _needs_bounds_check(text)
+        with pytest.raises(LoadError, match=f"nests deeper than {MAX_DEPTH} levels"):
+            load_documents(text, "x.yaml")
+    else:
+        load_documents(text, "x.yaml")
+
+
+def test_libyaml_own_depth_limit_gives_our_message() -> None:
+    # libyaml >= 0.2.6 stops at 1,000 levels by itself; older ones and PyYAML's pure-Python
+    # parser do not: the message is ours either way.
+    with pytest.raises(LoadError, match=f"nests deeper than {MAX_DEPTH} levels"):
+        load_documents("a: " + "[" * 1500 + "]" * 1500 + "\n", "x.yaml")
+
+
+# --- input rules: typed as written, no characters kustomize refuses -------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: NO\n", "NO: a\n", "a: 0022\n", "a: 1:30\n", "a: y\n", "a: [On]\n", "a: 0x1F\n", "a: 1_000\n",
+     "a: 2024-01-01\n", "a: True\n", "a: -0\n", "a: 1_0.5\n", "a: +1\n"],
+)
+def test_config_rules_refuse_spellings_yaml_types(text: str) -> None:
+    with pytest.raises(LoadError, match="unquoted"):
+        load_documents(text, "x.yaml", "config")
+    load_documents(text, "x.yaml")  # no rules: as PyYAML reads it
+
+
+@pytest.mark.parametrize("text", ['a: "NO"\n', "a: 'y'\n", "a: 5\n", "a: -3\n", "a: true\n", "a: null\n", "a: ~\n",
+                                  "a: 0.5\n", "a: |\n  NO\n", "a: x\n", "a: 1e3\n", "a: 08544\n"])
+def test_config_rules_take_what_every_reader_agrees_on(text: str) -> None:
+    load_documents(text, "x.yaml", "config")
+
+
+def test_manifest_rules_type_only_configmap_data() -> None:
+    configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, labels: {a: 'b'}}\ndata: {k: %s}\n"
+    with pytest.raises(LoadError, match="`Off` is read as the boolean false"):
+        load_documents(configmap % "Off", "x.yaml", "manifest")
+    load_documents(configmap % '"Off"', "x.yaml", "manifest")
+    load_documents("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {paused: Off}\n", "x.yaml", "manifest")
+
+
+@pytest.mark.parametrize("escape", ["\\x7f", "\\x80", "\\N", "\\u0085", "\\x9f", "\\uFFFE", "\\uffff"])
+def test_input_rules_refuse_escaped_characters_kustomize_refuses(escape: str) -> None:
+    text = f'a: "x{escape}y"\n'
+    for rules in ("config", "manifest"):
+        with pytest.raises(LoadError, match="kubectl kustomize` refuses or rewrites it"):
+            load_documents(text, "x.yaml", rules)  # type: ignore[arg-type]
+    load_documents(text, "x.yaml")  # our own output read back: no rules

@@ -34,7 +34,7 @@ from generator.steps.hashing import sha256
 from generator.secrets.scan import Finding, data_digest, scan_data
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 6
+FORMAT = 7  # 6: data-only records with an HMAC; 7: input rules (yaml_io.Rules) part of the parse key
 MAGIC = b"gitops-gen memo\n"
 _HEAD = struct.Struct("<I")  # the format number, after MAGIC
 _MAC_SIZE = 32
@@ -84,9 +84,10 @@ class Memo:
             elif kind == _CLEAN:
                 self._old_clean.add(key)
 
-    def parse(self, text: str, parse: Callable[[str], Docs]) -> Docs:
-        """`parse(text)`, or a fresh copy of its earlier result for the same text."""
-        key = sha256(text.encode("utf-8", "surrogatepass")).digest()
+    def parse(self, text: str, parse: Callable[[str], Docs], rules: str = "") -> Docs:
+        """`parse(text)`, or a fresh copy of its earlier result for the same text read under the
+        same input `rules` (the same text may be a manifest and a settings file)."""
+        key = sha256(rules.encode() + b"\0" + text.encode("utf-8", "surrogatepass")).digest()
         blob = self.parse_used.get(key) or self._old_parse.get(key)
         if blob is not None:
             docs = _decode_docs(blob)

@@ -7,15 +7,17 @@ the input is good.
 
 from __future__ import annotations
 
+import functools
 import re
 from sys import intern as _intern
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from generator.errors import LoadError
+from generator.io.readers import KUSTOMIZE_UNSAFE, YAML11_SHORT_BOOLS, describe_char, go_types
 
 try:  # libyaml is a hard requirement for speed, but keep working (slowly) without it
     _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -28,6 +30,8 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 MAX_EXPANDED_NODES = 500_000
 # Kubernetes objects nest a dozen levels or so; anything this deep is hostile or broken.
 MAX_DEPTH = 200
+# What libyaml 0.2.6 and later says when a document passes its own limit (1,000 levels).
+_LIBYAML_DEPTH = "exceeded maximum nesting depth"
 
 
 class _FastResolve:
@@ -118,11 +122,7 @@ def _check_bounds(root: yaml.Node) -> None:
     while stack:
         node, depth, done = stack.pop()
         if depth > MAX_DEPTH:
-            raise LoadError(
-                f"document nests deeper than {MAX_DEPTH} levels",
-                line=node.start_mark.line + 1,
-                hint="Kubernetes manifests are never this deep; check the file was not generated wrongly",
-            )
+            raise _too_deep(node.start_mark.line + 1)
         children: list[yaml.Node] = []
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
@@ -145,22 +145,35 @@ def _check_bounds(root: yaml.Node) -> None:
         stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
 
 
-# Deep block nesting needs deep indentation: every level indents at least one column more, except
-# a block sequence under a mapping key, so a document MAX_DEPTH deep has a line indented (spaces
-# and "- " markers) by at least half of it.
+# How deep a document can nest without the walk, from its text alone: flow nesting needs a
+# bracket per level, block nesting needs indentation. Every block level indents its content at
+# least one column more than its parent, except a block sequence under a mapping key, so a line
+# whose leading run of indentation and compact-collection markers (" ", "- ", "? ", ": ") is
+# n columns long sits at most 2n + 2 levels deep. In a mixed document the two add up.
 # (Searching for a newline instead of `^` with MULTILINE lets the regex engine skip ahead fast.)
-_DEEP_FIRST_LINE = re.compile(r"[ -]{%d}" % (MAX_DEPTH // 2))
-_DEEP_LINE = re.compile(r"\n[ -]{%d}" % (MAX_DEPTH // 2))
+@functools.lru_cache(maxsize=None)
+def _deep_indent(columns: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    return re.compile(r"[ ?:-]{%d}" % columns), re.compile(r"\n[ ?:-]{%d}" % columns)
 
 
 def _needs_bounds_check(text: str) -> bool:
-    # Aliases need '*'; deep flow nesting needs many brackets; deep block nesting deep indents.
-    # Plain manifests skip the walk.
-    return (
-        "*" in text
-        or text.count("[") + text.count("{") > MAX_DEPTH
-        or _DEEP_FIRST_LINE.match(text) is not None
-        or _DEEP_LINE.search(text) is not None
+    """Whether the document may hold aliases or nest deeper than MAX_DEPTH (then it is walked);
+    plain manifests skip the walk."""
+    if "*" in text:
+        return True
+    brackets = text.count("[") + text.count("{")
+    if brackets >= MAX_DEPTH - 2:
+        return True
+    # Block depth stays at or below MAX_DEPTH - brackets while every run is shorter than this:
+    first, later = _deep_indent(max(1, (MAX_DEPTH - brackets - 2) // 2))
+    return first.match(text) is not None or later.search(text) is not None
+
+
+def _too_deep(line: int | None) -> LoadError:
+    return LoadError(
+        f"document nests deeper than {MAX_DEPTH} levels",
+        line=line,
+        hint="Kubernetes manifests are never this deep; check the file was not generated wrongly",
     )
 
 
@@ -219,10 +232,103 @@ def _build(loader: _Loader, node: yaml.Node) -> Any:
     return loader.construct_object(node, deep=True)
 
 
-def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
-    """Parse a YAML stream into (document, first line) pairs; empty documents are dropped."""
+# What a file is read under: "config" for the generator's own files (every key and value typed
+# as written), "manifest" for Kubernetes manifests (the data of a v1 ConfigMap typed as written),
+# None for our own output read back (diff, retention). Both input rules refuse strings that
+# kustomize refuses or rewrites.
+Rules = Literal["config", "manifest"] | None
+_FLOAT = "tag:yaml.org,2002:float"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CANONICAL_INT = re.compile(r"(?:0|-?[1-9][0-9]*)\Z")
+# A backslash escape is the only way such a character gets into a parsed string: libyaml
+# refuses them raw (and turns a raw NEL into a line break).
+_ESCAPE = re.compile(r"\\[xuUN]")
+
+
+def _misread(node: yaml.ScalarNode) -> tuple[str, str] | None:
+    """(problem, hint) when a plain scalar's YAML 1.1 type comes from a spelling other readers
+    (YAML 1.2: kustomize; Go: kubectl) read differently, or that we would write back otherwise;
+    None when it means the same to every reader: a string, `true`/`false`, a decimal whole
+    number, a number with a fraction written plainly, a null."""
+    if node.style not in (None, ""):
+        return None  # quoted or a block scalar: a string as written
+    tag, text = node.tag, node.value
+    if tag == _STR:
+        if text in YAML11_SHORT_BOOLS:
+            return (f"`{text}` is a boolean in YAML 1.1 and to kubectl, but the text {text!r} to other readers",
+                    f'quote it ("{text}") for the text, or write true or false')
+        return None
+    quote = f'quote it ("{text}") for the text'
+    if tag == _BOOL and text not in ("true", "false"):
+        value = "true" if yaml.safe_load(text) else "false"
+        return f"`{text}` is read as the boolean {value}, not as the text {text!r}", f"{quote}, or write {value}"
+    if (tag == _INT and not _CANONICAL_INT.match(text)) or (tag == _FLOAT and ("_" in text or ":" in text)):
+        number = yaml.safe_load(text)
+        return f"`{text}` is read as the number {number}, not as the text {text!r}", f"{quote}, or write {number}"
+    if tag == _TIMESTAMP:
+        return f"`{text}` is read as a date, not as the text {text!r}", quote
+    return None
+
+
+def _children(node: yaml.Node) -> list[tuple[yaml.Node, bool]]:
+    """A collection's nodes, each with whether it is a mapping key."""
+    if isinstance(node, yaml.MappingNode):
+        return [pair for k, v in node.value for pair in ((k, True), (v, False))]
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, False) for item in node.value]
+    return []
+
+
+def _configmap_data(root: yaml.Node) -> yaml.Node | None:
+    """The `data` node of a v1 ConfigMap document, else None."""
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    fields = {k.value: v for k, v in root.value if isinstance(k, yaml.ScalarNode)}
+    kind, version = fields.get("kind"), fields.get("apiVersion")
+    if not (isinstance(kind, yaml.ScalarNode) and kind.value == "ConfigMap"
+            and isinstance(version, yaml.ScalarNode) and version.value == "v1"):
+        return None
+    return fields.get("data")
+
+
+def _check_input(root: yaml.Node, escapes: bool, rules: Rules) -> None:
+    """The input rules (see `Rules`), on the node tree before anything is constructed;
+    `escapes`: whether the text has escapes that may spell a character kustomize refuses."""
+    typed = root if rules == "config" else _configmap_data(root)
+    if typed is None and not escapes:
+        return
+    stack: list[tuple[yaml.Node, bool, bool]] = [(root, False, typed is root)]
+    seen: set[int] = set()
+    while stack:
+        node, is_key, check_type = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            line = node.start_mark.line + 1
+            bad = KUSTOMIZE_UNSAFE.search(node.value) if escapes else None
+            if bad is not None:
+                raise LoadError(
+                    f"{describe_char(bad.group())} in a string: `kubectl kustomize` refuses or rewrites it",
+                    line=line,
+                    hint="remove it; content that is not plain text belongs in a data file of a ConfigMap "
+                         "(which then goes to binaryData)",
+                )
+            misread = _misread(node) if check_type else None
+            if misread is not None:
+                problem, hint = misread
+                raise LoadError(f"unquoted {'key' if is_key else 'value'} {problem}", line=line, hint=hint)
+            continue
+        # reversed: popped in document order, so the first offence is the one reported
+        stack.extend(reversed([(child, key, check_type or child is typed) for child, key in _children(node)]))
+
+
+def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tuple[Any, int]]:
+    """Parse a YAML stream into (document, first line) pairs; empty documents are dropped.
+    `rules`: the input rules to apply (see `Rules`)."""
     loader = _Loader(text)
     check = _needs_bounds_check(text)  # aliases, or nesting deep enough to matter
+    escapes = rules is not None and _ESCAPE.search(text) is not None
     docs: list[tuple[Any, int]] = []
     try:
         while loader.check_node():
@@ -231,6 +337,8 @@ def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
                 continue
             if check:
                 _check_bounds(node)
+            if rules is not None:
+                _check_input(node, escapes, rules)
             line = node.start_mark.line + 1
             # Without aliases every node is used once, so no memo of constructed nodes is needed.
             data = loader.construct_document(node) if check else _build(loader, node)
@@ -240,6 +348,10 @@ def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
         raise exc.located(file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if _LIBYAML_DEPTH in str(exc.problem):
+            # libyaml >= 0.2.6 stops at its own depth limit (1,000) before our walk can run: the
+            # same finding, so the same message, whichever libyaml is installed.
+            raise _too_deep(mark.line + 1 if mark else None).located(file) from None
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.problem and exc.context and exc.context_mark and mark and exc.context_mark.line != mark.line:
             # e.g. an unclosed quote: the problem is at the end, its cause where the scan began
@@ -250,7 +362,10 @@ def load_documents(text: str, file: Path | str) -> list[tuple[Any, int]]:
             line=mark.line + 1 if mark else None,
             hint=_syntax_hint(exc, text, mark),
         ) from None
-    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+    except RecursionError:
+        # The pure-Python parser (PyYAML without libyaml) recurses once per level.
+        raise _too_deep(None).located(file) from None
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
         raise LoadError(f"invalid YAML: {exc}", file=file) from None
     finally:
         loader.dispose()
@@ -274,11 +389,35 @@ def read_text(path: Path, shown: Path | str) -> str:
         raise LoadError(f"cannot read file: {exc.strerror}", file=shown) from None
 
 
+# Not a tag anyone reads: what the dumper's resolver answers for a string that PyYAML would
+# read back as a string but go-yaml (kubectl, kustomize) would not, so it is quoted.
+_GO_TYPED = "tag:gitops-gen,2026:go-typed"
+
+
 class _Dumper(_FastResolve, _BaseDumper):  # type: ignore[misc, valid-type]
-    """Block style, no aliases, multi-line strings as literal blocks: output meant for review."""
+    """Block style, no aliases, multi-line strings as literal blocks: output meant for review.
+
+    A string is written plain only when PyYAML, go-yaml v2 and go-yaml v3 all read that plain
+    text back as the same string (readers.py); otherwise libyaml quotes it."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+    # Plain-scalar answers by text, with the go-yaml rule folded in (the loader's cache is PyYAML's
+    # answers alone, so this one is separate).
+    _plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = self._resolve_plain(value)
+                if tag == _STR and go_types(value):
+                    tag = _GO_TYPED
+                if len(value) <= 32 and len(self._plain_tags) < 2048:
+                    self._plain_tags[value] = tag
+            return tag
+        return _FastResolve.resolve(self, kind, value, implicit)
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
@@ -315,8 +454,8 @@ def _plain_allowed(s: str) -> bool:
 
 
 def _scalar(s: str) -> str:
-    """A one-line string as libyaml writes it with our settings: plain when that reads back as
-    the same string, else single-quoted."""
+    """A one-line string as libyaml writes it with our settings: plain when every reader reads
+    that back as the same string, else single-quoted."""
     out = _scalar_cache.get(s)
     if out is not None:
         return out

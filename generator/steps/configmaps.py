@@ -17,9 +17,14 @@ from generator.config import rel
 from generator.errors import ConfigMapError, TemplateError
 from generator.io.inputs import Refused, TooBig, decode_text, probe, read_input
 from generator.model import ConfigMapDecl, ConfigMapOverlay, KeyedOrigin, KeyOrigins, Origin, Resource, Source
+from generator.io.readers import KUSTOMIZE_UNSAFE, describe_char
 from generator.steps.templating import Templates, has_template_syntax
 
-KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
+# Kubernetes' IsConfigMapKey (k8s.io/apimachinery/pkg/util/validation/validation.go):
+# `configMapKeyFmt = [-._a-zA-Z0-9]+` anchored ^...$ (Go's `$` is the end of the text: `\Z` here,
+# Python's `$` would also take a trailing newline), at most DNS1123SubdomainMaxLength (253)
+# bytes, and not `.`, `..` or anything starting with `..`.
+KEY_RE = re.compile(r"[-._a-zA-Z0-9]+\Z")
 MAX_KEY_LENGTH = 253
 MAX_SIZE = 1024 * 1024  # the API server refuses ConfigMaps over 1 MiB
 CONFIG_NAME_ANNOTATION = "gitops-gen.io/config-name"
@@ -58,12 +63,25 @@ class Content:
         self.data.pop(key, None)
         self.binary.pop(key, None)
         if isinstance(value, str):
+            bad = KUSTOMIZE_UNSAFE.search(value)
+            if bad is not None:
+                where = at or (origin if isinstance(origin, KeyedOrigin) else Origin(origin))
+                if isinstance(where, KeyedOrigin):
+                    where = where.at(key)
+                raise ConfigMapError(
+                    f"value of key {key!r} holds {describe_char(bad.group())} at character {bad.start() + 1}: "
+                    "`kubectl kustomize` refuses or rewrites it",
+                    file=where.file, line=where.line,
+                    hint="remove it, or put the content in a data file (`files:`): "
+                         "a file with such characters goes to binaryData, byte for byte",
+                )
             self.data[key] = value
         else:
-            try:
-                self.data[key] = value.decode("utf-8")
-            except UnicodeDecodeError:
+            text = _as_text(value)
+            if text is None:
                 self.binary[key] = base64.b64encode(value).decode("ascii")
+            else:
+                self.data[key] = text
         self.origins[key] = origin
         self.where[key] = at or (origin if isinstance(origin, KeyedOrigin) else Origin(origin))
 
@@ -77,6 +95,19 @@ class Content:
             result.origins[key] = other.origins[key]
             result.where[key] = other.where[key]
         return result
+
+
+def _as_text(content: bytes) -> str | None:
+    """A data file's content as text, or None when it belongs in binaryData: not UTF-8, or
+    holding characters that `kubectl kustomize` refuses or rewrites in a string (readers.py).
+    binaryData carries the bytes unchanged to a mounted file, as kustomize's own generator does
+    for non-UTF-8 content; an env var cannot read binaryData, but a file with such bytes is no
+    env value."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if KUSTOMIZE_UNSAFE.search(text) else text
 
 
 @dataclass(frozen=True)
@@ -160,7 +191,7 @@ class Builder:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise ConfigMapError("a .j2 template must be UTF-8 text", file=shown) from None
-            value = self.templates.render(text, self.context, shown)
+            value = self.templates.render(text, self.context, shown).encode("utf-8", "surrogatepass")
             key = key or path.name[: -len(".j2")]
         out.put(key or path.name, value, shown, override=False, at=Origin(shown, 1))
 
@@ -169,19 +200,57 @@ class Builder:
             text = decode_text(self._read(source.path, source.shown))
         except UnicodeDecodeError:
             raise ConfigMapError("env file is not UTF-8 text", file=source.shown) from None
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            key, eq, value = stripped.partition("=")
-            if not eq or not key.strip():
-                raise ConfigMapError(
-                    f"expected KEY=VALUE, got {stripped!r}",
-                    file=source.shown,
-                    line=number,
-                    hint="env files hold KEY=VALUE lines; blank lines and lines starting with # are skipped",
-                )
-            out.put(key.strip(), value, f"{source.shown}:{number}", override=False, at=Origin(source.shown, number))
+        for number, key, value in env_entries(text, source.shown):
+            out.put(key, value, f"{source.shown}:{number}", override=False, at=Origin(source.shown, number))
+
+
+# What Go's unicode.IsSpace calls space (kubectl trims it from the start of an env-file line);
+# Python's str.isspace differs (it also takes U+001C..U+001F).
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+# IsEnvVarName (k8s.io/apimachinery/pkg/util/validation), which kubectl applies to env-file keys.
+ENV_NAME_RE = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*\Z")
+
+
+def env_entries(text: str, shown: str) -> list[tuple[int, str, str]]:
+    """(line number, key, value) of an env file, read as `kubectl create configmap
+    --from-env-file` reads it (k8s.io/kubectl/pkg/cmd/util/env_file.go, AddFromEnvFile):
+    lines are bufio.ScanLines tokens (split on "\n" only, one trailing "\r" dropped); a UTF-8
+    BOM is dropped from the first line; leading white space (Go's unicode.IsSpace) is trimmed;
+    empty lines and lines starting with "#" are skipped; the key is everything before the first
+    "=", untrimmed, and must be an environment variable name; the value is everything after it,
+    unchanged (spaces, quotes and "#" included).
+
+    One deliberate difference: kubectl takes the value of a line without "=" from its own
+    environment; that would make the output depend on who renders, so it is an error here."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # ScanLines returns no empty token after a final newline
+    entries: list[tuple[int, str, str]] = []
+    for number, line in enumerate(lines, start=1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if number == 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        line = line.lstrip(_GO_SPACE)
+        if not line or line.startswith("#"):
+            continue
+        key, eq, value = line.partition("=")
+        if not eq:
+            raise ConfigMapError(
+                f"expected KEY=VALUE, got {line!r}",
+                file=shown, line=number,
+                hint="write KEY= for an empty value (kubectl would take a line without '=' from the "
+                     "environment of whoever runs it); lines starting with # are skipped",
+            )
+        if not ENV_NAME_RE.match(key):
+            raise ConfigMapError(
+                f"{key!r} is not a valid env-file key",
+                file=shown, line=number,
+                hint="a key is letters, digits, '_', '-' and '.', not starting with a digit, with nothing "
+                     "between it and '=' (as kubectl --from-env-file requires)",
+            )
+        entries.append((number, key, value))
+    return entries
 
 
 def final_content(builder: Builder, decl: ConfigMapDecl, overlay: ConfigMapOverlay | None) -> Content:
@@ -208,16 +277,31 @@ def final_content(builder: Builder, decl: ConfigMapDecl, overlay: ConfigMapOverl
     return content
 
 
+def key_problem(key: str) -> str | None:
+    """Why Kubernetes refuses `key` as a ConfigMap key (IsConfigMapKey), or None."""
+    if len(key.encode("utf-8")) > MAX_KEY_LENGTH:
+        return f"longer than {MAX_KEY_LENGTH} characters"
+    if not KEY_RE.match(key):
+        return "only letters, digits, '-', '_' and '.' are allowed"
+    if key in (".", ".."):
+        return f"a key must not be {key!r}"
+    if key.startswith(".."):
+        return "a key must not start with '..'"
+    return None
+
+
 def validate_content(decl: ConfigMapDecl, content: Content) -> None:
     size = 0
     for key in sorted(content.origins):
-        if len(key) > MAX_KEY_LENGTH or not KEY_RE.match(key):
+        problem = key_problem(key)
+        if problem is not None:
             literal = decl.origin.at("literals", key) if key in decl.literals else decl.origin
             raise ConfigMapError(
-                f"invalid ConfigMap key {key!r} in {decl.name!r} (from {content.describe(key)})",
+                f"invalid ConfigMap key {key!r} in {decl.name!r} (from {content.describe(key)}): {problem}",
                 file=decl.origin.file,
                 line=literal.line,
-                hint="keys may hold only letters, digits, '-', '_' and '.', at most 253 characters",
+                hint="keys may hold only letters, digits, '-', '_' and '.', at most 253 characters, "
+                     "and are not '.', '..' or '..'-prefixed (Kubernetes' IsConfigMapKey)",
             )
         size += len(key.encode()) + len(content.data.get(key, "").encode()) + len(content.binary.get(key, ""))
     if size > MAX_SIZE:

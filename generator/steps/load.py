@@ -18,7 +18,7 @@ from generator.config import APP_FILE, ENV_FILE, Patch, rel
 from generator.errors import LoadError
 from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, Origin, Reread, Resource
-from generator.schema import Doc, scalar_text, type_name
+from generator.schema import Doc, scalar_text, text_map, type_name
 from generator.steps.templating import Templates
 from generator.io.inputs import Refused, is_dir, probe, read_text
 from generator.io.yaml_io import load_documents
@@ -124,8 +124,8 @@ def read_documents(
     if path.name.endswith(".j2"):
         text = templates.render(text, context, shown)
     if memo is None:
-        return shown, text, load_documents(text, shown)
-    return shown, text, memo.parse(text, lambda t: load_documents(t, shown))
+        return shown, text, load_documents(text, shown, "manifest")
+    return shown, text, memo.parse(text, lambda t: load_documents(t, shown, "manifest"), "manifest")
 
 
 def load_app_folder(
@@ -191,10 +191,10 @@ def configmap_from_manifest(obj: dict[str, Any], app: str, origin: Origin, text:
         name=meta["name"],
         app=app,
         origin=origin,
-        literals={str(k): scalar_text(doc, ("data", k), v) for k, v in data.items()},
+        literals=text_map(doc, ("data",), data, scalar_text),
         hashed=hashed,
         manifest=obj,
-        binary={str(k): str(v) for k, v in binary.items()},
+        binary=text_map(doc, ("binaryData",), binary, lambda _doc, _path, v: str(v)),
         templated=False,
     )
 
