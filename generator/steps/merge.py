@@ -102,15 +102,13 @@ def _directive(value: Any, path: Path) -> str | None:
     return None
 
 
-def _refuse_unsupported(patch: dict[Any, Any], path: Path) -> None:
-    for key in patch:
-        if isinstance(key, str) and key.startswith(_UNSUPPORTED):
-            raise PatchDirectiveError(
-                f"`{key}` is not supported in patches (kustomize would pass it to the API server, which refuses it)",
-                path + (key,),
-                hint="write the list as it should end up with a `- $patch: replace` item, "
-                "or remove items with `- {<merge key>: ..., $patch: delete}`",
-            )
+def _unsupported(key: str, path: Path) -> PatchDirectiveError:
+    return PatchDirectiveError(
+        f"`{key}` is not supported in patches (kustomize would pass it to the API server, which refuses it)",
+        path + (key,),
+        hint="write the list as it should end up with a `- $patch: replace` item, "
+        "or remove items with `- {<merge key>: ..., $patch: delete}`",
+    )
 
 
 def merge(base: Any, patch: Any, strategy: Strategy | None = None, path: Path = ()) -> Any:
@@ -124,12 +122,17 @@ def _merge(base: Any, patch: Any, strategy: Strategy | None, path: Path) -> Any:
         return _merge_map(base if isinstance(base, dict) else {}, patch, strategy, path)
     if isinstance(patch, list):
         return _merge_list(base if isinstance(base, list) else [], patch, strategy, path)
-    return copy.copy(patch)
+    return patch  # a scalar: immutable
 
 
 def _merge_map(base: dict[Any, Any], patch: dict[Any, Any], strategy: Strategy | None, path: Path) -> Any:
-    _refuse_unsupported(patch, path)
-    directive = _directive(patch, path)
+    directive = None
+    for key in patch:
+        if key.__class__ is str and key[:1] == "$":  # rare: look closer only then
+            if key == DIRECTIVE:
+                directive = _directive(patch, path)
+            elif key.startswith(_UNSUPPORTED):
+                raise _unsupported(key, path)
     if directive == DELETE:
         return _GONE
     if directive == REPLACE:
@@ -138,7 +141,7 @@ def _merge_map(base: dict[Any, Any], patch: dict[Any, Any], strategy: Strategy |
     for key, value in patch.items():
         if key == DIRECTIVE:
             continue
-        if value is None or _directive(value, path + (key,)) == DELETE:
+        if value is None:
             result.pop(key, None)
             continue
         child = strategy.child(key) if strategy is not None and isinstance(key, str) else None
@@ -207,7 +210,9 @@ def _merge_unknown(base: list[Any], items: list[tuple[int, Any]], path: Path) ->
 def key_of(item: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
     if not isinstance(item, dict) or keys[0] not in item:
         return None
-    return tuple(item.get(k, KEY_DEFAULTS.get(k)) for k in keys)
+    if len(keys) == 1:
+        return (item[keys[0]],)
+    return tuple([item.get(k, KEY_DEFAULTS.get(k)) for k in keys])
 
 
 def _merge_keyed(base: list[Any], items: list[tuple[int, Any]], strategy: Strategy, path: Path) -> list[Any]:
