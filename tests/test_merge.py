@@ -242,3 +242,8 @@ def test_schema_merge_never_mutates_inputs(base: Any, patch: Any) -> None:
     except PatchDirectiveError:
         pass
     assert base == before_base and patch == before_patch
+
+
+def test_finalizers_given_twice_stay_once() -> None:
+    base = {"metadata": {"name": "web", "finalizers": ["x", "y", "x"]}}
+    assert _deploy_merge(base, {"metadata": {"finalizers": ["z", "z"]}})["metadata"]["finalizers"] == ["z", "x", "y"]

@@ -34,7 +34,6 @@ object.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,8 +174,12 @@ def _merge_list(base: list[Any], patch: list[Any], strategy: Strategy | None, pa
     if strategy.keys:
         return _merge_keyed(base, items, strategy, path)
     if strategy.merge_scalars:
-        merged = [copy.copy(v) for _, v in items]
-        return merged + [v for v in base if v not in merged]
+        # A set, as kyaml merges it: the patch's values first, then the base's others, no repeats.
+        merged: list[Any] = []
+        for v in [*(v for _, v in items), *base]:
+            if v not in merged:
+                merged.append(v)
+        return merged
     for i, item in items:
         if isinstance(item, dict) and DIRECTIVE in item:
             raise PatchDirectiveError(
