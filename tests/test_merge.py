@@ -247,3 +247,9 @@ def test_schema_merge_never_mutates_inputs(base: Any, patch: Any) -> None:
 def test_finalizers_given_twice_stay_once() -> None:
     base = {"metadata": {"name": "web", "finalizers": ["x", "y", "x"]}}
     assert _deploy_merge(base, {"metadata": {"finalizers": ["z", "z"]}})["metadata"]["finalizers"] == ["z", "x", "y"]
+
+
+def test_a_whole_list_directive_in_a_replaced_list_is_an_error_too() -> None:
+    base = _deployment([{"name": "a", "image": "x", "args": ["--a"]}])
+    with pytest.raises(PatchDirectiveError, match="has no merge key"):
+        _deploy_merge(base, _deployment([{"name": "a", "args": [{"$patch": "replace"}, "--b"]}]))

@@ -160,6 +160,8 @@ def _list_directive(item: Any, path: Path) -> str | None:
 
 
 def _merge_list(base: list[Any], patch: list[Any], strategy: Strategy | None, path: Path) -> Any:
+    if strategy is not None and not strategy.keys and not strategy.merge_scalars:
+        _refuse_directive_items(patch, path)
     items: list[tuple[int, Any]] = []
     for i, item in enumerate(patch):
         d = _list_directive(item, path + (i,))
@@ -180,7 +182,13 @@ def _merge_list(base: list[Any], patch: list[Any], strategy: Strategy | None, pa
             if v not in merged:
                 merged.append(v)
         return merged
-    for i, item in items:
+    return [_merge(None, v, strategy.items, path + (i,)) for i, v in items]
+
+
+def _refuse_directive_items(patch: list[Any], path: Path) -> None:
+    """A list the schema gives no merge key is replaced whole (kubectl would send a `$patch`
+    item in it to the API server as data), so no item there can be a directive."""
+    for i, item in enumerate(patch):
         if isinstance(item, dict) and DIRECTIVE in item:
             raise PatchDirectiveError(
                 f"`{dotted(path)}` has no merge key in the Kubernetes schema: the patch's list replaces it "
@@ -188,7 +196,6 @@ def _merge_list(base: list[Any], patch: list[Any], strategy: Strategy | None, pa
                 path + (i, DIRECTIVE),
                 hint="write the whole list as it should end up",
             )
-    return [_merge(None, v, strategy.items, path + (i,)) for i, v in items]
 
 
 def _merge_unknown(base: list[Any], items: list[tuple[int, Any]], path: Path) -> list[Any]:
