@@ -66,6 +66,9 @@ class RepoConfig:
     pod_spec_paths: tuple[PodSpecPath, ...] = ()
     retention: int = DEFAULT_RETENTION
     allow_in_configmaps: tuple[Allowance, ...] = ()
+    # Custom-resource kinds that never get a namespace, besides the well-known ones
+    # (generator/steps/namespaces.py).
+    cluster_scoped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,8 @@ def load_repo_config(root: Path) -> RepoConfig:
     if found is None:
         return RepoConfig(root=root)
     doc, m = found
-    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps"))
+    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps",
+                         "clusterScoped"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
         p: Path_ = ("podSpecPaths", i)
@@ -208,6 +212,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         pod_spec_paths=tuple(specs),
         retention=_retention(doc, ("retention",), m.get("retention", DEFAULT_RETENTION)),
         allow_in_configmaps=_allowances(doc, ("allowInConfigMaps",), m.get("allowInConfigMaps", [])),
+        cluster_scoped=tuple(str_list(doc, ("clusterScoped",), m.get("clusterScoped", []))),
     )
 
 

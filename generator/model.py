@@ -8,19 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Cluster-scoped kinds never get a namespace. Unknown kinds are taken as namespaced, as
-# `kubectl` does for most custom resources; a repo can keep a namespace off by writing none.
-CLUSTER_SCOPED_KINDS = frozenset(
-    {
-        "Namespace", "Node", "PersistentVolume", "StorageClass", "PriorityClass",
-        "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "APIService",
-        "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "IngressClass",
-        "RuntimeClass", "CSIDriver", "CSINode", "VolumeAttachment", "ClusterIssuer",
-    }
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Reread:
     """A source file's text, read again on demand (only when an error is reported)."""

@@ -1,6 +1,6 @@
 """The render pipeline for one environment, as a chain of named steps:
 
-load -> namespace -> patch -> configmaps (overlay, template, hash) -> scan (credentials in
+load -> namespace -> patch -> follow namespaces -> configmaps (overlay, template, hash) -> scan (credentials in
 ConfigMaps) -> secrets (refuse plaintext, hash Secret producers) -> references
 -> Kubernetes schema -> validate -> lay out -> retain (superseded ConfigMap versions, read
 from the committed out/<env>/)
@@ -29,8 +29,9 @@ from generator.steps.load import list_apps, list_envs, load_app_folder, load_pat
 from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io.memo import Memo, OutputMemo
 from generator.io.parallel import cores, fork_map, split
-from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
+from generator.model import ConfigMapDecl, Resource
 from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
+from generator.steps.namespaces import WELL_KNOWN_CLUSTER_SCOPED, Scopes, follow_step, namespace_step
 from generator.steps.patch import apply_patches
 from generator.steps.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
 from generator.secrets.producers import scan_step, secret_step, secret_targets
@@ -174,33 +175,30 @@ def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loade
     return resources, configmaps
 
 
-def namespace_step(resources: list[Resource], namespace: str | None) -> None:
-    if namespace is None:
-        return
-    for r in resources:
-        if r.kind not in CLUSTER_SCOPED_KINDS:
-            r.metadata["namespace"] = namespace
-
-
 def configmap_step(
     repo: Repo, env: EnvConfig, decls: list[tuple[ConfigMapDecl, cms.Content]]
 ) -> list[Resource]:
-    by_name: dict[str, ConfigMapDecl] = {}
+    # Names are unique per namespace, as in the API: the same name in two namespaces is two
+    # ConfigMaps (only possible without an environment namespace, which would merge them).
+    by_name: dict[tuple[str | None, str], ConfigMapDecl] = {}
     for decl, _ in decls:
-        first = by_name.get(decl.name)
+        key = (env.namespace or _manifest_namespace(decl), decl.name)
+        first = by_name.get(key)
         if first is not None:
+            where = f" in namespace {key[0]!r}" if key[0] is not None else ""
             raise ConfigMapError(
-                f"ConfigMap {decl.name!r} is declared twice: here and at {first.origin}",
+                f"ConfigMap {decl.name!r} is declared twice{where}: here and at {first.origin}",
                 file=decl.origin.file, line=decl.origin.line,
                 hint="an environment changes a base ConfigMap through `configMaps:` in env.yaml",
             )
-        by_name[decl.name] = decl
+        by_name[key] = decl
+    names = {name for _, name in by_name}
     overlays = {o.name: o for o in env.overlays}
     for name in overlays:
-        if name not in by_name:
+        if name not in names:
             raise env.doc.error(
                 ("configMaps", name), f"overlay targets ConfigMap {name!r}, which this environment does not have",
-                hint=f"ConfigMaps here: {', '.join(sorted(by_name)) or '(none)'}; a ConfigMap that exists only "
+                hint=f"ConfigMaps here: {', '.join(sorted(names)) or '(none)'}; a ConfigMap that exists only "
                 f"in this environment is declared in environments/{env.name}/apps/<app>/app.yaml",
             )
     hash_length = env.hash_length or repo.config.hash_length
@@ -214,6 +212,12 @@ def configmap_step(
             resource.metadata["namespace"] = env.namespace
         out.append(resource)
     return out
+
+
+def _manifest_namespace(decl: ConfigMapDecl) -> str | None:
+    meta = decl.manifest.get("metadata") if decl.manifest is not None else None
+    ns = meta.get("namespace") if isinstance(meta, dict) else None
+    return str(ns) if ns is not None else None
 
 
 def _keys(r: Resource) -> frozenset[str]:
@@ -277,9 +281,11 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
         workers = 1  # with parsing memoized, forking workers costs more than it saves (measured)
     precompile()  # while the process is small (the schema step runs when it is largest)
     resources, decls = load_step(repo, env, memo, workers)
-    namespace_step(resources, env.namespace)
+    scopes = Scopes.of(resources, (*WELL_KNOWN_CLUSTER_SCOPED, *repo.config.cluster_scoped))
+    moved = namespace_step(resources, env.namespace, scopes)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
+    follow_step(resources, env.namespace, moved)
     configmaps = configmap_step(repo, env, decls)
     del decls  # their content now lives in the ConfigMaps: free the copies before emitting
     scan_step(configmaps, repo.config.allow_in_configmaps, memo)

@@ -23,6 +23,7 @@ from generator.errors import ValidationError
 from generator.io.yaml_io import iter_paths
 from generator.steps.k8s_schema import Problem, Schemas, _Compiler, schema_step, schemas
 from generator.model import Origin, Resource
+from generator.steps.patch import apply_patches
 
 DEPLOYMENT = yaml.safe_load("""
 apiVersion: apps/v1
@@ -230,3 +231,21 @@ def test_precompiled_kinds_check_without_the_definitions_in_memory() -> None:
     assert api.compiler._definitions is None  # a compiled kind needs no definitions
     # a kind not compiled yet reads them again
     assert api.check({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "x"}, "spec": {"limits": 3}}) is not None
+
+
+def test_schema_step_follows_merge_keys_back_to_the_patch() -> None:
+    # The patch names the second mount by its mountPath (the merge key), listed first in the patch.
+    base = with_change(DEPLOYMENT, ("spec", "template", "spec", "containers", 0, "volumeMounts"),
+                       [{"name": "conf", "mountPath": "/a"}, {"name": "conf", "mountPath": "/b"}])
+    base_text = yaml.safe_dump(base, sort_keys=False)
+    env_text = ("namespace: dev\npatches:\n  - kind: Deployment\n    metadata: {name: web}\n    spec:\n"
+                "      template:\n        spec:\n          containers:\n            - name: web\n"
+                "              volumeMounts:\n                - {mountPath: /b, readOnly: 'yes'}\n")
+    patch = Patch(yaml.safe_load(env_text)["patches"][0], Origin("environments/dev/env.yaml", 1, 0, env_text, ("patches", 0)))
+    resource = _resource(yaml.safe_load(base_text), base_text)
+    [merged] = apply_patches([resource], [patch], [], "dev")
+    assert merged.obj["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0] == {
+        "name": "conf", "mountPath": "/b", "readOnly": "yes"}
+    with pytest.raises(ValidationError) as raised:
+        schema_step([merged], [patch])
+    assert (raised.value.file, raised.value.line) == ("environments/dev/env.yaml", 11)

@@ -29,6 +29,8 @@ from generator.config import Patch
 from generator.hints import close_matches as _close_matches
 from generator.errors import ConfigError, ValidationError
 from generator.model import Resource
+from generator.steps.merge import DIRECTIVE, Strategy, key_of
+from generator.steps.merge_keys import StrategyBuilder
 
 # The Kubernetes version whose API the output is checked against. The package's version is
 # pinned in pyproject.toml, so the schemas cannot change under a render.
@@ -278,6 +280,16 @@ class Schemas:
                 api = f"{gvk['group']}/{gvk['version']}" if gvk["group"] else gvk["version"]
                 self.kinds.setdefault((api, gvk["kind"]), name)
         self.groups = frozenset(_group(api) for api, _ in self.kinds)
+        self._strategies: dict[str, Strategy] = {}
+
+    def strategy(self, api_version: str, kind: str) -> Strategy | None:
+        """How patches of this kind merge (see merge_keys.py); None for a kind without a schema
+        (custom resources), which merges by the schema-less rules."""
+        name = self.kinds.get((api_version, kind))
+        if name is None:
+            return None
+        found = self._strategies.get(name)
+        return found if found is not None else StrategyBuilder(self.compiler.definitions, self._strategies).definition(name)
 
     @classmethod
     def load(cls, version: str) -> Schemas:
@@ -335,7 +347,7 @@ COMMON_KINDS = (
 
 
 def precompile(kinds: Sequence[tuple[str, str]] = COMMON_KINDS) -> None:
-    """Compile the checks of `kinds` now and free the raw definitions again.
+    """Compile the checks and merge strategies of `kinds` now and free the raw definitions again.
 
     Called while the process is still small: reading the definitions (about 3 MB of objects
     for a moment) then costs nothing at the peak, which comes later, when every object of an
@@ -345,6 +357,7 @@ def precompile(kinds: Sequence[tuple[str, str]] = COMMON_KINDS) -> None:
         name = api.kinds.get(pair)
         if name is not None:
             api.compiler.ref(name)
+            api.strategy(*pair)
     api.compiler.forget()
 
 
@@ -355,17 +368,21 @@ def _dotted(path: FieldPath) -> str:
     return out
 
 
-def _follow(written: Any, step: str | int, merged: Any) -> str | int | None:
-    """The step in a patch that wrote `merged[step]`, or None. Items of named lists are matched by
-    `name` (merge law 2); other lists are replaced whole, so their indices agree."""
+def _follow(written: Any, step: str | int, merged: Any, strategy: Strategy | None) -> str | int | None:
+    """The step in a patch that wrote `merged[step]`, or None. Items of merged lists are matched
+    by the list's merge keys (by `name` without a schema, as merge.py does); other lists are
+    replaced whole, so the n-th item is the patch's n-th item after any `$patch` items."""
     if isinstance(step, str):
         return step if isinstance(written, dict) and step in written and isinstance(merged, dict) and step in merged else None
     if not isinstance(written, list) or not isinstance(merged, list) or step >= len(merged):
         return None
+    keys = strategy.keys if strategy is not None else ("name",)
     item = merged[step]
-    if isinstance(item, dict) and "name" in item:
-        return next((i for i, w in enumerate(written) if isinstance(w, dict) and w.get("name") == item["name"]), None)
-    return step if step < len(written) else None
+    if keys and isinstance(item, dict) and keys[0] in item:
+        want = key_of(item, keys)
+        return next((i for i, w in enumerate(written) if key_of(w, keys) == want), None)
+    values = [i for i, w in enumerate(written) if not (isinstance(w, dict) and DIRECTIVE in w)]
+    return values[step] if step < len(values) else None
 
 
 def _patch_path(patch: Patch, resource: Resource, path: FieldPath) -> FieldPath | None:
@@ -375,13 +392,16 @@ def _patch_path(patch: Patch, resource: Resource, path: FieldPath) -> FieldPath 
         return None
     written: Any = patch.obj
     merged: Any = resource.obj
+    strategy = schemas().strategy(str(resource.obj.get("apiVersion", "")), resource.kind)
     found: list[str | int] = []
     for step in path:
-        in_patch = _follow(written, step, merged)
+        in_patch = _follow(written, step, merged, strategy)
         if in_patch is None:
             return None
         found.append(in_patch)
         written, merged = written[in_patch], merged[step]
+        if strategy is not None:
+            strategy = strategy.child(step) if isinstance(step, str) else strategy.items
     return tuple(found)
 
 

@@ -1,4 +1,5 @@
-"""Step: apply an environment's patches to the objects they target (merge laws in merge.py)."""
+"""Step: apply an environment's patches to the objects they target (merge laws in merge.py,
+merge keys per kind from the Kubernetes schemas in merge_keys.py, built once per kind)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterable
 
 from generator.config import Patch
 from generator.errors import MergeError
+from generator.steps.k8s_schema import schemas
 from generator.steps.merge import DELETE, DIRECTIVE, PatchDirectiveError, merge
 from generator.model import Resource
 
@@ -35,6 +37,7 @@ def apply_patches(
     for r in current:
         by_name.setdefault((r.kind, r.name), []).append(r)
     deleted: set[int] = set()
+    api_schemas = schemas()
     for patch in patches:
         kind, name, ns, api = _target_of(patch)
         matches = [
@@ -56,10 +59,14 @@ def apply_patches(
         if patch.obj.get(DIRECTIVE) == DELETE:
             deleted.add(id(target))
             continue
+        strategy = api_schemas.strategy(str(target.obj.get("apiVersion", "")), kind)
         try:
-            target.obj = merge(target.obj, patch.obj)
+            target.obj = merge(target.obj, patch.obj, strategy)
         except PatchDirectiveError as exc:
-            raise MergeError(str(exc), file=patch.origin.file, line=patch.origin.line) from None
+            raise MergeError(
+                f"patch of {target.describe()}: {exc}", file=patch.origin.file,
+                line=patch.origin.at(*exc.path).line, hint=exc.hint,
+            ) from None
     return [r for r in current if id(r) not in deleted]
 
 
