@@ -27,6 +27,9 @@ ENV_FILE = "env.yaml"
 # Superseded versions of each hashed ConfigMap kept in out/<env>/ (see generator/retention.py).
 DEFAULT_RETENTION = 2
 MAX_RETENTION = 100
+# What a `hash: false` ConfigMap read through env, envFrom or a subPath mount gets (those readers
+# never see a change without a restart): a render warning, or an error (generator/steps/mutable.py).
+MUTABLE_MODES = ("warn", "error")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class RepoConfig:
     pod_spec_paths: tuple[PodSpecPath, ...] = ()
     retention: int = DEFAULT_RETENTION
     allow_in_configmaps: tuple[Allowance, ...] = ()
+    mutable_configmaps: str = "warn"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class EnvConfig:
     patches: tuple[Patch, ...]
     doc: Doc
     retention: int | None = None  # overrides the repo's when set
+    mutable_configmaps: str | None = None  # overrides the repo's when set
 
 
 def rel(root: Path, path: Path) -> str:
@@ -167,6 +172,14 @@ def _retention(doc: Doc, path: Path_, value: Any) -> int:
     return int(value)
 
 
+def _mutable_mode(doc: Doc, path: Path_, value: Any) -> str:
+    expect(doc, path, value, str)
+    if value not in MUTABLE_MODES:
+        raise doc.error(path, f"must be one of: {', '.join(MUTABLE_MODES)}",
+                        hint="what a `hash: false` ConfigMap read through env, envFrom or subPath gets")
+    return str(value)
+
+
 def _external(doc: Doc, path: Path_, value: Any) -> External:
     m = mapping(doc, path, value, ("configMaps", "secrets"))
     return External(
@@ -205,7 +218,8 @@ def load_repo_config(root: Path) -> RepoConfig:
     if not path.exists():
         return RepoConfig(root=root)
     doc, m = _read_single(root, path)
-    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps"))
+    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps",
+                         "mutableConfigMaps"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
         p: Path_ = ("podSpecPaths", i)
@@ -227,6 +241,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         pod_spec_paths=tuple(specs),
         retention=_retention(doc, ("retention",), m.get("retention", DEFAULT_RETENTION)),
         allow_in_configmaps=_allowances(doc, ("allowInConfigMaps",), m.get("allowInConfigMaps", [])),
+        mutable_configmaps=_mutable_mode(doc, ("mutableConfigMaps",), m.get("mutableConfigMaps", "warn")),
     )
 
 
@@ -312,7 +327,8 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
     )
 
 
-_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches")
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "mutableConfigMaps", "external", "configMaps",
+             "patches")
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
@@ -349,6 +365,7 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         patches.append(Patch(item, Origin(doc.shown, 1, 0, doc.text, ("patches", i))))
     hash_length = m.get("hashLength")
     retention = m.get("retention")
+    mutable = m.get("mutableConfigMaps")
     return EnvConfig(
         name=env_dir.name,
         dir=env_dir,
@@ -362,4 +379,5 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         patches=tuple(patches),
         doc=doc,
         retention=None if retention is None else _retention(doc, ("retention",), retention),
+        mutable_configmaps=None if mutable is None else _mutable_mode(doc, ("mutableConfigMaps",), mutable),
     )
