@@ -117,7 +117,9 @@ def mutable_step(resources: list[Resource], specs: Sequence[PodSpecPath], mode: 
                 + ", and nothing rolls them when it changes",
                 file=file, line=line,
                 hint="hash the ConfigMap (drop `hash: false`) so a change rolls the pods, or mount it as a volume "
-                "without subPath; `mutableConfigMaps: error` in gitops-gen.yaml or env.yaml makes this an error",
+                "without subPath; " + ("`mutableConfigMaps: warn` in gitops-gen.yaml or env.yaml allows it with a warning"
+                                       if mode == "error" else
+                                       "`mutableConfigMaps: error` in gitops-gen.yaml or env.yaml makes this an error"),
             )
             if mode == "error":
                 raise problem
