@@ -21,6 +21,7 @@ those to every object.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class Violation:
 # ---------------------------------------------------------------- names and metadata
 
 
+# Label keys and values repeat across a repo ("app", "app.kubernetes.io/name"): check each once.
+@functools.lru_cache(maxsize=8192)
 def qualified_name_problem(key: str) -> str | None:
     """Why `key` is not a qualified name ([prefix/]name), or None (IsQualifiedName)."""
     parts = key.split("/")
@@ -105,6 +108,7 @@ def qualified_name_problem(key: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
 def label_value_problem(value: str) -> str | None:
     """Why `value` is not a label value, or None (IsValidLabelValue)."""
     if len(value) > 63:

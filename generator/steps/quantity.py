@@ -13,6 +13,7 @@ the API server's `Quantity.Cmp` does) or None when the text is not a quantity.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 # The suffixes of quantitySuffixer.interpret (quantity suffixes in suffix.go), as multipliers.
@@ -84,6 +85,8 @@ def _multiplier(suffix: str) -> Fraction | None:
     return None
 
 
+# A repo spells few distinct quantities ("100m", "64Mi") many times: parse each once.
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Fraction | None:
     """The value of a quantity written as text, or None if the API server would refuse it."""
     if not text:
