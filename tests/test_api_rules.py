@@ -4,6 +4,7 @@ rule, a valid object and the same object broken, with where the error points."""
 from __future__ import annotations
 
 import copy
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from generator.steps.api_rules import (
     BROKEN,
     REFUSED,
     env_duplicates,
+    label_value_problem,
     qualified_name_problem,
     selector_matches,
     subpath_keys,
@@ -22,6 +24,7 @@ from generator.steps.api_rules import (
 )
 from generator.steps.references import Target, dotted
 from tests.helpers import BASIC_APP, deployment, run, write_repo
+from tests.kubectl import find_kubectl
 
 
 def workload(kind: str = "Deployment") -> dict[str, Any]:
@@ -274,3 +277,36 @@ def test_mutable_configmaps_error_setting(tmp_path: Path) -> None:
     """)}
     result = _render(tmp_path / "live", {**live, "environments/dev/env.yaml": "namespace: dev\nmutableConfigMaps: error\n"})
     assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_statefulset_pod_rules_are_broken_not_refused() -> None:
+    # ValidateStatefulSetSpec skips the pod spec: the StatefulSet is stored, its pods are refused.
+    obj = workload("StatefulSet")
+    _c(obj).pop("image")
+    (problem,) = violations(obj)
+    assert problem.klass == BROKEN and "pods are refused" in problem.rule
+    obj = workload("StatefulSet")
+    obj["spec"]["selector"]["matchLabels"]["app"] = "db"  # but its selector is validated
+    assert next(violations(obj)).klass == REFUSED
+
+
+def test_statefulset_name_is_a_dns_label(tmp_path: Path) -> None:
+    sts = deployment("web.db", "containers: [{name: c, image: i}]", kind="StatefulSet")
+    sts = sts.replace("spec:\n  selector", "spec:\n  serviceName: web\n  selector", 1)
+    result = _render(tmp_path, {"base/web/statefulset.yaml": sts})
+    assert result.exit_code == 1
+    assert "StatefulSet name 'web.db' is not valid" in result.output and "DNS-1123 label" in result.output
+
+
+LABEL_VALUES = ["ok", "", "a.b_c-d", "x" * 63, "x" * 64, "x y", "-x", "x-", "_x", "09", "ünï", "a/b", "A.B"]
+
+
+def test_label_values_agree_with_kubectl(tmp_path: Path) -> None:
+    # `kubectl label` checks a new label's value with IsValidLabelValue (its keys it does not check).
+    kubectl = find_kubectl()
+    manifest = tmp_path / "d.yaml"
+    manifest.write_text(deployment("web", "containers: [{name: c, image: i}]"))
+    for value in LABEL_VALUES:
+        result = subprocess.run([str(kubectl), "label", "--local", "-f", str(manifest), f"k={value}", "-o", "name"],
+                                capture_output=True, text=True, timeout=30)
+        assert (result.returncode == 0) == (label_value_problem(value) is None), value
