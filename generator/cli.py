@@ -79,6 +79,11 @@ env_option = click.option(
 )
 
 
+def warn(problem: GeneratorError) -> None:
+    """A render warning on stderr (the render goes on, the exit code stays 0)."""
+    click.echo(problem.render("warning"), err=True)
+
+
 def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
     known = repo.envs
     for name in wanted:
@@ -132,7 +137,7 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
             raise click.UsageError("--stdout prints one environment; choose it with --env NAME")
         print_env(repo, selected[0], apps)
         return
-    rendered = render_many(repo, selected, jobs)
+    rendered = render_many(repo, selected, jobs, warn)
     out = repo.root / "out"
     with locked(out):
         todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs=not envs))
@@ -158,7 +163,7 @@ def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], job
     """
     repo = Repo.open(repo_dir)
     selected = pick_envs(repo, envs)
-    result = run_check(repo, selected, not envs, jobs, max_lines)
+    result = run_check(repo, selected, not envs, jobs, max_lines, warn)
     if result.ok:
         click.echo(f"out/ is up to date: {len(selected)} environments, {result.unchanged} files")
         return
@@ -273,7 +278,10 @@ def charts_update(repo_dir: Path, app: str, version: str | None) -> None:
 
 
 def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
-    files = render_env(repo, env).files
+    rendered = render_env(repo, env)
+    for problem in rendered.warnings:
+        warn(problem)
+    files = rendered.files
     known = {path.split("/", 1)[0] for path in files if path != KUSTOMIZATION}
     for app in apps:
         if app not in known:

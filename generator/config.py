@@ -28,6 +28,9 @@ ENV_FILE = "env.yaml"
 # Superseded versions of each hashed ConfigMap kept in out/<env>/ (see generator/retention.py).
 DEFAULT_RETENTION = 2
 MAX_RETENTION = 100
+# What a `hash: false` ConfigMap read through env, envFrom or a subPath mount gets (those readers
+# never see a change without a restart): a render warning, or an error (generator/steps/mutable.py).
+MUTABLE_MODES = ("warn", "error")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class RepoConfig:
     # Custom-resource kinds that never get a namespace, besides the well-known ones
     # (generator/steps/namespaces.py).
     cluster_scoped: tuple[str, ...] = ()
+    mutable_configmaps: str = "warn"
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class EnvConfig:
     doc: Doc
     retention: int | None = None  # overrides the repo's when set
     chart_values: dict[str, Values] = field(default_factory=dict)  # `charts:` values by app
+    mutable_configmaps: str | None = None  # overrides the repo's when set
 
 
 def rel(root: Path, path: Path) -> str:
@@ -150,6 +155,14 @@ def _retention(doc: Doc, path: Path_, value: Any) -> int:
     return int(value)
 
 
+def _mutable_mode(doc: Doc, path: Path_, value: Any) -> str:
+    expect(doc, path, value, str)
+    if value not in MUTABLE_MODES:
+        raise doc.error(path, f"must be one of: {', '.join(MUTABLE_MODES)}",
+                        hint="what a `hash: false` ConfigMap read through env, envFrom or subPath gets")
+    return str(value)
+
+
 def _external(doc: Doc, path: Path_, value: Any) -> External:
     m = mapping(doc, path, value, ("configMaps", "secrets"))
     return External(
@@ -190,7 +203,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         return RepoConfig(root=root)
     doc, m = found
     mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps",
-                         "clusterScoped"))
+                         "clusterScoped", "mutableConfigMaps"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
         p: Path_ = ("podSpecPaths", i)
@@ -213,6 +226,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         retention=_retention(doc, ("retention",), m.get("retention", DEFAULT_RETENTION)),
         allow_in_configmaps=_allowances(doc, ("allowInConfigMaps",), m.get("allowInConfigMaps", [])),
         cluster_scoped=tuple(str_list(doc, ("clusterScoped",), m.get("clusterScoped", []))),
+        mutable_configmaps=_mutable_mode(doc, ("mutableConfigMaps",), m.get("mutableConfigMaps", "warn")),
     )
 
 
@@ -303,7 +317,8 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
     )
 
 
-_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "charts")
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "charts",
+             "mutableConfigMaps")
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
@@ -342,6 +357,7 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         patches.append(Patch(item, Origin(doc.shown, 1, 0, doc.text, ("patches", i))))
     hash_length = m.get("hashLength")
     retention = m.get("retention")
+    mutable = m.get("mutableConfigMaps")
     return EnvConfig(
         name=env_dir.name,
         dir=env_dir,
@@ -356,4 +372,5 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         doc=doc,
         retention=None if retention is None else _retention(doc, ("retention",), retention),
         chart_values=parse_env_values(root, env_dir, doc, m["charts"]) if "charts" in m else {},
+        mutable_configmaps=None if mutable is None else _mutable_mode(doc, ("mutableConfigMaps",), mutable),
     )

@@ -37,12 +37,13 @@ class GeneratorError(Exception):
             self.line = line
         return self
 
-    def render(self) -> str:
+    def render(self, label: str = "error") -> str:
+        """The message as printed: `error: file:line: message` (label "warning" for a warning)."""
         where = ""
         if self.file:
             where = self.file if self.line is None else f"{self.file}:{self.line}"
             where += ": "
-        text = f"error: {where}{self.message}"
+        text = f"{label}: {where}{self.message}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text

@@ -2,7 +2,7 @@
 
 load -> namespace -> patch -> follow namespaces -> configmaps (overlay, template, hash) -> scan (credentials in
 ConfigMaps) -> secrets (refuse plaintext, hash Secret producers) -> references
--> Kubernetes schema -> validate -> lay out -> retain (superseded ConfigMap versions, read
+-> Kubernetes schema -> API-server rules -> mutable ConfigMaps (warnings) -> validate -> lay out -> retain (superseded ConfigMap versions, read
 from the committed out/<env>/)
 
 Every step works on `Resource` values that remember their source file. Nothing is written
@@ -12,7 +12,7 @@ environment rendered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,8 +23,10 @@ from generator.steps import configmaps as cms
 from generator.secrets import external as externalsecrets
 from generator.steps import retention
 from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
-from generator.errors import ConfigError, ConfigMapError, ValidationError
+from generator.errors import ConfigError, ConfigMapError, GeneratorError, ValidationError
+from generator.steps.api_rules import api_step
 from generator.steps.k8s_schema import precompile, schema_step
+from generator.steps.mutable import mutable_step
 from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
 from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io.memo import Memo, OutputMemo
@@ -48,6 +50,9 @@ class RenderedEnv:
     resources: list[Resource]
     files: Mapping[str, str]  # path relative to out/<env>/ -> file text (emitted on access)
     retained: list[Resource] = field(default_factory=list)  # superseded ConfigMap versions kept
+    warnings: list[GeneratorError] = field(default_factory=list)  # printed by the CLI; the render stands
+
+Warn = Callable[[GeneratorError], None]
 
 
 @dataclass
@@ -225,7 +230,8 @@ def _keys(r: Resource) -> frozenset[str]:
     return frozenset(k for f in fields if isinstance(r.obj.get(f), dict) for k in r.obj[f])
 
 
-def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> None:
+def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> dict[tuple[str, str | None, str], Target]:
+    """Check and rewrite every reference; returns the ConfigMaps and Secrets by final name."""
     targets = {
         (r.kind, r.namespace, r.declared_name): Target(r.kind, r.declared_name, r.name, _keys(r), r)
         for r in resources
@@ -241,6 +247,7 @@ def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> Non
             resolve(r, find_refs(r.obj, path), targets, by_kind, env.name)
         elif r.kind in ("Ingress", "ServiceAccount"):
             resolve(r, find_object_refs(r.obj), targets, by_kind, env.name)
+    return {(kind, ns, t.final_name): t for (kind, ns, _), t in targets.items()}
 
 
 def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
@@ -293,33 +300,44 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     memo.release()
     resources += configmaps
     secret_step(resources, env.hash_length or repo.config.hash_length)
-    reference_step(repo, env, resources)
+    targets = reference_step(repo, env, resources)
     schema_step(resources, patches)
+    warnings = api_step(resources, patches, targets)
+    warnings += mutable_step(resources, BUILTIN_POD_SPECS + repo.config.pod_spec_paths,
+                            env.mutable_configmaps or repo.config.mutable_configmaps, patches)
     validate(resources)
     files = layout_step(env, resources)
     files.known = OutputMemo.for_env(repo.root, env_name, repo.cache)
     retained = retention_step(repo, env, resources, files)
-    return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained])
+    return RenderedEnv(env.name, resources, retention.with_retained(files, retained),
+                       [r.resource for r in retained], list(warnings))
 
 
-def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str]]:
+def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str], list[GeneratorError]]:
     # Sent back to the parent as texts (not the objects they are emitted from).
-    return env_name, dict(render_env(Repo.open(root, cache), env_name).files)
+    rendered = render_env(Repo.open(root, cache), env_name)
+    return env_name, dict(rendered.files), rendered.warnings
 
 
-def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, Mapping[str, str]]:
+def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
+                warn: Warn | None = None) -> dict[str, Mapping[str, str]]:
     """Render environments into files per env: one environment per process when there are
     several (up to `jobs`, default every core). A single environment's apps are split across
     processes only when `jobs` is given: that buys little time (about 6% at 1,000 apps, as
     loading is the only part split) for about 30 MB more memory in the workers.
 
     Errors are raised for the first failing environment in the order given, so the message
-    does not depend on scheduling.
+    does not depend on scheduling; warnings go to `warn` in that order too.
     """
     total = jobs or cores()
     workers = min(len(envs), total)
     if workers <= 1:
-        return {e: render_env(repo, e, jobs or 1).files for e in envs}
+        out: dict[str, Mapping[str, str]] = {}
+        for e in envs:
+            rendered = render_env(repo, e, jobs or 1)
+            _tell(rendered.warnings, warn)
+            out[e] = rendered.files
+        return out
     import gc
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
@@ -328,6 +346,15 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dic
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
             futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
-            return dict(f.result() for f in futures)
+            results = [f.result() for f in futures]
     finally:
         gc.unfreeze()
+    for _, _, warnings in results:
+        _tell(warnings, warn)
+    return {env: files for env, files, _ in results}
+
+
+def _tell(warnings: list[GeneratorError], warn: Warn | None) -> None:
+    if warn is not None:
+        for w in warnings:
+            warn(w)

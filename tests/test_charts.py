@@ -567,11 +567,27 @@ json_values = st.recursive(
 value_maps = st.dictionaries(st.sampled_from("abcd"), json_values, max_size=4)
 
 
+def _has_null(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_null(v) for v in value)
+    return value is None
+
+
+def _layer(data: dict[str, Any]) -> values.Layer:
+    return values.Layer(data, "values.yaml", "")
+
+
 @given(value_maps, value_maps, value_maps)
 def test_values_merge_is_associative_and_the_top_wins(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any]) -> None:
-    # Layering files one by one or a merged lower stack gives the same values (so one merged
-    # document handed to Helm equals Helm merging every -f file).
-    assert values.merge(values.merge(a, b), c) == values.merge(a, values.merge(b, c))
+    # Layers are folded left in file order, as Helm folds its -f files, so one merged document
+    # handed to Helm equals Helm merging every file. Without nulls the grouping does not matter
+    # either; with them it does (a null replaces a map, a later map replaces the null), in Helm's
+    # own merge too: hence the left fold, never a pre-merged upper stack.
+    if not any(_has_null(m) for m in (a, b, c)):
+        assert values.merge(values.merge(a, b), c) == values.merge(a, values.merge(b, c))
+    assert values.merged([_layer(a), _layer(b), _layer(c)]) == values.merge(values.merge(a, b), c)
     merged = values.merge(a, b)
     for key, value in b.items():
         if not (isinstance(value, dict) and isinstance(a.get(key), dict)):

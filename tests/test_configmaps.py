@@ -15,7 +15,7 @@ def render_cm(tmp_path: Path, files: dict[str, str | bytes], name: str = "web-co
     repo = write_repo(tmp_path, {**BASIC_APP, **files})
     result = run("render", "--repo", repo, "--env", env, "--stdout")
     assert result.exit_code == 0, result.output
-    docs = [d for d in yaml.safe_load_all(result.output) if d["kind"] == "ConfigMap"]
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "ConfigMap"]
     found = [d for d in docs if d["metadata"].get("annotations", {}).get("gitops-gen.io/config-name", d["metadata"]["name"]) == name]
     assert len(found) == 1, docs
     return found[0]
@@ -109,6 +109,16 @@ def test_opt_out_keeps_plain_name_and_mutable(tmp_path: Path) -> None:
     })
     assert cm["metadata"]["name"] == "web-config"
     assert "immutable" not in cm
+
+
+def test_opt_out_read_through_env_warns_on_stderr(tmp_path: Path) -> None:
+    # BASIC_APP reads web-config through envFrom: a mutable ConfigMap there never reaches running pods.
+    repo = write_repo(tmp_path, {**BASIC_APP, "base/web/app.yaml": "configMaps: [{name: web-config, hash: false, literals: {a: b}}]\n"})
+    result = run("render", "--repo", repo, "--env", "dev", "--stdout")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("warning: base/web/deployment.yaml:")
+    assert "reads ConfigMap 'web-config', which is not hashed (hash: false), through env/envFrom" in result.stderr
+    assert "warning" not in result.stdout
 
 
 def test_environment_can_change_opt_out(tmp_path: Path) -> None:

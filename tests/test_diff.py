@@ -13,7 +13,8 @@ import pytest
 
 from generator.steps.configmaps import CONFIG_NAME_ANNOTATION
 from generator.review.diff import ConfigReason, ImageReason, TemplateReason, diff_files, split_image
-from generator.review.diff_report import markdown, text
+from generator.review.diff_report import markdown, text, to_json
+from generator.review.immutable import refusals
 from generator.io.output import HEADER
 from generator.steps.references import BUILTIN_POD_SPECS
 from generator.steps.retention import SUPERSEDED, VERSION_ANNOTATION
@@ -126,8 +127,142 @@ def test_unhashed_configmap_change_does_not_roll() -> None:
     assert env.rollouts == ()
     (change,) = env.configmaps
     assert (change.hashed, change.consumers) == (False, ("Deployment/web",))
-    assert "not hashed: Deployment/web see the new content without a rollout" in text(
+    assert "not hashed, nothing rolls: Deployment/web sees it at the next restart (env/envFrom)" in text(
         diff_files({"e": old}, {"e": env_files(cm("routes", None, {"r": "2"}), deploy("web", "routes"))}, BUILTIN_POD_SPECS, "x"))
+
+
+def _reader(how: str) -> dict[str, Any]:
+    """A Deployment that reads ConfigMap `routes` in one way."""
+    d = deploy("web", "routes")
+    container = d["spec"]["template"]["spec"]["containers"][0]
+    del container["envFrom"]
+    volume = {"name": "r", "configMap": {"name": "routes"}}
+    if how == "env":
+        container["env"] = [{"name": "R", "valueFrom": {"configMapKeyRef": {"name": "routes", "key": "r"}}}]
+    elif how == "envFrom":
+        container["envFrom"] = [{"configMapRef": {"name": "routes"}}]
+    elif how == "volume":
+        container["volumeMounts"] = [{"name": "r", "mountPath": "/etc/routes"}]
+    elif how == "subPath":
+        container["volumeMounts"] = [{"name": "r", "mountPath": "/etc/routes.conf", "subPath": "r"}]
+    elif how == "volume+subPath":
+        container["volumeMounts"] = [{"name": "r", "mountPath": "/etc/routes"},
+                                     {"name": "r", "mountPath": "/etc/r.conf", "subPath": "r"}]
+    elif how == "unmounted":
+        pass
+    if how not in ("env", "envFrom"):
+        d["spec"]["template"]["spec"]["volumes"] = [volume]
+    return d
+
+
+@pytest.mark.parametrize(("how", "sees", "line"), [
+    ("env", ("restart",), "sees it at the next restart (env/envFrom)"),
+    ("envFrom", ("restart",), "sees it at the next restart (env/envFrom)"),
+    ("volume", ("live",), "sees it live (mounted volume)"),
+    ("subPath", ("never",), "never sees it (subPath mount)"),
+    ("volume+subPath", ("live", "never"), "sees it live (mounted volume), never sees it (subPath mount)"),
+    ("unmounted", (), None),
+])
+def test_unhashed_configmap_says_how_each_consumer_sees_the_change(how: str, sees: tuple[str, ...], line: str | None) -> None:
+    old = env_files(cm("routes", None, {"r": "1"}), _reader(how))
+    new = env_files(cm("routes", None, {"r": "2"}), _reader(how))
+    report = diff_files({"e": old}, {"e": new}, BUILTIN_POD_SPECS, "x")
+    (change,) = report.envs[0].configmaps
+    assert change.sees == ((("Deployment/web", sees),) if sees else ())
+    shown = text(report)
+    if line is None:
+        assert "not hashed, nothing rolls" not in shown
+    else:
+        assert f"not hashed, nothing rolls: Deployment/web {line}" in shown
+    doc = json.loads(to_json(report))["environments"][0]["configMaps"][0]
+    assert doc["consumerUpdates"] == ([{"consumer": "Deployment/web", "sees": list(sees)}] if sees else [])
+
+
+def _obj(kind: str, api: str, **fields: Any) -> dict[str, Any]:
+    return {"apiVersion": api, "kind": kind, "metadata": {"name": "x", "namespace": "ns"}, **fields}
+
+
+def _sts(**spec: Any) -> dict[str, Any]:
+    base = {"serviceName": "x", "selector": {"matchLabels": {"app": "x"}}, "replicas": 1,
+            "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}
+    return _obj("StatefulSet", "apps/v1", spec={**base, **spec})
+
+
+_PVC = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}
+
+
+@pytest.mark.parametrize(("before", "after", "refused"), [
+    # Deployment selector: refused; replicas: fine.
+    (_obj("Deployment", "apps/v1", spec={"selector": {"matchLabels": {"a": "1"}}, "replicas": 1}),
+     _obj("Deployment", "apps/v1", spec={"selector": {"matchLabels": {"a": "2"}}, "replicas": 1}), ["spec.selector"]),
+    (_obj("Deployment", "apps/v1", spec={"selector": {"matchLabels": {"a": "1"}}, "replicas": 1}),
+     _obj("Deployment", "apps/v1", spec={"selector": {"matchLabels": {"a": "1"}}, "replicas": 3}), []),
+    (_obj("DaemonSet", "apps/v1", spec={"selector": {"matchLabels": {"a": "1"}}}),
+     _obj("DaemonSet", "apps/v1", spec={"selector": {"matchLabels": {"a": "1"}, "matchExpressions": []}}), ["spec.selector"]),
+    # StatefulSet: serviceName, volumeClaimTemplates, podManagementPolicy refused; replicas/template/updateStrategy fine.
+    (_sts(), _sts(serviceName="y"), ["spec.serviceName"]),
+    (_sts(), _sts(volumeClaimTemplates=[{"metadata": {"name": "d"}, "spec": _PVC}]), ["spec.volumeClaimTemplates"]),
+    (_sts(), _sts(podManagementPolicy="Parallel"), ["spec.podManagementPolicy"]),
+    (_sts(), _sts(replicas=3, updateStrategy={"type": "OnDelete"}, minReadySeconds=5), []),
+    # Job: template and selector refused; a CronJob's jobTemplate is not.
+    (_obj("Job", "batch/v1", spec={"template": {"spec": {"containers": [{"name": "c", "image": "i:1"}]}}}),
+     _obj("Job", "batch/v1", spec={"template": {"spec": {"containers": [{"name": "c", "image": "i:2"}]}}}), ["spec.template"]),
+    (_obj("CronJob", "batch/v1", spec={"schedule": "@daily", "jobTemplate": {"spec": {"backoffLimit": 1}}}),
+     _obj("CronJob", "batch/v1", spec={"schedule": "@daily", "jobTemplate": {"spec": {"backoffLimit": 2}}}), []),
+    # Service clusterIP: refused once set; unset -> unset and ExternalName are fine.
+    (_obj("Service", "v1", spec={"clusterIP": "10.0.0.1"}), _obj("Service", "v1", spec={"clusterIP": "10.0.0.2"}), ["spec.clusterIP"]),
+    (_obj("Service", "v1", spec={"ports": [{"port": 80}]}), _obj("Service", "v1", spec={"ports": [{"port": 81}]}), []),
+    (_obj("Service", "v1", spec={"type": "ExternalName", "clusterIP": "10.0.0.1"}),
+     _obj("Service", "v1", spec={"type": "ClusterIP", "clusterIP": "10.0.0.2"}), []),
+    # PVC: growing storage is fine, shrinking and other spec fields are refused.
+    (_obj("PersistentVolumeClaim", "v1", spec=_PVC),
+     _obj("PersistentVolumeClaim", "v1", spec={**_PVC, "resources": {"requests": {"storage": "20Gi"}}}), []),
+    (_obj("PersistentVolumeClaim", "v1", spec=_PVC),
+     _obj("PersistentVolumeClaim", "v1", spec={**_PVC, "resources": {"requests": {"storage": "5Gi"}}}),
+     ["spec.resources.requests.storage"]),
+    (_obj("PersistentVolumeClaim", "v1", spec=_PVC),
+     _obj("PersistentVolumeClaim", "v1", spec={**_PVC, "storageClassName": "fast"}), ["spec.storageClassName"]),
+    # Immutable ConfigMap / Secret edited in place; a mutable one may change.
+    (_obj("ConfigMap", "v1", immutable=True, data={"a": "1"}), _obj("ConfigMap", "v1", immutable=True, data={"a": "2"}), ["data"]),
+    (_obj("ConfigMap", "v1", immutable=True, data={"a": "1"}), _obj("ConfigMap", "v1", data={"a": "1"}), ["immutable"]),
+    (_obj("ConfigMap", "v1", data={"a": "1"}), _obj("ConfigMap", "v1", data={"a": "2"}), []),
+    (_obj("Secret", "v1", type="Opaque"), _obj("Secret", "v1", type="kubernetes.io/tls"), ["type"]),
+    # RoleBinding roleRef.
+    (_obj("RoleBinding", "rbac.authorization.k8s.io/v1", roleRef={"kind": "Role", "name": "a"}),
+     _obj("RoleBinding", "rbac.authorization.k8s.io/v1", roleRef={"kind": "Role", "name": "b"}), ["roleRef"]),
+    # A custom resource has no rule.
+    (_obj("Rollout", "argoproj.io/v1alpha1", spec={"selector": 1}), _obj("Rollout", "argoproj.io/v1alpha1", spec={"selector": 2}), []),
+])
+def test_immutable_field_changes_are_refused(before: dict[str, Any], after: dict[str, Any], refused: list[str]) -> None:
+    assert [r.path for r in refusals(before, after)] == refused
+
+
+def test_refused_change_in_all_three_formats() -> None:
+    old = deploy("web", "cfg")
+    old["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+    new = deploy("web", "cfg")
+    new["spec"]["selector"] = {"matchLabels": {"app": "web", "tier": "front"}}
+    new["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+    files_old, files_new = env_files(cm("cfg", None, {}), old), env_files(cm("cfg", None, {}), new)
+    report = diff_files({"e": files_old}, {"e": files_new}, BUILTIN_POD_SPECS, "out/")
+    (refused,) = report.envs[0].refused
+    assert (refused.kind, refused.name, refused.refusal.path) == ("Deployment", "web", "spec.selector")
+    shown = text(report)
+    assert "Refused by the API server (the sync will fail)" in shown
+    assert "! Deployment web: spec.selector: `spec.selector` is immutable in apps/v1" in shown
+    assert "1 change the API server will refuse" in shown
+    assert "| e | **refused** | Deployment `web` | `spec.selector`: `spec.selector` is immutable" in markdown(report)
+    env = json.loads(to_json(report))["environments"][0]
+    (obj,) = [o for o in env["objects"] if o["name"] == "web"]
+    assert obj["refused"] is True and obj["refusedBecause"][0]["path"] == "spec.selector"
+    assert env["rollouts"][0]["refused"] is True  # the same Deployment also rolls (its labels changed)
+    assert env["refusals"][0]["reason"].startswith("`spec.selector` is immutable")
+
+
+def test_hashed_configmap_change_is_a_new_object_not_refused() -> None:
+    old = env_files(cm("cfg", "aaaa", {"a": "1"}), paths=["app/configmap-cfg.yaml"])
+    new = env_files(cm("cfg", "bbbb", {"a": "2"}), paths=["app/configmap-cfg.yaml"])
+    assert run_diff(old, new).refused == ()
 
 
 def test_secret_values_are_never_shown() -> None:

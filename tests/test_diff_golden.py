@@ -67,6 +67,22 @@ def no_op(repo: Path) -> None:
         "    - {name: http, port: 80, targetPort: 8080}", "    - name: http\n      port: 80\n      targetPort: 8080"))
 
 
+def selector_change(repo: Path) -> None:
+    # A new selector label: the API server refuses the update (apps/v1 selectors are immutable).
+    path = repo / "base/web/deployment.yaml.j2"
+    edit(path, "    matchLabels: {app: web}", "    matchLabels: {app: web, tier: front}")
+    edit(path, "      labels: {app: web}\n    spec:", "      labels: {app: web, tier: front}\n    spec:")
+
+
+def mutable_configmap(repo: Path) -> None:
+    # worker-config made mutable (rendered so out/ has it), then a value changes in place: the
+    # worker reads it through envFrom, so it sees the change only at its next restart.
+    edit(repo / "base/worker/app.yaml", "  - name: worker-config\n", "  - name: worker-config\n    hash: false\n")
+    result = cli("render", "--repo", repo, "-j", "1")
+    assert result.exit_code == 0 and "warning: base/worker/deployment.yaml:" in result.stderr, result.output
+    edit(repo / "base/worker/app.yaml", 'CONCURRENCY: "4"', 'CONCURRENCY: "8"')
+
+
 CASES: dict[str, Callable[[Path], None]] = {
     "value-change": value_change,
     "keys-added-removed": keys_added_removed,
@@ -74,6 +90,8 @@ CASES: dict[str, Callable[[Path], None]] = {
     "env-only": env_only,
     "file-and-binary": file_and_binary,
     "no-op": no_op,
+    "selector-change": selector_change,
+    "mutable-configmap": mutable_configmap,
 }
 
 

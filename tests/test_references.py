@@ -102,7 +102,7 @@ def dig(obj: Any, path: tuple[Any, ...]) -> Any:
 def render_objects(repo: Path) -> list[dict[str, Any]]:
     result = run("render", "--repo", repo, "--env", "dev", "--stdout")
     assert result.exit_code == 0, result.output
-    return list(yaml.safe_load_all(result.output))
+    return list(yaml.safe_load_all(result.stdout))
 
 
 @pytest.mark.parametrize(

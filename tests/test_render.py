@@ -176,7 +176,7 @@ def test_stdout_preview_writes_nothing(tmp_path: Path) -> None:
     repo = write_repo(tmp_path, TWO_ENVS)
     result = run("render", "--repo", repo, "--env", "prod", "--stdout", "--app", "worker")
     assert result.exit_code == 0
-    docs = list(yaml.safe_load_all(result.output))
+    docs = list(yaml.safe_load_all(result.stdout))
     assert [d["metadata"]["name"] for d in docs] == ["worker"]
     assert not (repo / "out").exists()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.hints import unified_diff as _unified_diff
-from generator.pipeline import Repo, render_many
+from generator.pipeline import Repo, Warn, render_many
 from generator.io.write import Plan, orphaned_envs, plan
 
 OUT = "out"
@@ -84,10 +84,10 @@ def problems_of(root: Path, todo: Plan, limit: int, total: int = TOTAL_DIFF_LINE
 
 
 def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = None,
-          limit: int = DEFAULT_DIFF_LINES) -> CheckResult:
+          limit: int = DEFAULT_DIFF_LINES, warn: Warn | None = None) -> CheckResult:
     """Compare a fresh render of `envs` with out/. `all_envs`: every environment was selected, so
     env folders of out/ that no environment produces are extra (as `render` removes them)."""
-    rendered = render_many(repo, envs, jobs)
+    rendered = render_many(repo, envs, jobs, warn)
     out = repo.root / OUT
     todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs))
     return CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged)

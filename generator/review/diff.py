@@ -30,6 +30,8 @@ from generator.steps.configmaps import CONFIG_NAME_ANNOTATION
 from generator.hints import unified_diff as _unified_diff
 from generator.errors import LoadError
 from generator.review.fielddiff import ADDED, CHANGED, REMOVED, FieldChange, field_diff
+from generator.review.immutable import Refusal, refusals
+from generator.steps import mutable
 from generator.model import Origin, Resource
 from generator.io.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_many
@@ -229,6 +231,9 @@ class ConfigMapChange:
     retained: tuple[str, ...] = ()  # versions kept in out/ as superseded by this change
     dropped: tuple[str, ...] = ()  # retained versions that leave out/
     consumers: tuple[str, ...] = ()  # "Kind/name" of the workloads that use it (new render)
+    # For each consumer, how it sees a change (generator/steps/mutable.py: live, restart, never):
+    # what matters for a ConfigMap that is not hashed, whose change rolls nothing.
+    sees: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def suffix(self, name: str | None) -> str | None:
         if name is None or not self.hashed or not name.startswith(self.name + "-"):
@@ -298,12 +303,27 @@ class ChartChange:
 
 
 @dataclass(frozen=True)
+class RefusedChange:
+    """A change of an existing object that the API server will refuse (see review/immutable.py)."""
+
+    kind: str
+    name: str  # declared name (the lineage of a hashed object), as in the other change records
+    namespace: str | None
+    app: str
+    refusal: Refusal
+
+
+@dataclass(frozen=True)
 class EnvDiff:
     name: str
     configmaps: tuple[ConfigMapChange, ...]
     rollouts: tuple[Rollout, ...]
     objects: tuple[ObjectChange, ...]
     charts: tuple[ChartChange, ...] = ()
+    refused: tuple[RefusedChange, ...] = ()
+
+    def refused_for(self, kind: str, namespace: str | None, name: str) -> tuple[Refusal, ...]:
+        return tuple(r.refusal for r in self.refused if (r.kind, r.namespace, r.name) == (kind, namespace, name))
 
     @property
     def changed(self) -> bool:
@@ -393,8 +413,19 @@ def _consumers(snap: Snapshot, specs: Sequence[PodSpecPath]) -> dict[Key, list[s
     return users
 
 
+def _sees(snap: Snapshot, specs: Sequence[PodSpecPath]) -> dict[Key, list[tuple[str, tuple[str, ...]]]]:
+    """Declared ConfigMap -> (workload, how it sees a change) for every workload that reads it."""
+    found: dict[Key, list[tuple[str, tuple[str, ...]]]] = {}
+    for o in snap.current.values():
+        for final, how in mutable.modes(o.obj, specs).items():
+            declared = snap.lineage_of.get(("ConfigMap", o.namespace, final), final)
+            found.setdefault(("ConfigMap", o.namespace, declared), []).append((f"{o.kind}/{o.name}", how))
+    return found
+
+
 def configmap_changes(old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]) -> list[ConfigMapChange]:
     consumers = _consumers(new, specs)
+    sees = _sees(new, specs)
     keys = {k for s in (old, new) for k in (*s.current, *s.retained) if k[0] == "ConfigMap"}
     out: list[ConfigMapChange] = []
     for key in sorted(keys, key=lambda k: (k[2], k[1] or "")):
@@ -426,6 +457,7 @@ def configmap_changes(old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]
             keys=key_changes(a, b) if status in (CHANGED, ADDED) else (),
             fields=fields, retained=retained, dropped=dropped,
             consumers=tuple(consumers.get(key, ())),
+            sees=tuple(sees.get(key, ())),
         ))
     return out
 
@@ -564,6 +596,18 @@ def chart_changes(old: Snapshot, new: Snapshot) -> list[ChartChange]:
     return changes
 
 
+def refused_changes(old: Snapshot, new: Snapshot) -> list[RefusedChange]:
+    """Updates of objects that keep their name (so the cluster updates them in place) that the
+    API server refuses. A hashed object that got a new name is created anew: nothing refused."""
+    out: list[RefusedChange] = []
+    for key in sorted(set(old.current) & set(new.current), key=lambda k: (new.current[k].app, k[0], k[2], k[1] or "")):
+        a, b = old.current[key], new.current[key]
+        if a.name != b.name or a.obj == b.obj:
+            continue
+        out += [RefusedChange(b.kind, b.lineage, b.namespace, b.app, r) for r in refusals(a.obj, b.obj)]
+    return out
+
+
 def diff_env(name: str, old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]) -> EnvDiff:
     rollouts: list[Rollout] = []
     for key in sorted(set(old.current) & set(new.current), key=lambda k: (new.current[k].app, k[0], k[2])):
@@ -571,7 +615,7 @@ def diff_env(name: str, old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPat
         if r is not None:
             rollouts.append(r)
     return EnvDiff(name, tuple(configmap_changes(old, new, specs)), tuple(rollouts),
-                   tuple(object_changes(old, new, specs)), tuple(chart_changes(old, new)))
+                   tuple(object_changes(old, new, specs)), tuple(chart_changes(old, new)), tuple(refused_changes(old, new)))
 
 
 def diff_files(

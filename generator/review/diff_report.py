@@ -22,11 +22,14 @@ from generator.review.diff import (
     KeyChange,
     ObjectChange,
     Reason,
+    RefusedChange,
     Rollout,
     TemplateReason,
     Value,
 )
 from generator.review.fielddiff import ADDED, CHANGED, REMOVED, FieldChange
+from generator.review.immutable import Refusal
+from generator.steps.mutable import LIVE, NEVER, RESTART
 
 MAX_VALUE_CHARS = 100  # a value longer than this is cut, with its length shown
 MAX_BLOCK_LINES = 60  # detail lines per ConfigMap, rollout or object
@@ -65,6 +68,8 @@ def summary(env: EnvDiff) -> str:
         n = sum(1 for o in env.objects if o.status == status)
         if n:
             parts.append(f"{_plural(n, 'other object')} {status}")
+    if env.refused:
+        parts.append(f"{_plural(len(env.refused), 'change')} the API server will refuse")
     return ", ".join(parts)
 
 
@@ -164,9 +169,22 @@ def configmap_lines(c: ConfigMapChange, indent: str = "    ") -> list[tuple[str,
     lines += field_lines(c.fields)
     lines += [(f"retained: {name} (superseded, kept for rollbacks)", "dim") for name in c.retained]
     lines += [(f"dropped: {name} (leaves out/: past the retention count)", "dim") for name in c.dropped]
-    if c.status == CHANGED and not c.hashed and c.consumers:
-        lines.append((f"not hashed: {', '.join(c.consumers)} see the new content without a rollout", "dim"))
+    if c.status == CHANGED and not c.hashed:
+        lines += [(f"not hashed, nothing rolls: {who} {sees_text(how)}", "dim") for who, how in c.sees]
     return _cut(lines)
+
+
+_SEES = {LIVE: "sees it live (mounted volume)", RESTART: "sees it at the next restart (env/envFrom)",
+         NEVER: "never sees it (subPath mount)"}
+
+
+def sees_text(how: tuple[str, ...]) -> str:
+    """How one workload sees a change of a ConfigMap that is not hashed, in words."""
+    return ", ".join(_SEES[m] for m in how) if how else "does not mount or read it"
+
+
+def refusal_line(r: RefusedChange) -> str:
+    return f"{r.kind} {r.name}: {r.refusal.path}: {r.refusal.reason}"
 
 
 def rollout_lines(r: Rollout) -> list[tuple[str, str]]:
@@ -212,6 +230,9 @@ def _text_env(env: EnvDiff, style: Style) -> Iterator[str]:
     if env.charts:
         yield style("  Helm charts", "head")
         yield from ("    " + style(chart_text(c), "change") for c in env.charts)
+    if env.refused:
+        yield style("  Refused by the API server (the sync will fail)", "head")
+        yield from ("    " + style("! " + refusal_line(r), "remove") for r in env.refused)
     if env.configmaps:
         yield style("  ConfigMaps", "head")
         for c in env.configmaps:
@@ -243,6 +264,8 @@ def _code(value: str) -> str:
 def _rows(env: EnvDiff) -> Iterator[tuple[str, str, str]]:
     for ch in env.charts:
         yield "chart updated", _code(ch.app), " → ".join(", ".join(map(_code, v)) or "(none)" for v in (ch.old, ch.new))
+    for x in env.refused:
+        yield "**refused**", f"{x.kind} {_code(x.name)}", f"{_code(x.refusal.path)}: {x.refusal.reason}"
     for c in env.configmaps:
         old, new = c.suffix(c.old_name), c.suffix(c.new_name)
         detail = f"{_code(old or '')} → {_code(new or '')}" if c.status == CHANGED and old != new else hash_change(c)
@@ -345,6 +368,10 @@ def _reason_json(r: Reason) -> dict[str, Any]:
     return {"type": "podTemplate", "fields": [_field_json(f) for f in r.fields]}
 
 
+def _refused_json(found: tuple[Refusal, ...]) -> dict[str, Any]:
+    return {"refused": bool(found), "refusedBecause": [{"path": r.path, "reason": r.reason} for r in found]}
+
+
 def _env_json(env: EnvDiff) -> dict[str, Any]:
     return {
         "name": env.name,
@@ -352,6 +379,11 @@ def _env_json(env: EnvDiff) -> dict[str, Any]:
         "summary": summary(env),
         **({"charts": [{"app": c.app, "old": list(c.old), "new": list(c.new)} for c in env.charts]}
            if env.charts else {}),  # only when a chart changed: older reports stay as they were
+        "refusals": [
+            {"kind": r.kind, "name": r.name, "namespace": r.namespace, "app": r.app, "path": r.refusal.path,
+             "reason": r.refusal.reason}
+            for r in env.refused
+        ],
         "configMaps": [
             {
                 "name": c.name, "namespace": c.namespace, "app": c.app, "status": c.status, "hashed": c.hashed,
@@ -359,17 +391,20 @@ def _env_json(env: EnvDiff) -> dict[str, Any]:
                 "newHash": c.suffix(c.new_name) if c.hashed else None,
                 "keys": [_key_json(k) for k in c.keys], "fields": [_field_json(f) for f in c.fields],
                 "retained": list(c.retained), "dropped": list(c.dropped), "consumers": list(c.consumers),
+                "consumerUpdates": [{"consumer": who, "sees": list(how)} for who, how in c.sees] if not c.hashed else [],
+                **_refused_json(env.refused_for("ConfigMap", c.namespace, c.name)),
             }
             for c in env.configmaps
         ],
         "rollouts": [
             {"kind": r.kind, "name": r.name, "namespace": r.namespace, "app": r.app,
-             "reasons": [_reason_json(x) for x in r.reasons]}
+             "reasons": [_reason_json(x) for x in r.reasons], **_refused_json(env.refused_for(r.kind, r.namespace, r.name))}
             for r in env.rollouts
         ],
         "objects": [
             {"kind": o.kind, "name": o.name, "namespace": o.namespace, "app": o.app, "status": o.status,
-             "old": o.old_name, "new": o.new_name, "fields": [_field_json(f) for f in o.fields]}
+             "old": o.old_name, "new": o.new_name, "fields": [_field_json(f) for f in o.fields],
+             **_refused_json(env.refused_for(o.kind, o.namespace, o.name))}
             for o in env.objects
         ],
     }

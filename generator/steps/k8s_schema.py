@@ -31,6 +31,8 @@ from generator.errors import ConfigError, ValidationError
 from generator.model import Resource
 from generator.steps.merge import DIRECTIVE, Strategy, key_of
 from generator.steps.merge_keys import StrategyBuilder
+from generator.steps import quantity
+from generator.steps.quantity import QUANTITY_HINT
 
 # The Kubernetes version whose API the output is checked against. The package's version is
 # pinned in pyproject.toml, so the schemas cannot change under a render.
@@ -39,6 +41,7 @@ SCHEMA_PACKAGE = "kubernetes_validate"
 
 FieldPath = tuple[str | int, ...]
 _REF_PREFIX = "#/$defs/"
+QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 _DEFS_URL_PREFIX = "/api/_definitions.json#/$defs/"
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _TYPE_NAMES = {
@@ -113,6 +116,8 @@ class _Compiler:
 
     def ref(self, name: str) -> Check:
         check = self.compiled.get(name)
+        if check is None and name == QUANTITY:
+            check = self.compiled[name] = _quantity
         if check is None:
             # Definitions can be recursive (JSONSchemaProps): point at a cell filled in below.
             cell: list[Check] = []
@@ -183,6 +188,16 @@ class _Compiler:
             return Problem((), f"expected {names}, got {describe(value)}")
 
         return check
+
+
+def _quantity(value: Any) -> Problem | None:
+    """A resource.Quantity: the schema says only "string or number"; the API server parses the
+    string with ParseQuantity (k8s.io/apimachinery pkg/api/resource), see generator/steps/quantity.py."""
+    if isinstance(value, str) and quantity.parse(value) is None:
+        return Problem((), f"{value!r} is not a Kubernetes quantity (resource.ParseQuantity refuses it)", QUANTITY_HINT)
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool) or value is None:
+        return None
+    return Problem((), f"expected a quantity (a string or a number), got {describe(value)}")
 
 
 def _type_list(schema: Mapping[str, Any]) -> tuple[str, ...]:
@@ -405,7 +420,7 @@ def _patch_path(patch: Patch, resource: Resource, path: FieldPath) -> FieldPath 
     return tuple(found)
 
 
-def _origin_of(resource: Resource, path: FieldPath, patches: Sequence[Patch]) -> tuple[str, int | None]:
+def origin_of(resource: Resource, path: FieldPath, patches: Sequence[Patch]) -> tuple[str, int | None]:
     """The file and line that wrote `path`: the last patch that sets it, else the object's source."""
     for patch in reversed(patches):
         in_patch = _patch_path(patch, resource, path) if path else None
@@ -423,7 +438,7 @@ def schema_step(resources: list[Resource], patches: Sequence[Patch] = ()) -> Non
         obj = {k: v for k, v in r.obj.items() if k != "sops"} if "sops" in r.obj else r.obj
         problem = api.check(obj)
         if problem is not None:
-            file, line = _origin_of(r, problem.path, patches)
+            file, line = origin_of(r, problem.path, patches)
             raise ValidationError(
                 f"{r.describe()} does not fit the Kubernetes {api.version} API: "
                 f"`{_dotted(problem.path)}`: {problem.message}",

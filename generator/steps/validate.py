@@ -13,6 +13,10 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 _LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Kinds whose names must be DNS-1035 labels (at most 63 characters).
 LABEL_NAMED = frozenset({"Service", "Namespace"})
+# Kinds whose names must be DNS-1123 labels (may start with a digit): a StatefulSet's name is its
+# pods' hostname prefix (ValidateStatefulSetName: NameIsDNSLabel, pkg/apis/apps/validation).
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL_NAMED = frozenset({"StatefulSet"})
 
 
 def _short(name: str) -> str:
@@ -24,11 +28,13 @@ def check_name(resource: Resource) -> None:
     kind = resource.kind
     if kind in LABEL_NAMED:
         ok, rule = len(name) <= 63 and bool(_LABEL.match(name)), "a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, at most 63 characters)"
+    elif kind in DNS1123_LABEL_NAMED:
+        ok, rule = len(name) <= 63 and bool(_DNS1123_LABEL.match(name)), "a DNS-1123 label (lower-case letters, digits and '-', no '.', at most 63 characters)"
     else:
         ok, rule = len(name) <= MAX_NAME and bool(_SUBDOMAIN.match(name)), "a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)"
     if not ok:
         declared = resource.declared
-        limit = 63 if kind in LABEL_NAMED else MAX_NAME
+        limit = 63 if kind in LABEL_NAMED or kind in DNS1123_LABEL_NAMED else MAX_NAME
         extra = ""
         if declared and declared != name:
             room = limit - (len(name) - len(declared))
