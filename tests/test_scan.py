@@ -319,3 +319,124 @@ def test_positions_survive_characters_whose_lower_case_is_longer() -> None:
     # "İ".lower() is two characters: positions must still point into the original text.
     (finding,) = scan_value("config", "İ" * 50 + " password=hunter2")
     assert finding.rule == "assignment" and "'password'" in finding.reason
+
+
+BASIC = "YWxpY2U6czNjcjN0LXBhc3M="  # alice:s3cr3t-pass
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("LLM", "sk-proj-" + "Ab1" * 20, "openai-key"),
+        ("MAILER", "SG." + "a1B2c3D4e5F6g7H8i9J0kL" + "." + "x" * 40 + "Y12", "sendgrid-key"),
+        ("REGISTRY", "npm_" + "a1B2" * 9, "npm-token"),
+        ("GL", "glrt-" + "a1B2c3D4e5F6g7H8i9J0", "gitlab-token"),
+        ("VAULT", "hvs." + "CAESI" + "a1B2" * 6, "vault-token"),
+        ("BOT", "3325678805:AAKQgsY5eNtvg_WP4VzuEzFvez4piRNZkon", "telegram-token"),
+        ("AGE", "AGE-SECRET-KEY-1" + "Q" * 58, "age-key"),
+        ("nginx.conf", f'proxy_set_header Authorization "Basic {BASIC}";', "basic-auth"),
+        ("HEADERS", "Authorization: Bearer " + "a1B2c3D4" * 3, "bearer-token"),
+        (".htpasswd", "alice:$apr1$Xy12Ab34$Qm2Lx8Vt4Rw7Yp1Nd6Hc01", "password-hash"),
+        ("ORACLE", "scott/tiger@db.internal:1521/ORCLPDB1", "connect-string"),
+        ("entrypoint.sh", "mysql -uapp -ph0tp0t -h db app", "cli-password"),
+        ("cmd", "redis-cli -a h0tp0t -h redis ping", "cli-password"),
+        (".pgpass", "db.internal:5432:orders:app:h0tp0t\n", "pgpass"),
+        ("SAS", "https://st.blob.core.windows.net/c?sv=2022&sig=" + "a1B2c3D4" * 4, "azure-sas"),
+    ],
+)
+def test_more_shapes_hit(key: str, value: str, rule: str) -> None:
+    assert rule in rules(key, value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("nginx.conf", "proxy_set_header Authorization $http_authorization;"),
+        ("httpd.conf", "AuthType Basic\nAuthName \"Restricted\"\n"),
+        ("openapi.yaml", "scheme: bearer\nbearerFormat: JWT\n"),
+        ("image", "grafana/grafana@sha256:" + "ab12" * 16),
+        ("action", "actions/checkout@v4"),
+        ("module", "golang/protobuf@v1.5.0"),
+        ("ipv6", "fe80:0:0:0:1"),
+        ("times", "12:30:45:00:10"),
+        ("cmd", "mysql -u app -p -h db app"),
+        ("SK", "sk_test_" + "a1B2c3D4" * 3),
+    ],
+)
+def test_more_shapes_near_misses(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "<settings><server><password>h0tp0t-99</password></server></settings>",
+        '<property name="connection.password">h0tp0t-99</property>',
+        '<add key="DbPassword" value="h0tp0t-99" />',
+        "<?php\ndefine('DB_PASSWORD', '!h0tp0t-99');\n",
+        "<?php\n$config['db_pass'] = \"h0tp0t-99\";\n",
+        "$db = array('password' => 'h0tp0t-99');",
+        "//registry.npmjs.org/:_authToken=893b2b42-3653-cdf0-a69e-5f1f8ca6e15c\n",
+        '<Location />\n  AuthLDAPBindPassword "h0tp0t-99"\n</Location>\n',
+        "location / {\n  proxy_set_header X-Api-Key a1B2c3D4e5F6g7H8;\n}\n",
+    ],
+)
+def test_assignments_in_more_syntaxes(value: str) -> None:
+    assert rules("config", value) == ["assignment"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("grafana.ini", "admin_password = $__file{/run/secrets/grafana/admin_password}\n"),
+        ("grafana.ini", "password = $__env{GF_DATABASE_PASSWORD}\n"),
+        ("context.xml", '<Resource auth="Container" username="${db.user}" password="${db.password}"/>'),
+        ("wp-config.php", "define('DB_PASSWORD', getenv('WORDPRESS_DB_PASSWORD'));\n"),
+        ("appsettings.json", '{"Default": "Server=db;User Id=app;Password=%DB_PASSWORD%;"}'),
+        ("auth", "oidc"),
+        ("credentials", "instance-profile"),
+        ("password", "Password"),
+        ("password_hint", "At least twelve characters, please."),
+        ("token_expired", "Your session expired"),
+        ("password_reset", "email"),
+        ("existingSecret", "redis-auth"),
+        ("client_secret", "projects/123/secrets/client-secret/versions/latest"),
+        ("site_key", "6LcA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S"),
+        ("checksum/secret", "ab12" * 16),
+        ("tls.crt", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+        ("smtp", "${SMTP_PASSWORD:?set it in the Secret}"),
+        ("# sshd", "PasswordAuthentication no\n"),
+    ],
+)
+def test_settings_and_references_are_quiet(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+def test_encoded_credentials_are_decoded() -> None:
+    import base64
+    import urllib.parse
+
+    inner = "postgres://app:h0tp0t-99@db/app"
+    (b64,) = scan_value("blob", base64.b64encode(inner.encode()).decode())
+    assert b64.rule == "url-password" and "encoded" in b64.reason
+    (url,) = scan_value("next", urllib.parse.quote(inner, safe=""))
+    assert url.rule == "url-password"
+    assert rules("base64_config", base64.b64encode(b"log_level=info\nworkers=4\n").decode()) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz1A2b3C4d", "Zk9Qm2Lx8Vt4Rw7Yp1Nd6Hc0aB3eF5gH7jK9mN2pQ4s="],
+)
+def test_random_token_under_a_neutral_name(value: str) -> None:
+    assert rules("S3_B", value) == ["random-token"]
+    assert rules("public_key", value) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ab12" * 16, "3f2b8c1e-9d4a-4b7e-8c2f-1a2b3c4d5e6f", "org.apache.kafka.common.security.plain.PlainLoginModule",
+     "01HGW2N7ZJ4Q8Y5K6M3P9R2T1V", "sha384-" + "Zk9Qm2Lx8Vt4Rw7Yp1Nd6Hc0aB3eF5gH7jK9mN2pQ4s", "exchange-engine-7d9f8c6b5-x2x4z"],
+)
+def test_random_token_near_misses(value: str) -> None:
+    assert rules("value", value) == []

@@ -372,7 +372,7 @@ def benigns() -> None:
     # placeholders and references
     for key, value in (("DB_PASSWORD", "${DB_PASSWORD}"), ("password", "$(DB_PASSWORD)"), ("api_key", "<your-api-key>"),
                        ("client_secret", "{{ .Values.clientSecret }}"), ("SECRET", "%(secret)s"), ("token", "${env:TOKEN}"),
-                       ("PASSWORD", "***"), ("smtp_password", "changeme"), ("admin_password", "$ADMIN_PASSWORD"),
+                       ("PASSWORD", "***"), ("smtp_password", "${SMTP_PASSWORD:?set in the Secret}"), ("admin_password", "$ADMIN_PASSWORD"),
                        ("password", "${file:/run/secrets/db.properties:password}"), ("api_token", "${vault:secret/data/api#token}"),
                        ("DB_PASS", "REPLACE_ME"), ("secret", "{{ secret }}"), ("passwd", "xxxxxxxx"), ("PASSWORD", "<redacted>")):
         benign("placeholder", key, value)
