@@ -1,7 +1,7 @@
 """The render pipeline for one environment, as a chain of named steps:
 
 load -> namespace -> patch -> configmaps (overlay, template, hash) -> scan (credentials in
-ConfigMaps) -> secrets (refuse plaintext, hash Secret producers) -> references
+any object) -> secrets (refuse plaintext, hash Secret producers) -> references
 -> Kubernetes schema -> validate -> lay out -> retain (superseded ConfigMap versions, read
 from the committed out/<env>/)
 
@@ -21,7 +21,7 @@ from typing import Any
 from generator.steps import configmaps as cms
 from generator.secrets import external as externalsecrets
 from generator.steps import retention
-from generator.config import EnvConfig, RepoConfig, forget_real_paths, load_app_config, load_env_config, load_repo_config
+from generator.config import AllowKey, EnvConfig, RepoConfig, forget_real_paths, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, ValidationError
 from generator.steps.k8s_schema import precompile, schema_step
 from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
@@ -45,6 +45,16 @@ class RenderedEnv:
     resources: list[Resource]
     files: Mapping[str, str]  # path relative to out/<env>/ -> file text (emitted on access)
     retained: list[Resource] = field(default_factory=list)  # superseded ConfigMap versions kept
+    allowed: frozenset[AllowKey] = frozenset()  # allow-list entries that let a scanner finding through
+
+
+class Rendered(dict[str, Mapping[str, str]]):
+    """The files of out/<env>/ by environment, and the allow-list entries that let a scanner
+    finding through in those environments (`check` reports the others as no longer needed)."""
+
+    def __init__(self, files: Mapping[str, Mapping[str, str]], allowed: frozenset[AllowKey] = frozenset()) -> None:
+        super().__init__(files)
+        self.allowed = allowed
 
 
 @dataclass
@@ -256,7 +266,7 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
     configmaps = configmap_step(repo, env, decls)
     del decls  # their content now lives in the ConfigMaps: free the copies before emitting
-    scan_step(configmaps, repo.config.allow_in_configmaps, memo)
+    allowed = scan_step([*resources, *configmaps], repo.config.allow, memo)
     memo.save()  # parsing and scanning are done: store the memo now and free it before emitting
     memo.release()
     resources += configmaps
@@ -267,15 +277,16 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     files = layout_step(env, resources)
     files.known = OutputMemo.for_env(repo.root, env_name, repo.cache)
     retained = retention_step(repo, env, resources, files)
-    return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained])
+    return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained], allowed)
 
 
-def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str]]:
+def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str], frozenset[AllowKey]]:
     # Sent back to the parent as texts (not the objects they are emitted from).
-    return env_name, dict(render_env(Repo.open(root, cache), env_name).files)
+    rendered = render_env(Repo.open(root, cache), env_name)
+    return env_name, dict(rendered.files), rendered.allowed
 
 
-def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dict[str, Mapping[str, str]]:
+def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> Rendered:
     """Render environments into files per env: one environment per process when there are
     several (up to `jobs`, default every core). A single environment's apps are split across
     processes only when `jobs` is given: that buys little time (about 6% at 1,000 apps, as
@@ -287,7 +298,12 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dic
     total = jobs or cores()
     workers = min(len(envs), total)
     if workers <= 1:
-        return {e: render_env(repo, e, jobs or 1).files for e in envs}
+        results = []
+        for e in envs:  # keep only the files (and the allowances), not the objects
+            rendered = render_env(repo, e, jobs or 1)
+            results.append((e, rendered.files, rendered.allowed))
+            del rendered
+        return Rendered({env: files for env, files, _ in results}, frozenset().union(*(a for _, _, a in results)))
     import gc
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
@@ -296,6 +312,7 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> dic
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
             futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
-            return dict(f.result() for f in futures)
+            done = [f.result() for f in futures]
     finally:
         gc.unfreeze()
+    return Rendered({env: files for env, files, _ in done}, frozenset().union(*(a for _, _, a in done)))

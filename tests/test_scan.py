@@ -278,7 +278,7 @@ def test_scan_data_keeps_only_keys_with_findings() -> None:
     assert sorted(found) == ["db_password", "url"]
 
 
-def test_scan_object_checks_configmaps_fully_and_other_objects_by_shape() -> None:
+def test_scan_object_checks_every_field_of_every_object() -> None:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"password": "x"}}
     assert [(p, f.rule) for p, f in scan_object(cm)] == [("data.password", "key-name")]
     deployment = {
@@ -296,8 +296,8 @@ def test_scan_object_checks_configmaps_fully_and_other_objects_by_shape() -> Non
     }
     found = [(p, f.rule) for p, f in scan_object(deployment)]
     assert found == [
-        ("spec.template.spec.containers[0].args[0]", "url-password"),
-        ("spec.template.spec.containers[0].env[0].value", "key-name"),
+        ("spec.template.spec.containers[c].args[0]", "url-password"),
+        ("spec.template.spec.containers[c].env[DB_PASSWORD].value", "key-name"),
     ]
 
 
@@ -440,3 +440,45 @@ def test_random_token_under_a_neutral_name(value: str) -> None:
 )
 def test_random_token_near_misses(value: str) -> None:
     assert rules("value", value) == []
+
+
+def _fields(obj: dict[str, object]) -> list[tuple[str, str]]:
+    return [(p, f.rule) for p, f in scan_object(obj)]
+
+
+def test_annotations_labels_and_custom_resources_are_scanned() -> None:
+    cm = {"kind": "ConfigMap", "metadata": {"name": "c", "annotations": {"db-password": "hunter2"},
+                                            "labels": {"token": "Zk9Qm2Lx8Vt4Rw7Yp1N"}}, "data": {"a": "b"}}
+    assert _fields(cm) == [("metadata.annotations.db-password", "key-name"), ("metadata.labels.token", "key-name")]
+    cr = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+          "spec": {"backend": {"auth": {"password": "hunter2"}}, "upstream": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz1A2b3C4d"}}
+    assert _fields(cr) == [("spec.backend.auth.password", "key-name"), ("spec.upstream", "random-token")]
+
+
+def test_a_flag_and_its_value_in_separate_args() -> None:
+    pod = {"kind": "Pod", "spec": {"containers": [{"name": "app", "args": ["--db-password", "hunter2", "--port", "80"],
+                                                   "command": ["sh", "-c", "PGPASSWORD=hunter2 psql"]}]}}
+    assert _fields(pod) == [("spec.containers[app].args[1]", "key-name"), ("spec.containers[app].command[2]", "assignment")]
+
+
+def test_binary_data_that_is_text_is_scanned() -> None:
+    import base64
+
+    latin1 = "titre=Données\ndb.password=hunter2\n".encode("latin-1")
+    cm = {"kind": "ConfigMap", "metadata": {"name": "c"}, "binaryData": {
+        "app_fr.properties": base64.b64encode(latin1).decode(),
+        "logo.png": base64.b64encode(bytes(range(256))).decode(),
+        "ok.txt": base64.b64encode(b"hello").decode(),
+    }}
+    assert _fields(cm) == [("binaryData.app_fr.properties", "assignment")]
+
+
+def test_ciphertext_and_secret_key_names_are_not_scanned() -> None:
+    sealed = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "metadata": {"name": "s"},
+              "spec": {"encryptedData": {"password": "AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq"}}}
+    sops = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "data": {"password": "ENC[AES256_GCM,data:abc,iv:d,tag:e,type:str]"},
+            "sops": {"mac": "ENC[AES256_GCM,data:Zk9Qm2Lx8Vt4Rw7Yp1N,type:str]", "age": [{"enc": "-----BEGIN AGE ENCRYPTED FILE-----"}]}}
+    external = {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "e"},
+                "spec": {"data": [{"secretKey": "db-password", "remoteRef": {"key": "prod/db", "property": "password"}}]}}
+    assert _fields(sealed) == _fields(sops) == _fields(external) == []

@@ -49,7 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from generator.steps.hashing import sha256
 
@@ -682,9 +682,10 @@ def _rules_digest() -> bytes:
     return sha256(Path(__file__).read_bytes()).digest()
 
 
-def data_digest(data: Mapping[str, Any]) -> bytes:
-    """The key under which "this data scanned clean" is remembered (generator/memo.py)."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def object_digest(obj: Mapping[str, Any]) -> bytes:
+    """The key under which "this object scanned clean" is remembered (generator/io/memo.py): the
+    object as committed and the scanner's own source."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return sha256(_rules_digest() + text.encode("utf-8", "surrogatepass")).digest()
 
 
@@ -698,39 +699,106 @@ def scan_data(data: Mapping[str, str]) -> dict[str, list[Finding]]:
     return out
 
 
-def scan_object(obj: Mapping[str, Any]) -> Iterator[tuple[str, Finding]]:
-    """(field path, finding) for one Kubernetes object as it is committed.
+# --- every string of an object ------------------------------------------------------------------
 
-    A ConfigMap's data gets every rule; every other string anywhere in any object gets the
-    shape and assignment rules, and container `env` entries the key-name rule on their
-    name and value.
+FieldPath = tuple[str | int, ...]
+
+# Fields that hold ciphertext or are checked by their own step (generator/secrets/producers.py):
+# a Secret's data is refused there unless SOPS-encrypted, a SealedSecret's is encrypted. By kind;
+# "*" for every kind.
+_NOT_SCANNED: dict[str, tuple[FieldPath, ...]] = {
+    "*": (("sops",),),
+    "Secret": (("data",), ("stringData",)),
+    "SealedSecret": (("spec", "encryptedData"),),
+}
+# Fields whose value names a key of a Secret rather than holding a credential.
+_KEY_NAME_FIELDS: dict[str, frozenset[str]] = {
+    "ExternalSecret": frozenset({"secretKey"}),
+    "PushSecret": frozenset({"secretKey"}),
+}
+_FLAG = re.compile(r"--?([A-Za-z][A-Za-z0-9_.\-]*)")
+
+
+def scan_fields(obj: Mapping[str, Any]) -> dict[FieldPath, list[Finding]]:
+    """Findings in every string of one Kubernetes object as it is committed, by field path.
+
+    Every string is scanned under the name of its field (a ConfigMap's data under its key, an
+    `env` entry's value under the variable's name, `args: [--db-password, x]` under the flag);
+    `binaryData` that decodes to text (UTF-8, or latin-1 .properties files) like `data`.
     """
-    data = obj.get("data")
-    if obj.get("kind") == "ConfigMap" and isinstance(data, dict):
-        for key, findings in scan_data({str(k): str(v) for k, v in data.items()}).items():
-            for f in findings:
-                yield f"data.{key}", f
-        rest: Mapping[str, Any] = {k: v for k, v in obj.items() if k != "data"}
-    else:
-        rest = obj
-    yield from _walk(rest, "")
+    kind = str(obj.get("kind", ""))
+    skip = (*_NOT_SCANNED["*"], *_NOT_SCANNED.get(kind, ()))
+    out: dict[FieldPath, list[Finding]] = {}
+    _walk(obj, (), "", _Context(skip, _KEY_NAME_FIELDS.get(kind, frozenset()), kind == "ConfigMap"), out)
+    return out
 
 
-_ENV_ITEM = re.compile(r"(?:^|\.)env\[[0-9]+\]$")
+@dataclass(frozen=True)
+class _Context:
+    skip: tuple[FieldPath, ...]
+    key_name_fields: frozenset[str]
+    configmap: bool
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, Finding]]:
+def _walk(node: Any, path: FieldPath, name: str, ctx: _Context, out: dict[FieldPath, list[Finding]]) -> None:
     if isinstance(node, str):
-        for f in scan_text(node):
-            yield path, f
+        found = scan_value(name, node)
+        if found:
+            out[path] = found
     elif isinstance(node, dict):
-        name, value = node.get("name"), node.get("value")
-        if isinstance(name, str) and isinstance(value, str) and _ENV_ITEM.search(path):
-            found = key_finding(name, value)
-            if found is not None:
-                yield f"{path}.value", found
-        for k, v in node.items():
-            yield from _walk(v, f"{path}.{k}" if path else str(k))
+        _walk_mapping(node, path, ctx, out)
     elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _walk(v, f"{path}[{i}]")
+        _walk_list(node, path, name, ctx, out)
+
+
+def _walk_mapping(node: dict[str, Any], path: FieldPath, ctx: _Context, out: dict[FieldPath, list[Finding]]) -> None:
+    env_name = node.get("name") if path[-2:-1] == ("env",) else None
+    for key, value in node.items():
+        here = (*path, key)
+        if here in ctx.skip or key in ctx.key_name_fields:
+            continue
+        if ctx.configmap and here[:1] == ("binaryData",) and len(here) == 2 and isinstance(value, str):
+            value = _binary_text(value)
+            if value is None:
+                continue
+        name = str(env_name) if key == "value" and isinstance(env_name, str) else str(key)
+        _walk(value, here, name, ctx, out)
+
+
+def _walk_list(node: list[Any], path: FieldPath, name: str, ctx: _Context, out: dict[FieldPath, list[Finding]]) -> None:
+    for i, item in enumerate(node):
+        # `args: [--db-password, x]`: the item after a flag is that flag's value
+        flag = _FLAG.fullmatch(node[i - 1]) if i and isinstance(node[i - 1], str) else None
+        _walk(item, (*path, i), flag.group(1) if flag else name, ctx, out)
+
+
+def _binary_text(value: str) -> str | None:
+    try:
+        raw = binascii.a2b_base64(value)
+    except (binascii.Error, ValueError):
+        return None
+    return text_of(raw)
+
+
+def field_label(obj: Mapping[str, Any], path: FieldPath) -> str:
+    """A field path as people read it: `spec.template.spec.containers[engine].env[DB_PASSWORD].value`
+    (a list item by its `name` when it has one, else by its index)."""
+    label, node = "", cast(Any, obj)
+    for part in path:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            named = item.get("name") if isinstance(item, dict) else None
+            label += f"[{named}]" if isinstance(named, str) else f"[{part}]"
+            node = item
+        else:
+            label += f".{part}" if label else part
+            node = node.get(part) if isinstance(node, dict) else None
+    return label
+
+
+def scan_object(obj: Mapping[str, Any]) -> Iterator[tuple[str, Finding]]:
+    """(field label, finding) for one Kubernetes object as it is committed (the repo's own test
+    runs it over every file of out/)."""
+    for path, findings in scan_fields(obj).items():
+        for f in findings:
+            yield field_label(obj, path), f
