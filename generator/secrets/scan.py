@@ -40,8 +40,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
+import itertools
 import json
+import marshal
 import math
 import re
 import urllib.parse
@@ -131,6 +134,7 @@ def _credential_at(words: tuple[str, ...], i: int) -> tuple[int, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)  # field and variable names repeat across thousands of objects
 def classify_key(key: str) -> tuple[str, str] | None:
     """("credential" | "weak", the word that decided) for a sensitive key name, else None."""
     if not _KEY_HINT.search(key):
@@ -236,9 +240,13 @@ def high_entropy(value: str) -> bool:
 def key_finding(key: str, value: str, line: int = 1) -> Finding | None:
     """The key-name and weak-key rules for one name/value pair."""
     kind = classify_key(key)
-    if kind is None or is_benign(value):
+    if kind is None:
         return None
     strength, word = kind
+    if strength == "weak" and not high_entropy(value):
+        return None  # the cheaper test first: most values under `key`/`session` names are words
+    if is_benign(value):
+        return None
     v = value.strip().strip("\"'")
     if word not in PASSWORD_WORDS and v.isdigit():
         return None  # `max_tokens: 4096`: a count; only a password can be a plain number (a PIN)
@@ -248,9 +256,7 @@ def key_finding(key: str, value: str, line: int = 1) -> Finding | None:
         return None  # `auth: oidc`, `credentials: instance-profile`: a mode switch
     if strength == "credential":
         return Finding("key-name", f"its name says it is a credential ({word!r})", line)
-    if high_entropy(value):
-        return Finding("weak-key", f"its name looks sensitive ({word!r}) and its value is a random-looking token", line)
-    return None
+    return Finding("weak-key", f"its name looks sensitive ({word!r}) and its value is a random-looking token", line)
 
 
 # --- shapes inside values -------------------------------------------------------------------
@@ -589,6 +595,7 @@ token_findings = shape_findings
 
 # --- values encoded, or random, under a name that says nothing ----------------------------------
 
+MIN_DECODED = 16  # shorter values are neither decoded nor taken for random tokens
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}")
 _PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 
@@ -624,7 +631,8 @@ _PERCENT = re.compile(r"%(?:2[0-9A-Fa-f]|3[AaBbDdFf]|40|5[BbDd])")
 def decoded(value: str) -> str | None:
     """The text inside a value that is base64 or URL-encoded text, or None."""
     v = value.strip()
-    if len(v) >= 16 and _B64_TOKEN.fullmatch(v):
+    # base64 of text mixes upper and lower case; Kubernetes names and hex digests do not
+    if len(v) >= MIN_DECODED and not v.islower() and not v.isupper() and _B64_TOKEN.fullmatch(v):
         text = _b64_text(v)
         if text is not None:
             return text
@@ -663,17 +671,31 @@ def scan_value(key: str, value: str) -> list[Finding]:
 
     A value that is base64 or URL-encoded text is scanned decoded as well; a value with no other
     finding that is one random token is reported unless its name says it is public or a digest."""
-    by_key = key_finding(key, value) if key else None
-    found = scan_text(value)
+    # scan_text finds nothing without a hint word or anchor (or four colons, a .pgpass line)
+    return _scan_named(key, value, value.count(":") >= 4 or _GATE.search(_ascii_lower(value)) is not None)
+
+
+def _scan_named(key: str, value: str, gated: bool) -> list[Finding]:
+    """scan_value, told whether the gate found anything in the value."""
+    by_key = key_finding(key, value) if key and classify_key(key) is not None else None
+    found = scan_text(value) if gated else []
     if by_key is not None:
         found.insert(0, by_key)
-    if not found:
-        inner = decoded(value)
-        if inner is not None:
-            found = [Finding(f.rule, f"{f.reason} (encoded: base64 or URL)", 1) for f in scan_text(inner)]
-        elif random_token(value) and not _public_key(key):
-            found = [Finding("random-token", "the value is a random-looking token (an API key or access key shape)", 1)]
-    return sorted(found, key=lambda f: f.line)
+    if found:
+        return sorted(found, key=lambda f: f.line)
+    if len(value) < MIN_DECODED or (" " in value and "%" not in value):
+        return []  # neither encoded nor one token
+    return _encoded_or_random(key, value)
+
+
+def _encoded_or_random(key: str, value: str) -> list[Finding]:
+    """The rules for a value with no other finding: decoded, or one random token."""
+    inner = decoded(value)
+    if inner is not None:
+        return [Finding(f.rule, f"{f.reason} (encoded: base64 or URL)", 1) for f in scan_text(inner)]
+    if random_token(value) and not _public_key(key):
+        return [Finding("random-token", "the value is a random-looking token (an API key or access key shape)", 1)]
+    return []
 
 
 @functools.cache
@@ -685,8 +707,15 @@ def _rules_digest() -> bytes:
 def object_digest(obj: Mapping[str, Any]) -> bytes:
     """The key under which "this object scanned clean" is remembered (generator/io/memo.py): the
     object as committed and the scanner's own source."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return sha256(_rules_digest() + text.encode("utf-8", "surrogatepass")).digest()
+    try:
+        # marshal: about ten times faster than JSON; equal bytes only for equal objects (a change
+        # of key order or of Python version only makes a miss). Format 2: later formats write
+        # shared and interned strings as references, so equal objects parsed afresh or read
+        # from the parse memo would give different bytes.
+        blob = marshal.dumps(cast(Any, obj), 2)
+    except ValueError:  # a type marshal does not know
+        blob = json.dumps(obj, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
+    return sha256(_rules_digest() + blob).digest()
 
 
 def scan_data(data: Mapping[str, str]) -> dict[str, list[Finding]]:
@@ -725,51 +754,84 @@ def scan_fields(obj: Mapping[str, Any]) -> dict[FieldPath, list[Finding]]:
     Every string is scanned under the name of its field (a ConfigMap's data under its key, an
     `env` entry's value under the variable's name, `args: [--db-password, x]` under the flag);
     `binaryData` that decodes to text (UTF-8, or latin-1 .properties files) like `data`.
+
+    The strings are gathered first and the gate (hint words and anchors) runs once over all of
+    them: most strings of an object (names, images, ports) then cost a set lookup, not a scan.
     """
     kind = str(obj.get("kind", ""))
-    skip = (*_NOT_SCANNED["*"], *_NOT_SCANNED.get(kind, ()))
+    skip = frozenset((*_NOT_SCANNED["*"], *_NOT_SCANNED.get(kind, ())))
+    ctx = _Context(skip, frozenset(p[-1] for p in skip), _KEY_NAME_FIELDS.get(kind, frozenset()), kind == "ConfigMap")
+    strings: list[tuple[FieldPath, str, str]] = []  # path, name, value
+    _gather_mapping(obj, (), ctx, strings)
+    values = [value for _, _, value in strings]
+    hit = _gate_hits(values)
+    colons = sum(map(str.count, values, itertools.repeat(":"))) >= 4
     out: dict[FieldPath, list[Finding]] = {}
-    _walk(obj, (), "", _Context(skip, _KEY_NAME_FIELDS.get(kind, frozenset()), kind == "ConfigMap"), out)
+    for i, (path, name, value) in enumerate(strings):
+        gated = i in hit or (colons and value.count(":") >= 4)
+        if gated or classify_key(name) is not None:
+            found = _scan_named(name, value, gated)
+        elif len(value) < MIN_DECODED or (" " in value and "%" not in value):
+            continue
+        else:
+            found = _encoded_or_random(name, value)
+        if found:
+            out[path] = found
     return out
+
+
+def _gate_hits(values: list[str]) -> set[int]:
+    """The indices of the values in which the gate finds a hint word or an anchor (one regex
+    pass over all of them, joined by newlines, which no hint or anchor contains)."""
+    joined = _ascii_lower("\n".join(values))
+    hits: set[int] = set()
+    starts: list[int] | None = None
+    for m in _GATE.finditer(joined):
+        if starts is None:
+            starts = list(itertools.accumulate((len(v) + 1 for v in values[:-1]), initial=0))
+        hits.add(bisect.bisect_right(starts, m.start()) - 1)
+    return hits
 
 
 @dataclass(frozen=True)
 class _Context:
-    skip: tuple[FieldPath, ...]
+    skip: frozenset[FieldPath]
+    skip_last: frozenset[str | int]  # the last element of each path in `skip` (a cheap first test)
     key_name_fields: frozenset[str]
     configmap: bool
 
 
-def _walk(node: Any, path: FieldPath, name: str, ctx: _Context, out: dict[FieldPath, list[Finding]]) -> None:
+Gathered = list[tuple[FieldPath, str, str]]
+
+
+def _gather(node: Any, path: FieldPath, name: str, ctx: _Context, out: Gathered) -> None:
     if isinstance(node, str):
-        found = scan_value(name, node)
-        if found:
-            out[path] = found
+        out.append((path, name, node))
     elif isinstance(node, dict):
-        _walk_mapping(node, path, ctx, out)
+        _gather_mapping(node, path, ctx, out)
     elif isinstance(node, list):
-        _walk_list(node, path, name, ctx, out)
+        _gather_list(node, path, name, ctx, out)
 
 
-def _walk_mapping(node: dict[str, Any], path: FieldPath, ctx: _Context, out: dict[FieldPath, list[Finding]]) -> None:
+def _gather_mapping(node: Mapping[str, Any], path: FieldPath, ctx: _Context, out: Gathered) -> None:
     env_name = node.get("name") if path[-2:-1] == ("env",) else None
     for key, value in node.items():
-        here = (*path, key)
-        if here in ctx.skip or key in ctx.key_name_fields:
+        if key in ctx.skip_last and (*path, key) in ctx.skip or key in ctx.key_name_fields:
             continue
-        if ctx.configmap and here[:1] == ("binaryData",) and len(here) == 2 and isinstance(value, str):
-            value = _binary_text(value)
-            if value is None:
-                continue
-        name = str(env_name) if key == "value" and isinstance(env_name, str) else str(key)
-        _walk(value, here, name, ctx, out)
+        if ctx.configmap and not path and key == "binaryData" and isinstance(value, dict):
+            value = {k: t for k, v in value.items() if isinstance(v, str) and (t := _binary_text(v)) is not None}
+        if isinstance(value, str):
+            out.append(((*path, key), env_name if key == "value" and isinstance(env_name, str) else str(key), value))
+        elif isinstance(value, (dict, list)):
+            _gather(value, (*path, key), str(key), ctx, out)
 
 
-def _walk_list(node: list[Any], path: FieldPath, name: str, ctx: _Context, out: dict[FieldPath, list[Finding]]) -> None:
+def _gather_list(node: list[Any], path: FieldPath, name: str, ctx: _Context, out: Gathered) -> None:
     for i, item in enumerate(node):
         # `args: [--db-password, x]`: the item after a flag is that flag's value
-        flag = _FLAG.fullmatch(node[i - 1]) if i and isinstance(node[i - 1], str) else None
-        _walk(item, (*path, i), flag.group(1) if flag else name, ctx, out)
+        before = node[i - 1] if i else None
+        flag = _FLAG.fullmatch(before) if isinstance(before, str) and before.startswith("-") else None
+        _gather(item, (*path, i), flag.group(1) if flag else name, ctx, out)
 
 
 def _binary_text(value: str) -> str | None:
