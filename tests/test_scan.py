@@ -482,3 +482,20 @@ def test_ciphertext_and_secret_key_names_are_not_scanned() -> None:
     external = {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "e"},
                 "spec": {"data": [{"secretKey": "db-password", "remoteRef": {"key": "prod/db", "property": "password"}}]}}
     assert _fields(sealed) == _fields(sops) == _fields(external) == []
+
+
+def test_recall_and_false_positives_on_the_labelled_corpus() -> None:
+    """A measurement, not a timing: the scanner on bench/secrets_corpus/corpus.jsonl (generated
+    fake credentials in the formats platform teams commit, and benign values that look risky)."""
+    import json
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parent.parent / "bench" / "secrets_corpus" / "corpus.jsonl"
+    samples = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
+    secrets = [s for s in samples if s["label"] == "secret"]
+    benign = [s for s in samples if s["label"] == "benign"]
+    assert len(secrets) >= 150 and len(benign) >= 150
+    missed = [s["id"] for s in secrets if not scan_value(s["key"], s["value"])]
+    flagged = [s["id"] for s in benign if scan_value(s["key"], s["value"])]
+    assert 1 - len(missed) / len(secrets) >= 0.97, missed
+    assert len(flagged) / len(benign) <= 0.02, flagged
