@@ -2,8 +2,8 @@
 
 load -> namespace -> patch -> configmaps (overlay, template, hash) -> scan (credentials in
 any object) -> secrets (refuse plaintext, hash Secret producers) -> references
--> Kubernetes schema -> validate -> lay out -> retain (superseded ConfigMap versions, read
-from the committed out/<env>/)
+-> Kubernetes schema -> validate -> lay out -> retain (superseded versions of ConfigMaps and
+Secret producers, read from the committed out/<env>/)
 
 Every step works on `Resource` values that remember their source file. Nothing is written
 here: `render_env` returns the files of `out/<env>/`, and the CLI writes them only when every
@@ -44,7 +44,7 @@ class RenderedEnv:
     name: str
     resources: list[Resource]
     files: Mapping[str, str]  # path relative to out/<env>/ -> file text (emitted on access)
-    retained: list[Resource] = field(default_factory=list)  # superseded ConfigMap versions kept
+    retained: list[Resource] = field(default_factory=list)  # superseded versions kept (ConfigMaps, Secret producers)
     allowed: frozenset[AllowKey] = frozenset()  # allow-list entries that let a scanner finding through
 
 
@@ -243,7 +243,8 @@ def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
 
 
 def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: Files) -> list[retention.Retained]:
-    """Superseded ConfigMap versions to keep, from the history in the committed out/<env>/.
+    """Superseded versions of ConfigMaps and Secret producers to keep, from the history in the
+    committed out/<env>/.
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
     history = retention.read_history(

@@ -202,9 +202,26 @@ def _rename(r: Resource, payload: Any, secret_name: str, length: int) -> str:
     return suffix
 
 
+# The kinds whose objects produce a Secret and are content-hashed (a Secret only when SOPS-encrypted).
+PRODUCER_KINDS = ("Secret", "SealedSecret", "ExternalSecret")
+
+
+def hash_payload(obj: Mapping[str, Any]) -> Any:
+    """What decides a Secret producer's hash suffix, as committed (README "Secrets" table): a SOPS
+    Secret's type, data and stringData; a SealedSecret's spec without the template's name; an
+    ExternalSecret's spec without the target's name (the names carry the suffix themselves)."""
+    if obj.get("kind") == "Secret":
+        return {k: obj[k] for k in ("type", "data", "stringData") if k in obj}
+    payload = copy.deepcopy(_dict(obj.get("spec")))
+    if obj.get("kind") == "SealedSecret":
+        _dict(_dict(payload.get("template")).get("metadata")).pop("name", None)
+    else:
+        _dict(payload.get("target")).pop("name", None)
+    return payload
+
+
 def _sops_secret(r: Resource, length: int) -> None:
-    payload = {k: r.obj[k] for k in ("type", "data", "stringData") if k in r.obj}
-    _rename(r, payload, r.name, length)
+    _rename(r, hash_payload(r.obj), r.name, length)
 
 
 def _sealed_scope_ok(r: Resource, spec: dict[str, Any]) -> bool:
@@ -231,9 +248,7 @@ def _sealed_secret(r: Resource, length: int) -> None:
             f'pods roll when it changes), or keep its name with the annotation `{HASH_ANNOTATION}: "false"` '
             "(pods then do not roll when it changes)",
         )
-    payload = copy.deepcopy(spec)
-    _dict(_dict(payload.get("template")).get("metadata")).pop("name", None)
-    _rename(r, payload, r.name, length)
+    _rename(r, hash_payload(r.obj), r.name, length)
     template_meta = _dict(_dict(spec.get("template")).get("metadata"))
     if "name" in template_meta:  # the controller names the Secret after the SealedSecret
         template_meta["name"] = r.name
@@ -258,9 +273,7 @@ def _external_secret(r: Resource, length: int) -> None:
     if not isinstance(spec, dict):
         raise SecretError(f"{r.describe()} has no `spec` mapping", file=r.origin.file, line=r.origin.first_line)
     secret = produced_secret(r) or r.name
-    payload = copy.deepcopy(spec)
-    _dict(payload.get("target")).pop("name", None)
-    suffix = _rename(r, payload, secret, length)
+    suffix = _rename(r, hash_payload(r.obj), secret, length)
     target = spec.get("target")
     if not isinstance(target, dict):
         target = spec["target"] = {}
