@@ -15,6 +15,8 @@ HEX = "0123456789abcdef"
 
 
 def rnd(n: int, alphabet: str = ALNUM) -> str:
+    if alphabet == HEX:
+        return "".join(R.choice(alphabet) for _ in range(n))
     return "".join(R.choice(alphabet) for _ in range(n - 2)) + R.choice(string.digits) + R.choice(string.ascii_lowercase)
 
 

@@ -104,6 +104,7 @@ DESCRIPTIVE_WORDS = frozenset({
     "reset", "hint", "encoder", "encoding", "hash", "hasher", "hashing", "strength", "rules",
     "validation", "history", "plugin", "manager", "generator", "rotator", "label",
     "expired", "invalid", "missing", "error", "message", "text", "title", "placeholder", "prompt",
+    "encryption", "hashers", "basic",
 })
 # Words that make the whole key non-secret wherever they are: `public_key`, `ssh_pub_key`,
 # reCAPTCHA's `site_key`, Stripe's `publishable_key`, a Helm chart's `existingSecret` (the name
@@ -129,6 +130,8 @@ def _credential_at(words: tuple[str, ...], i: int) -> tuple[int, str] | None:
     for stem in CREDENTIAL_STEMS:
         if stem in w:
             return i, stem
+    if w.endswith(("pw", "pwd")) and len(w) <= 10:  # OpenLDAP's rootpw and bindpw, dbpwd
+        return i, w
     if i + 1 < len(words) and words[i + 1] in ("key", "keys") and w in KEY_QUALIFIERS:
         return i + 1, f"{w} {words[i + 1]}"
     return None
@@ -173,7 +176,11 @@ _PLACEHOLDER = re.compile(
     r"|\$__[a-z]+\{[^}]*\}"  # Grafana's $__file{...}, $__env{...}, $__vault{...}
     r"|%[A-Za-z_][A-Za-z0-9_]*%"  # a Windows environment variable, %DB_PASSWORD%
     r"|#\{[^}]*\}"  # Ruby/Spring interpolation
+    r"|\$\{\{.*\}\}"  # GitHub Actions: ${{ secrets.API_TOKEN }}
+    r"|\(\([^()]*\)\)"  # Concourse: ((vault:secret/db.password))
     r"|[A-Za-z_][A-Za-z0-9_.]*\([^()]*\)"  # a call: getenv('DB_PASSWORD'), env("X")
+    r"|[A-Za-z_][A-Za-z0-9_.]*\[[^\[\]]*\]"  # a lookup: os.environ['DB_PASSWORD'], ENV["X"]
+    r"|(?:var|local|module|data|each)\.[A-Za-z_][A-Za-z0-9_.\-]*"  # a Terraform reference: var.db_password
 )
 _PATH = re.compile(r"(?:/|\./|\.\./|~/|file://)\S*")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/]+(?::[0-9]+)?(?:[/?#]\S*)?")
@@ -181,6 +188,7 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/]+(?::[0-9]+)?(?:[/?#]\S*)
 _SECRET_REF = re.compile(
     r"(?:arn:|vault:|ref\+|op://|azurekeyvault://|akv://|gcpsm://|sm://|awssm://|awsssm://|secretsmanager:|ssm:|sops://)"
     r"|projects/[^/\s]+/secrets/[^/\s]+(?:/versions/\S+)?$"
+    r"|ENC\[[A-Za-z0-9_]+,data:"  # a SOPS-encrypted value
 )
 # Public material: certificates, public keys, CSRs (a private key is its own rule).
 _PUBLIC_PEM = re.compile(r"-----BEGIN (?:(?!PRIVATE)[A-Z0-9]+ )*(?:CERTIFICATE|PUBLIC KEY|CERTIFICATE REQUEST|PUBLIC KEY BLOCK|X509 CRL)-----")
@@ -252,8 +260,8 @@ def key_finding(key: str, value: str, line: int = 1) -> Finding | None:
         return None  # `max_tokens: 4096`: a count; only a password can be a plain number (a PIN)
     if v.lower() == word.replace(" ", "") or v.lower() in key_words(key) or _is_prose(v):
         return None  # `password: Password` (a label), `secretKey: password` (a key's name), a hint
-    if word in AMBIGUOUS_WORDS and _PLAIN_WORD.fullmatch(v):
-        return None  # `auth: oidc`, `credentials: instance-profile`: a mode switch
+    if word in AMBIGUOUS_WORDS and (_PLAIN_WORD.fullmatch(v) or "\n" in v.strip()):
+        return None  # `auth: oidc` (a mode switch); a file `auth.conf` (its lines are scanned one by one)
     if strength == "credential":
         return Finding("key-name", f"its name says it is a credential ({word!r})", line)
     return Finding("weak-key", f"its name looks sensitive ({word!r}) and its value is a random-looking token", line)
@@ -362,9 +370,18 @@ SHAPES = (
           # not an image digest (`grafana/grafana@sha256:`) or a version (`actions/checkout@v4`)
           re.compile(r"(?:^|(?<=[\s=\"']))[A-Za-z_][A-Za-z0-9_$#]*/(?P<secret>[^\s/@\"']+)@"
                      r"(?!sha[0-9]+:|v?[0-9]+(?:\.[0-9]+){0,2}(?![0-9.:]))[A-Za-z0-9_(\[]")),
-    Shape("cli-password", "a password on a command line (mysql -pPASSWORD, redis-cli -a PASSWORD)", ("mysql", "redis-cli"),
+    Shape("cli-password", "a password on a command line (mysql -pPASSWORD, redis-cli -a PASSWORD, curl -u user:PASSWORD)",
+          ("mysql", "redis-cli", "curl", "docker"),
           re.compile(r"\b(?:mysql(?:dump|admin|import|sh)?[^\n]*?\s-p(?P<secret>[^\s-][^\s]*)"
-                     r"|redis-cli[^\n]*?\s-a[ \t]+(?P<secret2>[^\s-][^\s]*))")),
+                     r"|redis-cli[^\n]*?\s-a[ \t]+(?P<secret2>[^\s-][^\s]*)"
+                     r"|curl[^\n]*?\s(?:-u|--user)[ \t]*[^\s:]+:(?P<secret3>[^\s]+)"
+                     r"|docker[ \t]+login[^\n]*?\s(?:-p|--password)[ \t]+(?P<secret4>[^\s-][^\s]*))")),
+    Shape("sql-password", "a password in SQL (WITH PASSWORD '...', IDENTIFIED BY '...')", ("password '", "identified by '"),
+          re.compile(r"(?i:\bpassword|\bidentified\s+by)\s+'(?P<secret>[^'\n]+)'")),
+    Shape("sentinel-auth", "a Redis Sentinel password (sentinel auth-pass)", ("auth-pass",),
+          re.compile(r"(?m)^[ \t]*sentinel[ \t]+auth-pass[ \t]+\S+[ \t]+(?P<secret>\S+)")),
+    Shape("databricks-token", "a Databricks token (dapi...)", ("dapi",),
+          re.compile(_ALNUM_BEFORE + r"dapi[0-9a-f]{32}(?:-[0-9])?" + _ALNUM_AFTER)),
     Shape("pgpass", "a .pgpass line (host:port:database:user:PASSWORD)", (),
           re.compile(r"(?m)^[^:\s#]+:(?:[0-9]+|\*):[^:\s]+:[^:\s]+:[^:\s]+$"), _pgpass_line),
 )
@@ -377,7 +394,7 @@ def _line_of(text: str, pos: int) -> int:
 def _shape_finding(text: str, shape: Shape) -> Finding | None:
     for m in shape.pattern.finditer(text):
         groups = m.groupdict()
-        secret = groups.get("secret") or groups.get("secret2")
+        secret = next((groups[g] for g in ("secret", "secret2", "secret3", "secret4") if groups.get(g)), None)
         if secret is not None and is_benign(secret):
             continue
         if shape.check is not None and not shape.check(m):
@@ -405,7 +422,7 @@ MAX_NAME = 80
 _VALUE = re.compile(
     r"(?P<q>[\"'])?\]?[ \t]*(?:=>|[:=]|(?(q),|(?!)))[ \t]*"  # `=`, `:`, PHP's `=>`, `$a['name'] =`, `define('NAME', ...)`
     r"(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'"
-    r"|(?P<bare><[^<>\n]*>|\$(?:__[a-z]+)?\{[^}\n]*\}|[A-Za-z_][A-Za-z0-9_.]*\([^)\n]*\)|[^\s,;&}\]\"')]*))"
+    r"|(?P<bare><[^<>\n]*>|\$(?:__[a-z]+)?\{[^}\n]*\}|[A-Za-z_][A-Za-z0-9_.]*(?:\([^)\n]*\)|\[[^\]\n]*\])|[^\s,;&}\]\"')]*))"
 )
 # A directive: the name, one argument, the end of the line (`requirepass x`, Apache's
 # `AuthLDAPBindPassword "x"`, nginx's `proxy_set_header X-Api-Key x;`).
@@ -420,6 +437,8 @@ _NAMED_ELEMENT_TEXT = re.compile(r"[\"'][^<>]*?>(?P<bare>[^<]*)</")
 _KEY_VALUE_ATTR = re.compile(r"[\"'][ \t]+value[ \t]*=[ \t]*(?:\"(?P<dq>[^\"]*)\"|'(?P<sq>[^']*)')")
 # Not `--flag=`, and not `//host/:_authToken=` (an .npmrc line, a protocol-relative URL).
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+_WORDS_ONLY = re.compile(r"[ \t]*(?:[A-Za-z0-9_.\-]+[ \t]+)*")
+_FLAG_VALUE = re.compile(r"[ \t]+(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\-\"'][^\s]*))")
 _AUTH_SCHEMES = ("bearer", "basic", "token")  # `Bearer x` is the value of an Authorization header
 _COMMENT = re.compile(r"[ \t]*(?:#|;|//(?![^\s/]+/)|--(?:[ \t]|$)|<!--)")
 _STRUCTURE = ("[", "{", "|", ">", "&", "*", "!")
@@ -503,14 +522,21 @@ class _Assignments:
         if before == "<":
             return _ELEMENT_TEXT.match(text, end)
         if before in _QUOTES and start >= 2 and text[start - 2] == "=":
-            return _NAMED_ELEMENT_TEXT.match(text, end) or _KEY_VALUE_ATTR.match(text, end)
+            return _KEY_VALUE_ATTR.match(text, end) or _NAMED_ELEMENT_TEXT.match(text, end)
         m = _VALUE.match(text, end)
         if m is not None:
             return m
         if before in _QUOTES:
             return _KEY_VALUE_ATTR.match(text, end)
+        if text.startswith("-", start - 1) and (start < 2 or text[start - 2] in " \t-"):
+            return _FLAG_VALUE.match(text, end)  # `--token x`: a command-line flag and its value
         prefix = _DIRECTIVE_PREFIX.match(text, self.line_start)
-        if prefix is not None and prefix.end() == start and text[start:end].lower() not in _AUTH_SCHEMES:
+        name = text[start:end]
+        if prefix is not None and prefix.end() == start and name.lower() not in _AUTH_SCHEMES:
+            return _DIRECTIVE.match(text, end)
+        if len(key_words(name)) >= 2 and _WORDS_ONLY.fullmatch(text, self.line_start, start):
+            # `user admin insecure-password x` (HAProxy): a compound name on a line of plain words,
+            # its one argument ending the line (not `hashed_password text);` in SQL)
             return _DIRECTIVE.match(text, end)
         return None
 
@@ -652,9 +678,21 @@ _RANDOM_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-.~]{32,}")
 _NOT_RANDOM_PREFIXES = ("sha1-", "sha256-", "sha384-", "sha512-", "pk_live_", "pk_test_", "sk_test_", "rk_test_", "AAAA")
 
 
+# Base64 of a file (an image, an archive): data, not a key.
+_FILE_SIGNATURES = (b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"%PDF", b"\x1f\x8b", b"PK\x03\x04", b"\x00\x00\x01\x00", b"RIFF")
+
+
+def _is_file(token: str) -> bool:
+    try:
+        head = binascii.a2b_base64(token[:24] + "=" * (-len(token[:24]) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return head.startswith(_FILE_SIGNATURES)
+
+
 def random_token(value: str) -> bool:
     v = value.strip().strip("\"'")
-    if not _RANDOM_TOKEN.fullmatch(v) or v.startswith(_NOT_RANDOM_PREFIXES):
+    if not _RANDOM_TOKEN.fullmatch(v) or v.startswith(_NOT_RANDOM_PREFIXES) or _is_file(v):
         return False
     core = v.rstrip("=")
     return (any(c.isupper() for c in core) and any(c.islower() for c in core) and any(c.isdigit() for c in core)
