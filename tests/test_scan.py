@@ -499,3 +499,52 @@ def test_recall_and_false_positives_on_the_labelled_corpus() -> None:
     flagged = [s["id"] for s in benign if scan_value(s["key"], s["value"])]
     assert 1 - len(missed) / len(secrets) >= 0.97, missed
     assert len(flagged) / len(benign) <= 0.02, flagged
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("init.sql", "CREATE USER app WITH PASSWORD 'h0tp0t-99';", "sql-password"),
+        ("grant.sql", "CREATE USER 'app'@'%' IDENTIFIED BY 'h0tp0t-99';", "sql-password"),
+        ("sentinel.conf", "sentinel auth-pass mymaster h0tp0t-99\n", "sentinel-auth"),
+        ("login.sh", "docker login -u ci -p h0tp0t-99 registry.example.net", "cli-password"),
+        ("health.sh", "curl -u admin:h0tp0t-99 https://api.example.net", "cli-password"),
+        ("DBX", "dapi" + "0123456789abcdef" * 2, "databricks-token"),
+        ("ARGS", "--token a1B2c3D4e5F6g7H8 --verbose", "assignment"),
+        ("haproxy.cfg", "userlist admins\n  user admin insecure-password h0tp0t-99\n", "assignment"),
+        ("ldap.conf", "binddn cn=svc\nbindpw h0tp0t-99\n", "assignment"),
+    ],
+)
+def test_rules_from_the_held_out_sets_hit(key: str, value: str, rule: str) -> None:
+    assert rule in rules(key, value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("main.tf", "password = var.db_password\n"),
+        ("settings.py", "SECRET_KEY = os.environ['DJANGO_SECRET_KEY']\n"),
+        ("password", "ENC[AES256_GCM,data:abc,iv:def,tag:ghi,type:str]"),
+        ("api_token", "${{ secrets.API_TOKEN }}"),
+        ("password", "((vault:secret/db.password))"),
+        ("logo", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
+        ("auth.conf", 'location /admin {\n  auth_basic "Restricted";\n  auth_basic_user_file /etc/nginx/.htpasswd;\n}\n'),
+        ("schema.sql", "CREATE TABLE users (id bigint, email text, hashed_password text);\n"),
+        ("postgresql.conf", "password_encryption = scram-sha-256\n"),
+        ("cmd", "exec app --password-file /run/secrets/db --listen :8080"),
+    ],
+)
+def test_references_from_the_held_out_sets_are_quiet(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("adminPasswordKey", "postgres-password"), ("TLS_SECRET", "exchange-tls"), ("package.json", '{"token:refresh": "node r.js"}')],
+)
+def test_names_of_keys_and_secrets_are_quiet(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+def test_a_passphrase_under_a_password_name_is_still_a_credential() -> None:
+    assert rules("DB_PASSWORD", "orbit-tango-maple-quartz") == ["key-name"]

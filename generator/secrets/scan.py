@@ -219,6 +219,19 @@ def _is_prose(value: str) -> bool:
 
 
 _PLAIN_WORD = re.compile(r"[A-Za-z]+(?:[-_][A-Za-z]+)*")
+# A Kubernetes-style name: lower case, digits and dashes, at least two parts.
+_DNS_NAME = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)+")
+
+
+def _names_a_key(word: str, value: str) -> bool:
+    """A value that is the name of a key or a Secret rather than a credential: a lower-case
+    dashed name that contains the credential word (`postgres-password`, `db-token`), or any
+    lower-case dashed name without digits under a `secret` word (`exchange-tls`, a Secret's
+    name; a password under a password word is still reported)."""
+    if len(value) > 63 or not _DNS_NAME.fullmatch(value):
+        return False
+    stem = word.split(" ")[0]
+    return stem in value or (stem in ("secret", "secrets") and not any(c.isdigit() for c in value))
 
 
 _SPACE = re.compile(r"\s")
@@ -260,6 +273,8 @@ def key_finding(key: str, value: str, line: int = 1) -> Finding | None:
         return None  # `max_tokens: 4096`: a count; only a password can be a plain number (a PIN)
     if v.lower() == word.replace(" ", "") or v.lower() in key_words(key) or _is_prose(v):
         return None  # `password: Password` (a label), `secretKey: password` (a key's name), a hint
+    if _names_a_key(word, v):
+        return None  # `adminPasswordKey: postgres-password`, `TLS_SECRET: exchange-tls`: names
     if word in AMBIGUOUS_WORDS and (_PLAIN_WORD.fullmatch(v) or "\n" in v.strip()):
         return None  # `auth: oidc` (a mode switch); a file `auth.conf` (its lines are scanned one by one)
     if strength == "credential":
@@ -524,8 +539,8 @@ class _Assignments:
         if before in _QUOTES and start >= 2 and text[start - 2] == "=":
             return _KEY_VALUE_ATTR.match(text, end) or _NAMED_ELEMENT_TEXT.match(text, end)
         m = _VALUE.match(text, end)
-        if m is not None:
-            return m
+        if m is not None and (before not in _QUOTES or m.group("q") is not None):
+            return m  # a quoted name ends at its quote: not `"token:refresh": ...`
         if before in _QUOTES:
             return _KEY_VALUE_ATTR.match(text, end)
         if text.startswith("-", start - 1) and (start < 2 or text[start - 2] in " \t-"):
