@@ -423,11 +423,15 @@ def test_rotating_a_secret_rolls_exactly_the_pods_that_use_it(tmp_path: Path) ->
     path.write_text(path.read_text().replace("AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq", "AgCRotatedCipherTextAAAAAAAAAAAAA"))
     render(tmp_path)
     after = snapshot(tmp_path / "out")
-    assert sorted(after) == sorted(before)  # same files: each object keeps its path
-    changed = sorted(p for p in after if after[p] != before[p])
+    old_name = yaml.safe_load(before["dev/api/sealedsecret-db.yaml"])["metadata"]["name"]
+    # each object keeps its path; the old SealedSecret stays beside it for rollbacks (retention)
+    assert sorted(set(after) - set(before)) == [f"dev/api/sealedsecret-{old_name}.yaml"]
+    assert set(before) <= set(after)
+    changed = sorted(p for p in before if after[p] != before[p])
     assert changed == [
         "dev/api/deployment-api.yaml",
         "dev/api/sealedsecret-db.yaml",
+        "dev/kustomization.yaml",
         "dev/migrate/job-migrate.yaml",
     ]
 
@@ -491,7 +495,7 @@ def test_allow_list_lets_a_reviewed_key_through(tmp_path: Path) -> None:
         "base/api/app.yaml": """
             configMaps:
               - name: api-config
-                literals: {PASSWORD_POLICY_HINT_TEXT: "x", sso_token_audience_claim: aud, token: public-demo-token}
+                literals: {PASSWORD_POLICY_HINT_TEXT: "x", sso_token_audience_claim: aud, token: Publ1cDemoToken}
         """,
         "environments/dev/env.yaml": "namespace: dev\n",
     }
@@ -503,7 +507,7 @@ def test_allow_list_lets_a_reviewed_key_through(tmp_path: Path) -> None:
             key: token
             reason: "the public demo token printed on the website; grants nothing"
     """})
-    assert render(tmp_path)["api/configmap-api-config.yaml"]["data"]["token"] == "public-demo-token"
+    assert render(tmp_path)["api/configmap-api-config.yaml"]["data"]["token"] == "Publ1cDemoToken"
 
 
 @pytest.mark.parametrize(

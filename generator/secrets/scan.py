@@ -1,39 +1,37 @@
-"""The credential detector: does a ConfigMap entry (or any committed text) hold a credential?
+"""The credential detector: does any string written to out/ hold a credential?
 
-Pure functions, no I/O, no state. The pipeline runs `scan_value` on every key of every ConfigMap
-before anything is written; the repo's own test runs `scan_object` on every committed object.
-Findings never contain the credential itself (CI logs are read by many people).
+Pure functions, no I/O, no state. The pipeline runs `scan_fields` on every object before anything
+is written (generator/secrets/producers.py, scan step); the repo's own test runs `scan_object` on
+every committed object. Findings never contain the credential itself (CI logs are read by many
+people). Measured on bench/secrets_corpus/ by bench/secrets_recall.py (README "Secrets").
 
-Rules, each precise on purpose (a false positive costs an allow-list entry, a false negative a
-leak that stays in git history forever):
+Every string is scanned under a name (`scan_value(name, value)`): a ConfigMap key, an env
+variable, a flag, a field. Rules, each precise on purpose (a false positive costs an allow-list
+entry, a false negative a leak that stays in git history forever):
 
-key-name      The key's words (split at `_ - .`, camelCase and digits) name a credential:
+key-name      The name's words (split at `_ - .`, camelCase and digits) name a credential:
               password, passwd, pwd, pw, pass, passphrase, secret(s), token(s), credential(s),
-              creds, auth, authorization, bearer, apikey, requirepass, masterauth, or the pairs
-              api/private/secret/access/signing/encryption/master/ssh/tls/app/account/license/
-              hmac/jwt/client + key; `password`, `passwd`, `passphrase`, `apikey`, `credential`,
-              `privatekey`, `secretkey` and `accesskey` also inside a longer word (`dbpassword`).
-              A descriptive word after the credential word makes the key about a credential,
-              not one: `token_ttl_seconds`, `password_file`, `secret_name`, `auth_url`,
-              `access_key_id` (DESCRIPTIVE_WORDS; `db_user_password` is still flagged), and
-              `public`/`pub` anywhere clears it (`public_key`). A value that cannot be a credential is
-              not flagged: empty, true/false/none-like, a plain number (unless the word is a
-              password word: a PIN is a password), a placeholder (`${X}`, `$(X)`, `$X`,
-              `<x>`, `***`), a path (`/run/secrets/db`), a URL without a password, or a reference
-              to a secret manager (`arn:`, `vault:`, `ref+`).
-weak-key      Keys that only look sensitive (key, salt, seed, cookie, session, signature,
-              license): flagged only when the value is a high-entropy token (a run of 16+
-              characters from [A-Za-z0-9+/=~] mixing letters and digits, >= 3.3 bits/char).
-url-password  A URL with a password in its user info: `scheme://user:PASSWORD@host`.
-              `postgres://exchange@host/db` (a user, no password) is fine.
-assignment    Inside a value (a config file, a DSN, a query string): `name = value`,
-              `name: value`, `"name": "value"`, `?name=value`, `;Name=value`,
-              `--name=value`, where `name` passes the key-name or weak-key rule. Comment lines
-              (#, ;, //, --) are skipped. The Redis directives `requirepass X` and `masterauth X`.
-private-key   A PEM private key block (`-----BEGIN ... PRIVATE KEY-----`, encrypted or not).
-token shapes  AWS access key ids (AKIA/ASIA + 16), GitHub tokens (ghp_/gho_/ghu_/ghs_/ghr_,
-              github_pat_), GitLab tokens (glpat-), Slack tokens (xox?-) and webhook URLs,
-              JWTs (eyJ....eyJ....), Google API keys (AIza + 35), Stripe live keys (sk_live_).
+              creds, auth, authorization, bearer, apikey, requirepass, masterauth, the pairs
+              api/private/secret/access/signing/.../client + key, those stems inside a longer
+              word (`dbpassword`), and words ending in pw/pwd (`rootpw`). A descriptive word after
+              it makes the name about a credential (`token_ttl_seconds`, `password_file`,
+              DESCRIPTIVE_WORDS); `public`, `site`, `existing`, `checksum`, ... anywhere clear it
+              (PUBLIC_WORDS). Values that cannot be credentials are not flagged (`is_benign`:
+              placeholders, paths, plain URLs, secret-manager references, public keys), nor
+              labels, sentences, names of keys and Secrets, and plain words under `auth` or
+              `credentials` (`auth: oidc`, a mode switch).
+weak-key      Names that only look sensitive (key, salt, seed, cookie, session, signature,
+              license): flagged only when the value is a high-entropy token.
+assignment    Inside a value: `name = value`, `name: value`, `"name": "value"`, `?name=value`,
+              `--name=value`, `--name value`, XML elements and attributes, PHP define()/arrays,
+              directives (`requirepass x`, `AuthLDAPBindPassword "x"`), where `name` passes the
+              key-name or weak-key rule. Comment lines are skipped.
+shapes        SHAPES: URL passwords, PEM private keys, Basic/Bearer credentials, password hashes,
+              connect strings, command-line passwords, SQL passwords, .pgpass lines, and the token
+              formats of cloud and SaaS providers (AWS, GitHub, GitLab, Slack, OpenAI, ...).
+encoded       A value that is base64 or URL-encoded text is scanned decoded.
+random-token  A value that is one long random token (upper, lower, digits, high entropy) under a
+              name that says nothing: an AWS secret key or an Azure storage key under `S3_B`.
 """
 
 from __future__ import annotations
@@ -631,6 +629,7 @@ def scan_text(text: str) -> list[Finding]:
     return [f for f in (*found, assignment) if f is not None]
 
 
+# The shape rules alone: bench/secrets_recall.py --tokens compares them with detect-secrets' plugins.
 token_findings = shape_findings
 
 
