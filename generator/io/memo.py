@@ -1,5 +1,5 @@
 """A content-keyed memo of the costly pure steps of a render: parsing a file's text into YAML
-documents, and scanning a ConfigMap's data for credentials (only "found nothing" is kept).
+documents, and scanning an object for credentials (only "found nothing" is kept).
 (Emitting is not memoized: the emitter is faster than computing a key would be.)
 
 Keys are digests of the text itself, so an entry can never be stale: a changed file simply
