@@ -167,6 +167,12 @@ def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], job
     if result.ok:
         click.echo(f"out/ is up to date: {len(selected)} environments, {result.unchanged} files")
         return
+    for entry in result.unused_allowances:
+        click.echo(click.style(f"unused allow-list entry: {entry.origin or 'gitops-gen.yaml'}: ", bold=True)
+                   + f"{entry.describe()} holds no finding of the credential scanner in any environment; "
+                   "remove the entry (it would let a credential written there later through)")
+    if not result.problems:
+        ctx.exit(EXIT_INPUT)
     for problem in result.problems:
         click.echo(click.style(f"{problem.status}: {problem.path}", bold=True))
         for line in problem.diff:

@@ -53,11 +53,24 @@ class External:
 
 @dataclass(frozen=True)
 class Allowance:
-    """An allow-list entry: this ConfigMap key holds no credential, although the scanner says so."""
+    """An allow-list entry: this field of this object holds no credential, although the scanner
+    says so. `kind` None: an object of any kind with that name."""
 
-    config_map: str  # the declared name
-    key: str
+    kind: str | None
+    name: str  # the declared name (before a hash suffix)
+    field_label: str  # as the scanner reports it: `data.auth`, `spec.template.spec.containers[app].env[X].value`
     reason: str
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> AllowKey:
+        return (self.kind, self.name, self.field_label)
+
+    def describe(self) -> str:
+        return f"{self.kind or 'any object'} {self.name!r} field `{self.field_label}`"
+
+
+AllowKey = tuple[str | None, str, str]  # kind (None: any), declared name, field label
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ class RepoConfig:
     external: External = External()
     pod_spec_paths: tuple[PodSpecPath, ...] = ()
     retention: int = DEFAULT_RETENTION
-    allow_in_configmaps: tuple[Allowance, ...] = ()
+    allow: tuple[Allowance, ...] = ()  # allowInOutput and (older) allowInConfigMaps
     # Custom-resource kinds that never get a namespace, besides the well-known ones
     # (generator/steps/namespaces.py).
     cluster_scoped: tuple[str, ...] = ()
@@ -171,24 +184,38 @@ def _external(doc: Doc, path: Path_, value: Any) -> External:
     )
 
 
-def _allowances(doc: Doc, path: Path_, value: Any) -> tuple[Allowance, ...]:
-    out: dict[tuple[str, str], Allowance] = {}
-    example = '{configMap: NAME, key: KEY, reason: "why it is not a credential"}'
-    for i, item in enumerate(expect(doc, path, value, list)):
-        p = path + (i,)
-        entry = mapping(doc, p, item, ("configMap", "key", "reason"))
-        for required in ("configMap", "key", "reason"):
-            if required not in entry:
-                raise doc.error(p, f"missing `{required}`", hint=f"each entry is {example}")
-        config_map = expect(doc, p + ("configMap",), entry["configMap"], str)
-        key = expect(doc, p + ("key",), entry["key"], str)
-        reason = expect(doc, p + ("reason",), entry["reason"], str).strip()
-        if not reason:
-            raise doc.error(p + ("reason",), "`reason` is empty",
-                            hint="say why the value is not a credential; reviewers read it")
-        if (config_map, key) in out:
-            raise doc.error(p, f"ConfigMap {config_map!r} key {key!r} is allowed twice")
-        out[(config_map, key)] = Allowance(config_map, key, reason)
+ALLOW_EXAMPLE = '{kind: Deployment, name: NAME, field: FIELD, reason: "why it is not a credential"}'
+LEGACY_ALLOW_EXAMPLE = '{configMap: NAME, key: KEY, reason: "why it is not a credential"}'
+
+
+def _allowance(doc: Doc, p: Path_, item: Any, legacy: bool) -> Allowance:
+    """One entry of `allowInOutput` ({kind, name, field, reason}) or of the older
+    `allowInConfigMaps` ({configMap, key, reason}: field `data.KEY` of that ConfigMap)."""
+    keys = ("configMap", "key", "reason") if legacy else ("kind", "name", "field", "reason")
+    entry = mapping(doc, p, item, keys)
+    for required in keys:
+        if required not in entry and required != "kind":
+            raise doc.error(p, f"missing `{required}`",
+                            hint=f"each entry is {LEGACY_ALLOW_EXAMPLE if legacy else ALLOW_EXAMPLE}")
+    values = {k: expect(doc, p + (k,), entry[k], str) for k in keys if k in entry}
+    reason = values["reason"].strip()
+    if not reason:
+        raise doc.error(p + ("reason",), "`reason` is empty",
+                        hint="say why the value is not a credential; reviewers read it")
+    origin = Origin(doc.shown, None, doc.doc_index, doc.text, p)
+    if legacy:
+        return Allowance("ConfigMap", values["configMap"], f"data.{values['key']}", reason, origin)
+    return Allowance(values.get("kind"), values["name"], values["field"], reason, origin)
+
+
+def _allowances(doc: Doc, m: dict[str, Any]) -> tuple[Allowance, ...]:
+    out: dict[AllowKey, Allowance] = {}
+    for section, legacy in (("allowInOutput", False), ("allowInConfigMaps", True)):
+        for i, item in enumerate(expect(doc, (section,), m.get(section, []), list)):
+            entry = _allowance(doc, (section, i), item, legacy)
+            if entry.key in out:
+                raise doc.error((section, i), f"{entry.describe()} is allowed twice", hint="keep one entry")
+            out[entry.key] = entry
     return tuple(out.values())
 
 
@@ -202,7 +229,7 @@ def load_repo_config(root: Path) -> RepoConfig:
     if found is None:
         return RepoConfig(root=root)
     doc, m = found
-    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps",
+    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInOutput", "allowInConfigMaps",
                          "clusterScoped", "mutableConfigMaps"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
@@ -224,7 +251,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         external=_external(doc, ("external",), m.get("external", {})),
         pod_spec_paths=tuple(specs),
         retention=_retention(doc, ("retention",), m.get("retention", DEFAULT_RETENTION)),
-        allow_in_configmaps=_allowances(doc, ("allowInConfigMaps",), m.get("allowInConfigMaps", [])),
+        allow=_allowances(doc, m),
         cluster_scoped=tuple(str_list(doc, ("clusterScoped",), m.get("clusterScoped", []))),
         mutable_configmaps=_mutable_mode(doc, ("mutableConfigMaps",), m.get("mutableConfigMaps", "warn")),
     )

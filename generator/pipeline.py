@@ -1,9 +1,10 @@
 """The render pipeline for one environment, as a chain of named steps:
 
-load -> namespace -> patch -> follow namespaces -> configmaps (overlay, template, hash) -> scan (credentials in
-ConfigMaps) -> secrets (refuse plaintext, hash Secret producers) -> references
--> Kubernetes schema -> API-server rules -> mutable ConfigMaps (warnings) -> validate -> lay out -> retain (superseded ConfigMap versions, read
-from the committed out/<env>/)
+load -> namespace -> patch -> follow namespaces -> configmaps (overlay, template, hash) -> scan
+(credentials in any object) -> secrets (refuse plaintext, hash Secret producers) -> references
+-> Kubernetes schema -> API-server rules -> mutable ConfigMaps (warnings) -> validate -> lay out
+-> retain (superseded versions of ConfigMaps and Secret producers, read from the committed
+out/<env>/)
 
 Every step works on `Resource` values that remember their source file. Nothing is written
 here: `render_env` returns the files of `out/<env>/`, and the CLI writes them only when every
@@ -22,7 +23,7 @@ from generator.charts.hookup import chart_decl, chart_step, check_env_values
 from generator.steps import configmaps as cms
 from generator.secrets import external as externalsecrets
 from generator.steps import retention
-from generator.config import EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
+from generator.config import AllowKey, EnvConfig, RepoConfig, load_app_config, load_env_config, load_repo_config
 from generator.errors import ConfigError, ConfigMapError, GeneratorError, ValidationError
 from generator.steps.api_rules import api_step
 from generator.steps.k8s_schema import precompile, schema_step
@@ -49,10 +50,21 @@ class RenderedEnv:
     name: str
     resources: list[Resource]
     files: Mapping[str, str]  # path relative to out/<env>/ -> file text (emitted on access)
-    retained: list[Resource] = field(default_factory=list)  # superseded ConfigMap versions kept
+    retained: list[Resource] = field(default_factory=list)  # superseded versions kept (ConfigMaps, Secret producers)
     warnings: list[GeneratorError] = field(default_factory=list)  # printed by the CLI; the render stands
+    allowed: frozenset[AllowKey] = frozenset()  # allow-list entries that let a scanner finding through
+
 
 Warn = Callable[[GeneratorError], None]
+
+
+class Rendered(dict[str, Mapping[str, str]]):
+    """The files of out/<env>/ by environment, and the allow-list entries that let a scanner
+    finding through in those environments (`check` reports the others as no longer needed)."""
+
+    def __init__(self, files: Mapping[str, Mapping[str, str]], allowed: frozenset[AllowKey] = frozenset()) -> None:
+        super().__init__(files)
+        self.allowed = allowed
 
 
 @dataclass
@@ -270,7 +282,8 @@ def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
 
 
 def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: Files) -> list[retention.Retained]:
-    """Superseded ConfigMap versions to keep, from the history in the committed out/<env>/.
+    """Superseded versions of ConfigMaps and Secret producers to keep, from the history in the
+    committed out/<env>/.
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
     history = retention.read_history(
@@ -295,7 +308,7 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     follow_step(resources, env.namespace, moved)
     configmaps = configmap_step(repo, env, decls)
     del decls  # their content now lives in the ConfigMaps: free the copies before emitting
-    scan_step(configmaps, repo.config.allow_in_configmaps, memo)
+    allowed = scan_step([*resources, *configmaps], repo.config.allow, memo)
     memo.save()  # parsing and scanning are done: store the memo now and free it before emitting
     memo.release()
     resources += configmaps
@@ -310,17 +323,17 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     files.known = OutputMemo.for_env(repo.root, env_name, repo.cache)
     retained = retention_step(repo, env, resources, files)
     return RenderedEnv(env.name, resources, retention.with_retained(files, retained),
-                       [r.resource for r in retained], list(warnings))
+                       [r.resource for r in retained], list(warnings), allowed)
 
 
-def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str], list[GeneratorError]]:
+def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str], list[GeneratorError], frozenset[AllowKey]]:
     # Sent back to the parent as texts (not the objects they are emitted from).
     rendered = render_env(Repo.open(root, cache), env_name)
-    return env_name, dict(rendered.files), rendered.warnings
+    return env_name, dict(rendered.files), rendered.warnings, rendered.allowed
 
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
-                warn: Warn | None = None) -> dict[str, Mapping[str, str]]:
+                warn: Warn | None = None) -> Rendered:
     """Render environments into files per env: one environment per process when there are
     several (up to `jobs`, default every core). A single environment's apps are split across
     processes only when `jobs` is given: that buys little time (about 6% at 1,000 apps, as
@@ -332,12 +345,13 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
     total = jobs or cores()
     workers = min(len(envs), total)
     if workers <= 1:
-        out: dict[str, Mapping[str, str]] = {}
-        for e in envs:
+        results = []
+        for e in envs:  # keep only the files (and the allowances), not the objects
             rendered = render_env(repo, e, jobs or 1)
             _tell(rendered.warnings, warn)
-            out[e] = rendered.files
-        return out
+            results.append((e, rendered.files, rendered.allowed))
+            del rendered
+        return Rendered({env: files for env, files, _ in results}, frozenset().union(*(a for _, _, a in results)))
     import gc
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
@@ -346,12 +360,12 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
             futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
-            results = [f.result() for f in futures]
+            done = [f.result() for f in futures]
     finally:
         gc.unfreeze()
-    for _, _, warnings in results:
+    for _, _, warnings, _ in done:
         _tell(warnings, warn)
-    return {env: files for env, files, _ in results}
+    return Rendered({env: files for env, files, _, _ in done}, frozenset().union(*(a for _, _, _, a in done)))
 
 
 def _tell(warnings: list[GeneratorError], warn: Warn | None) -> None:

@@ -78,12 +78,28 @@ def test_clean_scan_verdicts_are_remembered_findings_never(tmp_path: Path) -> No
         scan_step([_configmap(leaky)], [], again)
 
 
-def test_scan_digest_depends_on_every_key_and_value() -> None:
-    from generator.secrets.scan import data_digest
+def test_scan_digest_depends_on_every_field() -> None:
+    from generator.secrets.scan import object_digest
 
-    base = data_digest({"a": "1", "b": "2"})
-    assert base == data_digest({"b": "2", "a": "1"})
-    assert len({base, data_digest({"a": "1"}), data_digest({"a": "1", "b": "3"}), data_digest({"a": "1", "c": "2"})}) == 4
+    base = object_digest({"a": "1", "b": {"c": ["2"]}})
+    assert base == object_digest({"a": "1", "b": {"c": ["2"]}})  # equal objects (another key order is only a miss)
+    shared = "2"
+    assert object_digest({"a": shared, "b": shared}) == object_digest({"a": "2", "b": "".join(["2"])})  # sharing is not seen
+    variants = [{"a": "1"}, {"a": "1", "b": {"c": ["3"]}}, {"a": "1", "b": {"d": ["2"]}}, {"a": "1", "b": {"c": ["2", "2"]}}]
+    assert len({base, *(object_digest(v) for v in variants)}) == 5
+
+
+def test_secret_in_a_deployment_is_refused_on_a_warm_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    repo = write_repo(tmp_path / "repo", BASIC_APP)
+    assert run("render", "--repo", repo).exit_code == 0
+    deployment = repo / "base" / "web" / "deployment.yaml"
+    text = deployment.read_text()
+    indent = text.split("image: nginx:1.27")[0].rsplit("\n", 1)[1]
+    deployment.write_text(text.replace("image: nginx:1.27", f"image: nginx:1.27\n{indent}args: [--db-password, hunter2]", 1))
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1 and "field `spec.template.spec.containers[web].args[1]`" in result.output
+    assert "hunter2" not in result.output
 
 
 def test_secret_in_a_configmap_is_refused_on_a_warm_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -429,3 +429,56 @@ def test_stdout_preview_shows_the_retained_versions_too(tmp_path: Path) -> None:
     docs: list[dict[str, Any]] = list(yaml.safe_load_all(run("render", "--repo", repo, "--stdout", "--env", "dev").output))
     versions = [d["metadata"].get("annotations", {}).get("gitops-gen.io/version") for d in docs if d["kind"] == "ConfigMap"]
     assert sorted(map(str, versions)) == ["None", "superseded"]
+
+
+# --- Secret producers: versions kept like a ConfigMap's ---------------------------------------
+
+
+def producer(kind: str, cipher: str, app: str = "web") -> Resource:
+    """A hashed Secret producer exactly as the secrets step leaves it."""
+    from generator.secrets.producers import secret_step
+
+    objs = {
+        "SealedSecret": {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+                         "metadata": {"name": "web-creds", "annotations": {"sealedsecrets.bitnami.com/namespace-wide": "true"}},
+                         "spec": {"encryptedData": {"password": cipher}, "template": {"metadata": {"name": "web-creds"}}}},
+        "ExternalSecret": {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+                           "metadata": {"name": "web-es"},
+                           "spec": {"secretStoreRef": {"kind": "ClusterSecretStore", "name": "vault"},
+                                    "target": {"name": "web-creds"},
+                                    "data": [{"secretKey": "password", "remoteRef": {"key": "web", "version": cipher}}]}},
+        "Secret": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-creds"},
+                   "data": {"password": f"ENC[AES256_GCM,data:{cipher},iv:a,tag:b,type:str]"},
+                   "sops": {"mac": "ENC[AES256_GCM,data:m,iv:a,tag:b,type:str]"}},
+    }
+    r = Resource(objs[kind], Origin(f"base/{app}/{kind.lower()}.yaml", 1), app)
+    r.metadata["namespace"] = NS
+    secret_step([r], 10)
+    return r
+
+
+@pytest.mark.parametrize("kind", ["SealedSecret", "ExternalSecret", "Secret"])
+def test_secret_producers_keep_superseded_versions_like_configmaps(kind: str) -> None:
+    v1 = render({}, [producer(kind, "c1")], keep=2)
+    v2 = render(v1, [producer(kind, "c2")], keep=2)
+    v3 = render(v2, [producer(kind, "c3")], keep=2)
+    v4 = render(v3, [producer(kind, "c4")], keep=2)
+    names = [producer(kind, f"c{i}").name for i in range(1, 5)]
+    assert len(set(names)) == 4
+    assert retained_names(v4) == [names[2], names[1]]  # the two newest superseded, newest first; c1 left
+    kept = yaml.safe_load(next(t for p, t in v4.items() if names[2] in p))
+    assert kept["metadata"]["annotations"]["gitops-gen.io/secret-name"] == "web-creds"
+    assert kept["metadata"]["annotations"]["gitops-gen.io/version"] == "superseded"
+    assert kept["metadata"]["annotations"]["gitops-gen.io/superseded-by"] == names[3]
+    assert render(v4, [producer(kind, "c4")], keep=2) == v4  # rendering again changes nothing
+    assert render(v2, [producer(kind, "c1")], keep=2) != v2  # rolling forward to old content...
+    assert retained_names(render(v2, [producer(kind, "c1")], keep=2)) == [names[1]]  # ...supersedes the newer
+
+
+def test_a_hand_edited_retained_secret_producer_is_refused() -> None:
+    v1 = render({}, [producer("SealedSecret", "c1")], keep=2)
+    current = "web/sealedsecret-web-creds.yaml"
+    edited = {**v1, current: v1[current].replace("password: c1", "password: c9")}
+    assert edited != v1
+    with pytest.raises(LoadError, match="no longer matches the hash suffix"):
+        render(edited, [producer("SealedSecret", "c2")], keep=2)  # the edited version would be kept

@@ -234,3 +234,94 @@ def test_rolling_forward_to_old_content_is_not_a_revert(repo: Path) -> None:
     assert current_name(repo, "prod", ENGINE) == first
     assert retained(repo, "prod", ENGINE) == [second]
     assert_still_there(built_v2, assert_sound(repo))
+
+
+# --- Secret producers: a rotation keeps the old Secret's producer, a revert restores out/ ---------
+
+SEALED = """\
+apiVersion: bitnami.com/v1alpha1
+kind: SealedSecret
+metadata:
+  name: exchange-engine-signing
+  annotations:
+    sealedsecrets.bitnami.com/namespace-wide: "true"
+spec:
+  encryptedData:
+    signing-key: {cipher}
+  template:
+    type: Opaque
+"""
+
+
+def secret_refs(obj: Any) -> Iterator[str]:
+    """Names of the Secrets referenced through secretKeyRef inside obj."""
+    if isinstance(obj, dict):
+        ref = obj.get("secretKeyRef")
+        if isinstance(ref, dict) and "name" in ref:
+            yield ref["name"]
+        for value in obj.values():
+            yield from secret_refs(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from secret_refs(value)
+
+
+def produced_secrets(objects: list[dict[str, Any]]) -> set[str]:
+    """The Secrets the producers in out/ make the cluster create (every version, retained ones too)."""
+    out = set()
+    for o in objects:
+        if o["kind"] == "ExternalSecret":
+            out.add(o["spec"]["target"]["name"])
+        elif o["kind"] == "SealedSecret":
+            out.add(o["metadata"]["name"])
+    return out
+
+
+def producer_versions(repo: Path, env: str, kind: str) -> list[tuple[str, str | None]]:
+    """(name, version annotation) of every object of `kind` in out/<env>/, sorted."""
+    return sorted((o["metadata"]["name"], o["metadata"]["annotations"].get("gitops-gen.io/version"))
+                  for o in out_objects(repo, env) if o["kind"] == kind)
+
+
+def rotate(repo: Path, cipher: str, version: str) -> None:
+    """A rotation as committed: new ciphertext for the SealedSecret, a new vault version for the ExternalSecret."""
+    (repo / "base/engine/sealedsecret.yaml").write_text(SEALED.format(cipher=cipher))
+    app = repo / "base/engine/app.yaml"
+    text = app.read_text()
+    if "version:" not in text:
+        text = text.replace("property: api_key}", 'property: api_key, version: "1"}')
+    app.write_text(text.replace(text[text.index('version: "'):text.index('"}', text.index('version: "')) + 1],
+                                f'version: "{version}"'))
+
+
+def test_secret_rotation_retains_old_producers_and_a_revert_restores_out_exactly(repo: Path) -> None:
+    deployment = repo / "base/engine/deployment.yaml.j2"
+    deployment.write_text(deployment.read_text().replace(
+        "            - name: EXCHANGE_API_KEY\n",
+        "            - name: SIGNING_KEY\n              valueFrom:\n                secretKeyRef:\n"
+        "                  name: exchange-engine-signing\n                  key: signing-key\n"
+        "            - name: EXCHANGE_API_KEY\n", 1))
+    rotate(repo, "AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq1", "1")
+    render_and_commit(repo, "v1")
+    before = snapshot(repo / "out")
+    built_v1 = assert_sound(repo)
+    rotate(repo, "AgCz7k2PLQWX+RjUyTZAB0sP54dHEFr2", "2")
+    v2 = render_and_commit(repo, "rotate the engine's secrets")
+    built_v2 = assert_sound(repo)
+    for env in ENVS:
+        used = {name for o in built_v1[env] for name in secret_refs(o)} - {"exchange-postgres-credentials"}
+        assert len(used) == 2
+        # the old ReplicaSet's Secrets are still produced: their producers stay, marked superseded
+        assert used <= produced_secrets(built_v2[env]), env
+        assert not used & {name for o in built_v2[env] if o["kind"] != "SealedSecret" and o["kind"] != "ExternalSecret"
+                           for name in secret_refs(o)}
+        for kind in ("SealedSecret", "ExternalSecret"):
+            versions = producer_versions(repo, env, kind)
+            assert [v for _, v in versions].count("superseded") == 1 and len(versions) == 2, (env, kind)
+    assert "retained: " in run("diff", "--repo", repo, "--against", "HEAD~1").output
+    git(repo, "revert", "--no-edit", v2)
+    assert snapshot(repo / "out") == before
+    assert_sound(repo)
+    assert git(repo, "status", "--porcelain") == ""
+    for env in ENVS:
+        assert [v for _, v in producer_versions(repo, env, "SealedSecret")] == [None]

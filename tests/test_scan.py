@@ -278,7 +278,7 @@ def test_scan_data_keeps_only_keys_with_findings() -> None:
     assert sorted(found) == ["db_password", "url"]
 
 
-def test_scan_object_checks_configmaps_fully_and_other_objects_by_shape() -> None:
+def test_scan_object_checks_every_field_of_every_object() -> None:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"password": "x"}}
     assert [(p, f.rule) for p, f in scan_object(cm)] == [("data.password", "key-name")]
     deployment = {
@@ -296,8 +296,8 @@ def test_scan_object_checks_configmaps_fully_and_other_objects_by_shape() -> Non
     }
     found = [(p, f.rule) for p, f in scan_object(deployment)]
     assert found == [
-        ("spec.template.spec.containers[0].args[0]", "url-password"),
-        ("spec.template.spec.containers[0].env[0].value", "key-name"),
+        ("spec.template.spec.containers[c].args[0]", "url-password"),
+        ("spec.template.spec.containers[c].env[DB_PASSWORD].value", "key-name"),
     ]
 
 
@@ -319,3 +319,232 @@ def test_positions_survive_characters_whose_lower_case_is_longer() -> None:
     # "İ".lower() is two characters: positions must still point into the original text.
     (finding,) = scan_value("config", "İ" * 50 + " password=hunter2")
     assert finding.rule == "assignment" and "'password'" in finding.reason
+
+
+BASIC = "YWxpY2U6czNjcjN0LXBhc3M="  # alice:s3cr3t-pass
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("LLM", "sk-proj-" + "Ab1" * 20, "openai-key"),
+        ("MAILER", "SG." + "a1B2c3D4e5F6g7H8i9J0kL" + "." + "x" * 40 + "Y12", "sendgrid-key"),
+        ("REGISTRY", "npm_" + "a1B2" * 9, "npm-token"),
+        ("GL", "glrt-" + "a1B2c3D4e5F6g7H8i9J0", "gitlab-token"),
+        ("VAULT", "hvs." + "CAESI" + "a1B2" * 6, "vault-token"),
+        ("BOT", "3325678805:AAKQgsY5eNtvg_WP4VzuEzFvez4piRNZkon", "telegram-token"),
+        ("AGE", "AGE-SECRET-KEY-1" + "Q" * 58, "age-key"),
+        ("nginx.conf", f'proxy_set_header Authorization "Basic {BASIC}";', "basic-auth"),
+        ("HEADERS", "Authorization: Bearer " + "a1B2c3D4" * 3, "bearer-token"),
+        (".htpasswd", "alice:$apr1$Xy12Ab34$Qm2Lx8Vt4Rw7Yp1Nd6Hc01", "password-hash"),
+        ("ORACLE", "scott/tiger@db.internal:1521/ORCLPDB1", "connect-string"),
+        ("entrypoint.sh", "mysql -uapp -ph0tp0t -h db app", "cli-password"),
+        ("cmd", "redis-cli -a h0tp0t -h redis ping", "cli-password"),
+        (".pgpass", "db.internal:5432:orders:app:h0tp0t\n", "pgpass"),
+        ("SAS", "https://st.blob.core.windows.net/c?sv=2022&sig=" + "a1B2c3D4" * 4, "azure-sas"),
+    ],
+)
+def test_more_shapes_hit(key: str, value: str, rule: str) -> None:
+    assert rule in rules(key, value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("nginx.conf", "proxy_set_header Authorization $http_authorization;"),
+        ("httpd.conf", "AuthType Basic\nAuthName \"Restricted\"\n"),
+        ("openapi.yaml", "scheme: bearer\nbearerFormat: JWT\n"),
+        ("image", "grafana/grafana@sha256:" + "ab12" * 16),
+        ("action", "actions/checkout@v4"),
+        ("module", "golang/protobuf@v1.5.0"),
+        ("ipv6", "fe80:0:0:0:1"),
+        ("times", "12:30:45:00:10"),
+        ("cmd", "mysql -u app -p -h db app"),
+        ("SK", "sk_test_" + "a1B2c3D4" * 3),
+    ],
+)
+def test_more_shapes_near_misses(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "<settings><server><password>h0tp0t-99</password></server></settings>",
+        '<property name="connection.password">h0tp0t-99</property>',
+        '<add key="DbPassword" value="h0tp0t-99" />',
+        "<?php\ndefine('DB_PASSWORD', '!h0tp0t-99');\n",
+        "<?php\n$config['db_pass'] = \"h0tp0t-99\";\n",
+        "$db = array('password' => 'h0tp0t-99');",
+        "//registry.npmjs.org/:_authToken=893b2b42-3653-cdf0-a69e-5f1f8ca6e15c\n",
+        '<Location />\n  AuthLDAPBindPassword "h0tp0t-99"\n</Location>\n',
+        "location / {\n  proxy_set_header X-Api-Key a1B2c3D4e5F6g7H8;\n}\n",
+    ],
+)
+def test_assignments_in_more_syntaxes(value: str) -> None:
+    assert rules("config", value) == ["assignment"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("grafana.ini", "admin_password = $__file{/run/secrets/grafana/admin_password}\n"),
+        ("grafana.ini", "password = $__env{GF_DATABASE_PASSWORD}\n"),
+        ("context.xml", '<Resource auth="Container" username="${db.user}" password="${db.password}"/>'),
+        ("wp-config.php", "define('DB_PASSWORD', getenv('WORDPRESS_DB_PASSWORD'));\n"),
+        ("appsettings.json", '{"Default": "Server=db;User Id=app;Password=%DB_PASSWORD%;"}'),
+        ("auth", "oidc"),
+        ("credentials", "instance-profile"),
+        ("password", "Password"),
+        ("password_hint", "At least twelve characters, please."),
+        ("token_expired", "Your session expired"),
+        ("password_reset", "email"),
+        ("existingSecret", "redis-auth"),
+        ("client_secret", "projects/123/secrets/client-secret/versions/latest"),
+        ("site_key", "6LcA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S"),
+        ("checksum/secret", "ab12" * 16),
+        ("tls.crt", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+        ("smtp", "${SMTP_PASSWORD:?set it in the Secret}"),
+        ("# sshd", "PasswordAuthentication no\n"),
+    ],
+)
+def test_settings_and_references_are_quiet(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+def test_encoded_credentials_are_decoded() -> None:
+    import base64
+    import urllib.parse
+
+    inner = "postgres://app:h0tp0t-99@db/app"
+    (b64,) = scan_value("blob", base64.b64encode(inner.encode()).decode())
+    assert b64.rule == "url-password" and "encoded" in b64.reason
+    (url,) = scan_value("next", urllib.parse.quote(inner, safe=""))
+    assert url.rule == "url-password"
+    assert rules("base64_config", base64.b64encode(b"log_level=info\nworkers=4\n").decode()) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz1A2b3C4d", "Zk9Qm2Lx8Vt4Rw7Yp1Nd6Hc0aB3eF5gH7jK9mN2pQ4s="],
+)
+def test_random_token_under_a_neutral_name(value: str) -> None:
+    assert rules("S3_B", value) == ["random-token"]
+    assert rules("public_key", value) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ab12" * 16, "3f2b8c1e-9d4a-4b7e-8c2f-1a2b3c4d5e6f", "org.apache.kafka.common.security.plain.PlainLoginModule",
+     "01HGW2N7ZJ4Q8Y5K6M3P9R2T1V", "sha384-" + "Zk9Qm2Lx8Vt4Rw7Yp1Nd6Hc0aB3eF5gH7jK9mN2pQ4s", "exchange-engine-7d9f8c6b5-x2x4z"],
+)
+def test_random_token_near_misses(value: str) -> None:
+    assert rules("value", value) == []
+
+
+def _fields(obj: dict[str, object]) -> list[tuple[str, str]]:
+    return [(p, f.rule) for p, f in scan_object(obj)]
+
+
+def test_annotations_labels_and_custom_resources_are_scanned() -> None:
+    cm = {"kind": "ConfigMap", "metadata": {"name": "c", "annotations": {"db-password": "hunter2"},
+                                            "labels": {"token": "Zk9Qm2Lx8Vt4Rw7Yp1N"}}, "data": {"a": "b"}}
+    assert _fields(cm) == [("metadata.annotations.db-password", "key-name"), ("metadata.labels.token", "key-name")]
+    cr = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+          "spec": {"backend": {"auth": {"password": "hunter2"}}, "upstream": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz1A2b3C4d"}}
+    assert _fields(cr) == [("spec.backend.auth.password", "key-name"), ("spec.upstream", "random-token")]
+
+
+def test_a_flag_and_its_value_in_separate_args() -> None:
+    pod = {"kind": "Pod", "spec": {"containers": [{"name": "app", "args": ["--db-password", "hunter2", "--port", "80"],
+                                                   "command": ["sh", "-c", "PGPASSWORD=hunter2 psql"]}]}}
+    assert _fields(pod) == [("spec.containers[app].args[1]", "key-name"), ("spec.containers[app].command[2]", "assignment")]
+
+
+def test_binary_data_that_is_text_is_scanned() -> None:
+    import base64
+
+    latin1 = "titre=Données\ndb.password=hunter2\n".encode("latin-1")
+    cm = {"kind": "ConfigMap", "metadata": {"name": "c"}, "binaryData": {
+        "app_fr.properties": base64.b64encode(latin1).decode(),
+        "logo.png": base64.b64encode(bytes(range(256))).decode(),
+        "ok.txt": base64.b64encode(b"hello").decode(),
+    }}
+    assert _fields(cm) == [("binaryData.app_fr.properties", "assignment")]
+
+
+def test_ciphertext_and_secret_key_names_are_not_scanned() -> None:
+    sealed = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "metadata": {"name": "s"},
+              "spec": {"encryptedData": {"password": "AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq"}}}
+    sops = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "data": {"password": "ENC[AES256_GCM,data:abc,iv:d,tag:e,type:str]"},
+            "sops": {"mac": "ENC[AES256_GCM,data:Zk9Qm2Lx8Vt4Rw7Yp1N,type:str]", "age": [{"enc": "-----BEGIN AGE ENCRYPTED FILE-----"}]}}
+    external = {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret", "metadata": {"name": "e"},
+                "spec": {"data": [{"secretKey": "db-password", "remoteRef": {"key": "prod/db", "property": "password"}}]}}
+    assert _fields(sealed) == _fields(sops) == _fields(external) == []
+
+
+def test_recall_and_false_positives_on_the_labelled_corpus() -> None:
+    """A measurement, not a timing: the scanner on bench/secrets_corpus/corpus.jsonl (generated
+    fake credentials in the formats platform teams commit, and benign values that look risky)."""
+    import json
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parent.parent / "bench" / "secrets_corpus" / "corpus.jsonl"
+    samples = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
+    secrets = [s for s in samples if s["label"] == "secret"]
+    benign = [s for s in samples if s["label"] == "benign"]
+    assert len(secrets) >= 150 and len(benign) >= 150
+    missed = [s["id"] for s in secrets if not scan_value(s["key"], s["value"])]
+    flagged = [s["id"] for s in benign if scan_value(s["key"], s["value"])]
+    assert 1 - len(missed) / len(secrets) >= 0.97, missed
+    assert len(flagged) / len(benign) <= 0.02, flagged
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("init.sql", "CREATE USER app WITH PASSWORD 'h0tp0t-99';", "sql-password"),
+        ("grant.sql", "CREATE USER 'app'@'%' IDENTIFIED BY 'h0tp0t-99';", "sql-password"),
+        ("sentinel.conf", "sentinel auth-pass mymaster h0tp0t-99\n", "sentinel-auth"),
+        ("login.sh", "docker login -u ci -p h0tp0t-99 registry.example.net", "cli-password"),
+        ("health.sh", "curl -u admin:h0tp0t-99 https://api.example.net", "cli-password"),
+        ("DBX", "dapi" + "0123456789abcdef" * 2, "databricks-token"),
+        ("ARGS", "--token a1B2c3D4e5F6g7H8 --verbose", "assignment"),
+        ("haproxy.cfg", "userlist admins\n  user admin insecure-password h0tp0t-99\n", "assignment"),
+        ("ldap.conf", "binddn cn=svc\nbindpw h0tp0t-99\n", "assignment"),
+    ],
+)
+def test_rules_from_the_held_out_sets_hit(key: str, value: str, rule: str) -> None:
+    assert rule in rules(key, value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("main.tf", "password = var.db_password\n"),
+        ("settings.py", "SECRET_KEY = os.environ['DJANGO_SECRET_KEY']\n"),
+        ("password", "ENC[AES256_GCM,data:abc,iv:def,tag:ghi,type:str]"),
+        ("api_token", "${{ secrets.API_TOKEN }}"),
+        ("password", "((vault:secret/db.password))"),
+        ("logo", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
+        ("auth.conf", 'location /admin {\n  auth_basic "Restricted";\n  auth_basic_user_file /etc/nginx/.htpasswd;\n}\n'),
+        ("schema.sql", "CREATE TABLE users (id bigint, email text, hashed_password text);\n"),
+        ("postgresql.conf", "password_encryption = scram-sha-256\n"),
+        ("cmd", "exec app --password-file /run/secrets/db --listen :8080"),
+    ],
+)
+def test_references_from_the_held_out_sets_are_quiet(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("adminPasswordKey", "postgres-password"), ("TLS_SECRET", "exchange-tls"), ("package.json", '{"token:refresh": "node r.js"}')],
+)
+def test_names_of_keys_and_secrets_are_quiet(key: str, value: str) -> None:
+    assert rules(key, value) == []
+
+
+def test_a_passphrase_under_a_password_name_is_still_a_credential() -> None:
+    assert rules("DB_PASSWORD", "orbit-tango-maple-quartz") == ["key-name"]

@@ -423,11 +423,15 @@ def test_rotating_a_secret_rolls_exactly_the_pods_that_use_it(tmp_path: Path) ->
     path.write_text(path.read_text().replace("AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq", "AgCRotatedCipherTextAAAAAAAAAAAAA"))
     render(tmp_path)
     after = snapshot(tmp_path / "out")
-    assert sorted(after) == sorted(before)  # same files: each object keeps its path
-    changed = sorted(p for p in after if after[p] != before[p])
+    old_name = yaml.safe_load(before["dev/api/sealedsecret-db.yaml"])["metadata"]["name"]
+    # each object keeps its path; the old SealedSecret stays beside it for rollbacks (retention)
+    assert sorted(set(after) - set(before)) == [f"dev/api/sealedsecret-{old_name}.yaml"]
+    assert set(before) <= set(after)
+    changed = sorted(p for p in before if after[p] != before[p])
     assert changed == [
         "dev/api/deployment-api.yaml",
         "dev/api/sealedsecret-db.yaml",
+        "dev/kustomization.yaml",
         "dev/migrate/job-migrate.yaml",
     ]
 
@@ -448,7 +452,7 @@ def test_credential_in_a_literal_names_file_line_key_and_reason(tmp_path: Path) 
     output = refused(tmp_path)
     assert "base/api/app.yaml:5:" in output
     assert "ConfigMap 'api-config' key 'database_url'" in output and "URL with a password" in output
-    assert "externalSecrets:" in output and "allowInConfigMaps" in output
+    assert "externalSecrets:" in output and "allowInOutput" in output and 'field: "data.database_url"' in output
     assert "hunter2" not in output
 
 
@@ -491,7 +495,7 @@ def test_allow_list_lets_a_reviewed_key_through(tmp_path: Path) -> None:
         "base/api/app.yaml": """
             configMaps:
               - name: api-config
-                literals: {PASSWORD_POLICY_HINT_TEXT: "x", sso_token_audience_claim: aud, token: public-demo-token}
+                literals: {PASSWORD_POLICY_HINT_TEXT: "x", sso_token_audience_claim: aud, token: Publ1cDemoToken}
         """,
         "environments/dev/env.yaml": "namespace: dev\n",
     }
@@ -503,7 +507,7 @@ def test_allow_list_lets_a_reviewed_key_through(tmp_path: Path) -> None:
             key: token
             reason: "the public demo token printed on the website; grants nothing"
     """})
-    assert render(tmp_path)["api/configmap-api-config.yaml"]["data"]["token"] == "public-demo-token"
+    assert render(tmp_path)["api/configmap-api-config.yaml"]["data"]["token"] == "Publ1cDemoToken"
 
 
 @pytest.mark.parametrize(
@@ -524,6 +528,54 @@ def test_allow_list_entries_are_strictly_checked(tmp_path: Path, entry: str, mes
     })
     output = refused(tmp_path)
     assert "gitops-gen.yaml:2:" in output and message in output
+
+
+LEAKY_WORKLOAD = {
+    "base/api/app.yaml": "configMaps: [{name: api-config, literals: {LOG_LEVEL: info}}]\n",
+    "base/api/deployment.yaml": deployment("api", """
+        containers:
+          - name: api
+            image: api:1
+            args: [--listen, ":8080", --upstream-token, Zk9Qm2Lx8Vt4Rw7Yp1Nd6Hc]
+            env:
+              - {name: AUTH_MODE, value: oidc}
+              - {name: SMTP_PASSWORD, value: hunter2-but-longer}
+            envFrom: [{configMapRef: {name: api-config}}]
+    """).replace("metadata:\n  name: api", "metadata:\n  name: api\n  annotations: {note: 'admin password = letmein42'}"),
+    "environments/dev/env.yaml": "namespace: dev\n",
+}
+
+
+def test_credentials_in_any_field_of_a_workload_are_refused_with_their_field(tmp_path: Path) -> None:
+    write_repo(tmp_path, LEAKY_WORKLOAD)
+    output = refused(tmp_path)
+    assert "base/api/deployment.yaml:5: Deployment 'api' field `metadata.annotations.note` holds a credential" in output
+    assert "field `spec.template.spec.containers[api].args[3]` holds a credential: its name says" in output
+    assert "field `spec.template.spec.containers[api].env[SMTP_PASSWORD].value`" in output
+    assert "AUTH_MODE" not in output
+    assert not any(secret in output for secret in ("letmein42", "Zk9Qm2Lx8Vt4Rw7Yp1Nd6Hc", "hunter2-but-longer"))
+
+
+def test_allow_in_output_covers_any_object_and_field_and_check_reports_unused_entries(tmp_path: Path) -> None:
+    write_repo(tmp_path, {**LEAKY_WORKLOAD, "gitops-gen.yaml": """
+        allowInOutput:
+          - {kind: Deployment, name: api, field: metadata.annotations.note, reason: "a sample line of the docs"}
+          - {name: api, field: "spec.template.spec.containers[api].args[3]", reason: "the sandbox token, public"}
+          - kind: Deployment
+            name: api
+            field: "spec.template.spec.containers[api].env[SMTP_PASSWORD].value"
+            reason: "the mail relay's published demo password"
+        allowInConfigMaps:
+          - {configMap: api-config, key: LOG_LEVEL, reason: "kept from an old finding"}
+    """})
+    out = render(tmp_path)
+    assert out["api/deployment-api.yaml"]["metadata"]["annotations"]["note"] == "admin password = letmein42"
+    result = run("check", "--repo", tmp_path)
+    assert result.exit_code == 1
+    assert ("unused allow-list entry: gitops-gen.yaml:9: ConfigMap 'api-config' field `data.LOG_LEVEL` holds no finding"
+            in result.output)
+    assert result.output.count("unused allow-list entry") == 1
+    assert run("check", "--repo", tmp_path, "--env", "dev").exit_code == 0  # known only when every env is checked
 
 
 # --- the shipped example ----------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """A content-keyed memo of the costly pure steps of a render: parsing a file's text into YAML
-documents, and scanning a ConfigMap's data for credentials (only "found nothing" is kept).
+documents, and scanning an object for credentials (only "found nothing" is kept).
 (Emitting is not memoized: the emitter is faster than computing a key would be.)
 
 Keys are digests of the text itself, so an entry can never be stale: a changed file simply
@@ -31,7 +31,7 @@ import yaml
 
 from generator import __version__
 from generator.steps.hashing import sha256
-from generator.secrets.scan import Finding, data_digest, scan_data
+from generator.secrets.scan import FieldPath, Finding, object_digest, scan_fields
 
 # Bump when parsing or emitting changes in a way the key does not capture.
 FORMAT = 7  # 6: data-only records with an HMAC; 7: input rules (yaml_io.Rules) part of the parse key
@@ -61,7 +61,7 @@ class Memo:
         self._stamp = (FORMAT, __version__, yaml.__version__)
         self._old_parse: dict[bytes, bytes] = {}
         self.parse_used: dict[bytes, bytes] = {}
-        # Digests of ConfigMap data (and of the scanner's rules) that scanned clean.
+        # Digests of objects (and of the scanner's rules) that scanned clean.
         self._old_clean: set[bytes] = set()
         self.clean_used: set[bytes] = set()
         self.hits = 0  # memo hits of this render (tests read it)
@@ -103,17 +103,17 @@ class Memo:
                 self.parse_used[key] = encoded
         return docs
 
-    def scan(self, data: Mapping[str, str]) -> dict[str, list[Finding]]:
-        """`scan.scan_data(data)`, skipped for data that scanned clean before (same data, same
-        scanner rules); data with a finding is always scanned again, so its error is reported."""
+    def scan(self, obj: Mapping[str, Any]) -> dict[FieldPath, list[Finding]]:
+        """`scan.scan_fields(obj)`, skipped for an object that scanned clean before (same object,
+        same scanner rules); one with a finding is always scanned again, so its error is reported."""
         if self.path is None:
-            return scan_data(data)
-        key = data_digest(data)
+            return scan_fields(obj)
+        key = object_digest(obj)
         if key in self.clean_used or key in self._old_clean:
             self.clean_used.add(key)
             self.hits += 1
             return {}
-        found = scan_data(data)
+        found = scan_fields(obj)
         if not found:
             self.clean_used.add(key)
         return found

@@ -2,7 +2,8 @@
 
 It renders in memory with the very functions `render` uses (`render_many`, then `write.plan`
 against the current out/), so the two cannot disagree: any file `render` would write is stale
-or missing, any file it would remove is extra. Nothing is written.
+or missing, any file it would remove is extra. Nothing is written. It also reports allow-list
+entries of gitops-gen.yaml that no longer let any scanner finding through.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.hints import unified_diff as _unified_diff
+from generator.config import Allowance
 from generator.pipeline import Repo, Warn, render_many
 from generator.io.write import Plan, orphaned_envs, plan
 
@@ -38,10 +40,13 @@ class CheckResult:
     envs: tuple[str, ...]
     problems: tuple[FileProblem, ...]
     unchanged: int
+    # Allow-list entries that let no scanner finding through in any environment: stale, and a
+    # hole for a credential written there later. Known only when every environment was checked.
+    unused_allowances: tuple[Allowance, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.unused_allowances
 
 
 def bounded_diff(old: str, new: str, old_name: str, new_name: str, limit: int) -> tuple[tuple[str, ...], int]:
@@ -90,7 +95,8 @@ def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = No
     rendered = render_many(repo, envs, jobs, warn)
     out = repo.root / OUT
     todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs))
-    return CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged)
+    unused = tuple(a for a in repo.config.allow if a.key not in rendered.allowed) if all_envs else ()
+    return CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged, unused)
 
 
 def fix_command(program: str, repo_arg: str | None, env_args: Sequence[str]) -> str:

@@ -37,7 +37,7 @@ from generator.io.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_many
 from generator.steps.references import BUILTIN_POD_SPECS, CONTAINER_LISTS, FieldPath, find_refs, pod_spec_path
 from generator.steps.retention import SUPERSEDED, VERSION_ANNOTATION
-from generator.secrets.producers import SECRET_NAME_ANNOTATION, produced_secret
+from generator.secrets.producers import PRODUCER_KINDS, SECRET_NAME_ANNOTATION, produced_secret
 from generator.io.yaml_io import load_documents
 
 SCHEMA = "gitops-gen.diff/v1"
@@ -139,7 +139,7 @@ def _current_of(versions: list[Obj]) -> Obj | None:
     live = [v for v in versions if not v.superseded]
     if len(live) <= 1:
         return live[0] if live else None
-    stem = f"configmap-{versions[0].lineage}".lower()
+    stem = f"{versions[0].kind}-{versions[0].lineage}".lower()
     by_file = [v for v in live if v.path.rsplit("/", 1)[-1].split(".", 1)[0] == stem]
     return (by_file or live)[0]
 
@@ -151,6 +151,11 @@ def snapshot(objs: Iterable[Obj]) -> Snapshot:
         if o.kind == "ConfigMap":
             lineages.setdefault(o.key, []).append(o)
             snap.lineage_of[(o.kind, o.namespace, o.name)] = o.lineage
+        elif o.hashed and o.kind in PRODUCER_KINDS:  # a Secret producer: its versions, like a ConfigMap's
+            lineages.setdefault(o.key, []).append(o)
+            produced = o.produced_secret
+            if produced is not None:
+                snap.lineage_of[("Secret", o.namespace, produced)] = o.lineage
         else:
             snap.current.setdefault(o.key, o)
             produced = o.produced_secret if o.hashed else None
@@ -286,10 +291,12 @@ class ObjectChange:
     name: str  # declared name for a hashed object
     namespace: str | None
     app: str
-    status: str  # added, removed, changed
+    status: str  # added, removed, changed, retention
     fields: tuple[FieldChange, ...] = ()
     old_name: str | None = None  # a hashed object's full names, when they differ
     new_name: str | None = None
+    retained: tuple[str, ...] = ()  # versions of a Secret producer kept in out/ as superseded by this change
+    dropped: tuple[str, ...] = ()  # retained versions that leave out/
 
 
 @dataclass(frozen=True)
@@ -430,10 +437,7 @@ def configmap_changes(old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]
     out: list[ConfigMapChange] = []
     for key in sorted(keys, key=lambda k: (k[2], k[1] or "")):
         a, b = old.current.get(key), new.current.get(key)
-        old_kept = {v.name for v in old.retained.get(key, ())}
-        new_kept = {v.name for v in new.retained.get(key, ())}
-        retained = tuple(sorted(new_kept - old_kept))
-        dropped = tuple(sorted(old_kept - new_kept - ({b.name} if b else set())))
+        retained, dropped = _retention(key, old, new)
         any_version = b or a or [*new.retained.get(key, ()), *old.retained.get(key, ())][0]
         if a is None and b is None:
             if not retained and not dropped:
@@ -460,6 +464,14 @@ def configmap_changes(old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]
             sees=tuple(sees.get(key, ())),
         ))
     return out
+
+
+def _retention(key: Key, old: Snapshot, new: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The versions of a lineage that this change retains, and those that leave out/."""
+    b = new.current.get(key)
+    old_kept = {v.name for v in old.retained.get(key, ())}
+    new_kept = {v.name for v in new.retained.get(key, ())}
+    return tuple(sorted(new_kept - old_kept)), tuple(sorted(old_kept - new_kept - ({b.name} if b else set())))
 
 
 def _template_path(spec_path: FieldPath) -> FieldPath:
@@ -537,17 +549,24 @@ def rollout_of(a: Obj, b: Obj, old: Snapshot, new: Snapshot, specs: Sequence[Pod
 
 def object_changes(old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]) -> list[ObjectChange]:
     out: list[ObjectChange] = []
-    keys = {k for s in (old, new) for k in s.current if k[0] != "ConfigMap"}
+    keys = {k for s in (old, new) for k in (*s.current, *s.retained) if k[0] != "ConfigMap"}
     for key in keys:
         a, b = old.current.get(key), new.current.get(key)
+        retained, dropped = _retention(key, old, new)
         if b is None and a is not None:
-            out.append(ObjectChange(a.kind, a.lineage, a.namespace, a.app, REMOVED))
+            out.append(ObjectChange(a.kind, a.lineage, a.namespace, a.app, REMOVED, dropped=dropped))
             continue
         if a is None and b is not None:
-            out.append(ObjectChange(b.kind, b.lineage, b.namespace, b.app, ADDED))
+            out.append(ObjectChange(b.kind, b.lineage, b.namespace, b.app, ADDED, retained=retained, dropped=dropped))
             continue
-        assert a is not None and b is not None
+        if a is None or b is None:  # only retained versions, no current one
+            if dropped or retained:
+                v = [*new.retained.get(key, ()), *old.retained.get(key, ())][0]
+                out.append(ObjectChange(v.kind, v.lineage, v.namespace, v.app, RETENTION, retained=retained, dropped=dropped))
+            continue
         if a.obj == b.obj:
+            if retained or dropped:
+                out.append(ObjectChange(b.kind, b.lineage, b.namespace, b.app, RETENTION, retained=retained, dropped=dropped))
             continue
         skip: list[FieldPath] = []
         spec_path = pod_spec_path(b.obj, specs)
@@ -557,9 +576,9 @@ def object_changes(old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPath]) -
         if renamed:
             skip.append(("metadata", "name"))  # shown as the hash change
         fields = [_mask(b.kind, f) for f in field_diff(_without(a.obj, skip), _without(b.obj, skip))]
-        if fields or renamed:
+        if fields or renamed or retained or dropped:
             out.append(ObjectChange(b.kind, b.lineage, b.namespace, b.app, CHANGED, tuple(fields),
-                                    a.name if renamed else None, b.name if renamed else None))
+                                    a.name if renamed else None, b.name if renamed else None, retained, dropped))
     return sorted(out, key=lambda c: (c.app, c.kind, c.name, c.namespace or ""))
 
 

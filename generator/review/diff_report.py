@@ -6,7 +6,7 @@ pull-request comment: a summary table plus collapsible details) and JSON (schema
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from generator.review.diff import (
@@ -70,6 +70,9 @@ def summary(env: EnvDiff) -> str:
             parts.append(f"{_plural(n, 'other object')} {status}")
     if env.refused:
         parts.append(f"{_plural(len(env.refused), 'change')} the API server will refuse")
+    kept = sum(1 for o in env.objects if o.status == RETENTION)
+    if kept:
+        parts.append(f"{_plural(kept, 'other object')} with retention changes")
     return ", ".join(parts)
 
 
@@ -162,13 +165,22 @@ def field_lines(fields: tuple[FieldChange, ...]) -> list[tuple[str, str]]:
     return out
 
 
+def retention_lines(retained: Sequence[str], dropped: Sequence[str]) -> list[tuple[str, str]]:
+    """The versions a change keeps for rollbacks and those that leave out/ (ConfigMaps and Secret producers alike)."""
+    return ([(f"retained: {name} (superseded, kept for rollbacks)", "dim") for name in retained]
+            + [(f"dropped: {name} (leaves out/: past the retention count)", "dim") for name in dropped])
+
+
+def object_lines(o: ObjectChange) -> list[tuple[str, str]]:
+    return _cut(field_lines(o.fields) + retention_lines(o.retained, o.dropped))
+
+
 def configmap_lines(c: ConfigMapChange, indent: str = "    ") -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
     for k in c.keys:
         lines += key_lines(k, indent)
     lines += field_lines(c.fields)
-    lines += [(f"retained: {name} (superseded, kept for rollbacks)", "dim") for name in c.retained]
-    lines += [(f"dropped: {name} (leaves out/: past the retention count)", "dim") for name in c.dropped]
+    lines += retention_lines(c.retained, c.dropped)
     if c.status == CHANGED and not c.hashed:
         lines += [(f"not hashed, nothing rolls: {who} {sees_text(how)}", "dim") for who, how in c.sees]
     return _cut(lines)
@@ -247,7 +259,7 @@ def _text_env(env: EnvDiff, style: Style) -> Iterator[str]:
         yield style("  Other changes", "head")
         for o in env.objects:
             yield "    " + style(object_title(o), role_of[o.status])
-            yield from ("      " + style(line, role) for line, role in _cut(field_lines(o.fields)))
+            yield from ("      " + style(line, role) for line, role in object_lines(o))
 
 
 # ---------------------------------------------------------------- markdown
@@ -281,7 +293,8 @@ def _rows(env: EnvDiff) -> Iterator[tuple[str, str, str]]:
     for o in env.objects:
         paths = ", ".join(_code(f.path) for f in o.fields[:3]) + (f" (+{len(o.fields) - 3} more)" if len(o.fields) > 3 else "")
         hashes = " → ".join(map(_code, renamed(o).split(" -> "))) if renamed(o) else ""
-        yield f"{o.kind} {o.status}", _code(o.name), "; ".join(x for x in (hashes, paths) if x)
+        kept = f"keeps {', '.join(map(_code, o.retained))} for rollbacks" if o.retained else ""
+        yield f"{o.kind} {o.status}", _code(o.name), "; ".join(x for x in (hashes, paths, kept) if x)
 
 
 def _details(env: EnvDiff) -> Iterator[tuple[str, list[str]]]:
@@ -294,7 +307,7 @@ def _details(env: EnvDiff) -> Iterator[tuple[str, list[str]]]:
         if lines:
             yield f"{env.name}: {r.kind} {r.name} pod template", [line for line, _ in lines]
     for o in env.objects:
-        lines = _cut(field_lines(o.fields))
+        lines = object_lines(o)
         if lines:
             yield f"{env.name}: {o.kind} {o.name}", [line for line, _ in lines]
 
@@ -404,6 +417,7 @@ def _env_json(env: EnvDiff) -> dict[str, Any]:
         "objects": [
             {"kind": o.kind, "name": o.name, "namespace": o.namespace, "app": o.app, "status": o.status,
              "old": o.old_name, "new": o.new_name, "fields": [_field_json(f) for f in o.fields],
+             "retained": list(o.retained), "dropped": list(o.dropped),
              **_refused_json(env.refused_for(o.kind, o.namespace, o.name))}
             for o in env.objects
         ],

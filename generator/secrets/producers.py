@@ -1,7 +1,9 @@
 """Steps that keep credentials out of git and make Secrets roll pods like ConfigMaps do.
 
-scan step     Every ConfigMap's data goes through the credential detector (generator.secrets.scan)
-              before anything is written; each hit not on the repo's allow-list is reported.
+scan step     Every string of every object (ConfigMap data and text binaryData, env values, args,
+              annotations, labels, custom resources) goes through the credential detector
+              (generator.secrets.scan) before anything is written; each hit not on the repo's
+              allow-list is reported.
 secrets step  A plaintext Secret (`data` or `stringData`) is refused. The three supported ways:
                 1. a Secret managed outside the repo, listed under `external.secrets`
                    (references to it are checked by the references step);
@@ -25,7 +27,7 @@ from typing import Any
 
 from generator.steps import hashing
 from generator.secrets import scan
-from generator.config import Allowance
+from generator.config import AllowKey, Allowance
 from generator.errors import SecretError
 from generator.steps.load import HASH_ANNOTATION
 from generator.io.memo import Memo
@@ -52,6 +54,9 @@ WAYS = (
 
 # --- scan step ------------------------------------------------------------------------------
 
+Problem = tuple[str, int | None, str]  # file, line, message
+
+
 def _key_location(r: Resource, key: str, finding: scan.Finding) -> tuple[str, int | None]:
     """The file and line that set `key` of a ConfigMap, down to the line inside a data file."""
     where = r.key_origins.get(key)
@@ -65,41 +70,68 @@ def _key_location(r: Resource, key: str, finding: scan.Finding) -> tuple[str, in
     return where.file, start + finding.line - 1
 
 
-def scan_step(configmaps: Iterable[Resource], allow: Iterable[Allowance], memo: Memo | None = None) -> None:
-    """Refuse every ConfigMap key that holds a credential and is not on the allow-list.
+def _field_location(r: Resource, path: scan.FieldPath, finding: scan.Finding) -> tuple[str, int | None]:
+    if r.kind == "ConfigMap" and len(path) == 2 and path[0] == "data":
+        return _key_location(r, str(path[1]), finding)
+    return r.origin.file, r.origin.at(*path).line
 
-    With a memo, data that scanned clean before (same data, same scanner rules) is not scanned
-    again; anything with a finding is always scanned, so the error is always reported."""
-    allowed = {(a.config_map, a.key) for a in allow}
-    problems: list[tuple[str, int | None, str]] = []
-    for r in configmaps:
-        data = r.obj.get("data")
-        if not isinstance(data, dict):
-            continue
-        found = scan.scan_data(data) if memo is None else memo.scan(data)
-        for key, findings in found.items():
-            if (r.declared_name, key) in allowed:
+
+def _what(r: Resource, path: scan.FieldPath, label: str) -> str:
+    if r.kind == "ConfigMap" and len(path) == 2 and path[0] in ("data", "binaryData"):
+        where = "key" if path[0] == "data" else "binaryData key"
+        return f"ConfigMap {r.declared_name!r} {where} {str(path[1])!r}"
+    return f"{r.kind} {r.declared_name!r} field `{label}`"
+
+
+def _allowed(allow: Mapping[AllowKey, Allowance], r: Resource, label: str) -> Allowance | None:
+    return allow.get((r.kind, r.declared_name, label)) or allow.get((None, r.declared_name, label))
+
+
+def scan_step(resources: Iterable[Resource], allow: Iterable[Allowance], memo: Memo | None = None) -> frozenset[AllowKey]:
+    """Refuse every field of every object that holds a credential and is not on the allow-list;
+    return the allow-list entries that let a finding through (`check` reports the others).
+
+    With a memo, an object that scanned clean before (same object, same scanner rules) is not
+    scanned again; anything with a finding is always scanned, so the error is always reported."""
+    by_field = {a.key: a for a in allow}
+    used: set[AllowKey] = set()
+    problems: list[Problem] = []
+    first: tuple[Resource, str] | None = None
+    for r in resources:
+        found = scan.scan_fields(r.obj) if memo is None else memo.scan(r.obj)
+        for path, findings in found.items():
+            label = scan.field_label(r.obj, path)
+            entry = _allowed(by_field, r, label)
+            if entry is not None:
+                used.add(entry.key)
                 continue
-            file, line = _key_location(r, key, findings[0])
+            file, line = _field_location(r, path, findings[0])
             reasons = "; ".join(f.reason for f in findings)
-            problems.append((file, line, f"ConfigMap {r.declared_name!r} key {key!r} holds a credential: {reasons}"))
-    if problems:
-        raise _leak_error(problems)
+            problems.append((file, line, f"{_what(r, path, label)} holds a credential: {reasons}"))
+            first = first or (r, label)
+    if first is not None:
+        raise _leak_error(problems, *first)
+    return frozenset(used)
 
 
-def _leak_error(problems: list[tuple[str, int | None, str]]) -> SecretError:
-    file, line, first = problems[0]
+def _leak_error(problems: list[Problem], r: Resource, label: str) -> SecretError:
+    file, line, message = problems[0]
     more = "".join(f"\n  also: {f}{'' if n is None else f':{n}'}: {m}" for f, n, m in problems[1:])
+    if r.kind == "ConfigMap":
+        move = ("ConfigMaps are committed to git and readable in the clear. Move the value to a Secret "
+                "and read it with secretKeyRef or envFrom.secretRef")
+    else:
+        move = (f"every object in out/ is committed to git and readable in the clear. Move the value to a Secret "
+                f"and reference it (env `valueFrom.secretKeyRef`, a secret volume, or the field the {r.kind} offers "
+                "for a Secret reference)")
+    entry = f'{{kind: {r.kind}, name: {r.declared_name}, field: "{label}", reason: "why it is safe"}}'
     return SecretError(
-        first + more,
+        message + more,
         file=file,
         line=line,
         hint=(
-            "ConfigMaps are committed to git and readable in the clear. Move the value to a Secret "
-            "and read it with secretKeyRef or envFrom.secretRef; "
-            f"{WAYS}. For a URL, keep the URL without the password and give the app the password "
-            "from the Secret. If it is not a credential, allow it in gitops-gen.yaml: "
-            'allowInConfigMaps: [{configMap: NAME, key: KEY, reason: "why it is safe"}]'
+            f"{move}; {WAYS}. For a URL, keep the URL without the password and give the app the password "
+            f"from the Secret. If it is not a credential, allow it in gitops-gen.yaml: allowInOutput: [{entry}]"
         ),
     )
 
@@ -170,9 +202,26 @@ def _rename(r: Resource, payload: Any, secret_name: str, length: int) -> str:
     return suffix
 
 
+# The kinds whose objects produce a Secret and are content-hashed (a Secret only when SOPS-encrypted).
+PRODUCER_KINDS = ("Secret", "SealedSecret", "ExternalSecret")
+
+
+def hash_payload(obj: Mapping[str, Any]) -> Any:
+    """What decides a Secret producer's hash suffix, as committed (README "Secrets" table): a SOPS
+    Secret's type, data and stringData; a SealedSecret's spec without the template's name; an
+    ExternalSecret's spec without the target's name (the names carry the suffix themselves)."""
+    if obj.get("kind") == "Secret":
+        return {k: obj[k] for k in ("type", "data", "stringData") if k in obj}
+    payload = copy.deepcopy(_dict(obj.get("spec")))
+    if obj.get("kind") == "SealedSecret":
+        _dict(_dict(payload.get("template")).get("metadata")).pop("name", None)
+    else:
+        _dict(payload.get("target")).pop("name", None)
+    return payload
+
+
 def _sops_secret(r: Resource, length: int) -> None:
-    payload = {k: r.obj[k] for k in ("type", "data", "stringData") if k in r.obj}
-    _rename(r, payload, r.name, length)
+    _rename(r, hash_payload(r.obj), r.name, length)
 
 
 def _sealed_scope_ok(r: Resource, spec: dict[str, Any]) -> bool:
@@ -199,9 +248,7 @@ def _sealed_secret(r: Resource, length: int) -> None:
             f'pods roll when it changes), or keep its name with the annotation `{HASH_ANNOTATION}: "false"` '
             "(pods then do not roll when it changes)",
         )
-    payload = copy.deepcopy(spec)
-    _dict(_dict(payload.get("template")).get("metadata")).pop("name", None)
-    _rename(r, payload, r.name, length)
+    _rename(r, hash_payload(r.obj), r.name, length)
     template_meta = _dict(_dict(spec.get("template")).get("metadata"))
     if "name" in template_meta:  # the controller names the Secret after the SealedSecret
         template_meta["name"] = r.name
@@ -226,9 +273,7 @@ def _external_secret(r: Resource, length: int) -> None:
     if not isinstance(spec, dict):
         raise SecretError(f"{r.describe()} has no `spec` mapping", file=r.origin.file, line=r.origin.first_line)
     secret = produced_secret(r) or r.name
-    payload = copy.deepcopy(spec)
-    _dict(payload.get("target")).pop("name", None)
-    suffix = _rename(r, payload, secret, length)
+    suffix = _rename(r, hash_payload(r.obj), secret, length)
     target = spec.get("target")
     if not isinstance(target, dict):
         target = spec["target"] = {}

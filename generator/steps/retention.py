@@ -1,13 +1,16 @@
-"""Step: keep superseded versions of hashed ConfigMaps in out/<env>/, so rollbacks keep working.
+"""Step: keep superseded versions of hashed ConfigMaps and of hashed Secret producers (SOPS
+Secrets, SealedSecrets, ExternalSecrets) in out/<env>/, so rollbacks keep working.
 
 When a hashed ConfigMap's content changes, its previous version (the object the old ReplicaSet
 still mounts) stays in the output as its own immutable file, beside the current one, until
-`keep` newer versions have superseded it. Older versions leave out/, so the GitOps engine's
+`keep` newer versions have superseded it. A Secret producer is kept the same way: its old
+version keeps producing the old Secret (`<name>-<old hash>`) that the old ReplicaSet reads. Older versions leave out/, so the GitOps engine's
 prune removes them from the cluster: garbage stays bounded.
 
 History is read from the committed out/<env>/ itself, nothing else: a render is a pure function
-of the sources plus the current out/. The lineage of a version is its
-`gitops-gen.io/config-name` annotation (the declared name) and its namespace; the order among
+of the sources plus the current out/. The lineage of a version is its kind, its namespace and
+its lineage annotation (LINEAGE_ANNOTATIONS: `gitops-gen.io/config-name`, the declared name of a
+ConfigMap; `gitops-gen.io/secret-name`, the declared name of the Secret a producer makes); the order among
 superseded versions is a counter written once, when a version is superseded
 (`gitops-gen.io/superseded-order`). A retained file never changes while it stays retained, and
 the current version carries no history at all, so rendering twice changes nothing and a
@@ -28,6 +31,7 @@ from typing import Any
 
 from generator.steps import hashing
 from generator.steps.configmaps import CONFIG_NAME_ANNOTATION
+from generator.secrets.producers import PRODUCER_KINDS, SECRET_NAME_ANNOTATION, hash_payload
 from generator.errors import ConfigMapError, LoadError, ValidationError
 from generator.model import Origin, Resource
 from generator.io.output import HEADER, KUSTOMIZATION, Files, file_name, is_owned, kustomization, ordered
@@ -38,15 +42,18 @@ SUPERSEDED = "superseded"
 SUPERSEDED_BY_ANNOTATION = "gitops-gen.io/superseded-by"
 ORDER_ANNOTATION = "gitops-gen.io/superseded-order"
 _POSITION_KEYS = (VERSION_ANNOTATION, SUPERSEDED_BY_ANNOTATION, ORDER_ANNOTATION)
-# Only ConfigMap files can hold versions; their names start with the lower-cased kind.
-_CONFIGMAP_GLOB = "*/configmap-*.yaml"
+# The kinds that have versions, and the annotation naming the lineage of each.
+LINEAGE_ANNOTATIONS = {"ConfigMap": CONFIG_NAME_ANNOTATION, **{k: SECRET_NAME_ANNOTATION for k in PRODUCER_KINDS}}
+# Only their files can hold versions; file names start with the lower-cased kind.
+_VERSION_GLOBS = tuple(f"*/{kind.lower()}-*.yaml" for kind in LINEAGE_ANNOTATIONS)
 
-Lineage = tuple[str | None, str]  # (namespace, declared name)
+Lineage = tuple[str, str | None, str]  # (kind, namespace, declared name)
 
 
 @dataclass(frozen=True)
 class Version:
-    """A version of a hashed ConfigMap found in out/<env>/: the current one or a superseded one.
+    """A version of a hashed ConfigMap or Secret producer found in out/<env>/: the current one or
+    a superseded one.
 
     A superseded version read from out/ is kept verbatim while it stays, so only its head
     (apiVersion, kind, metadata) is parsed up front; `whole` parses the rest when needed.
@@ -60,12 +67,12 @@ class Version:
 
     @functools.cached_property
     def whole(self) -> dict[str, Any]:
-        """The whole object, checked: data and binaryData still match the name's hash suffix."""
+        """The whole object, checked: what it hashes still matches the name's hash suffix."""
         if self.complete or self.source is None:
             return self.obj
         obj, line = _load_one(self.source, self.shown)
         if obj is None:
-            raise LoadError("not a valid ConfigMap version: expected one object", file=self.shown,
+            raise LoadError("not a valid version: expected one object", file=self.shown,
                             hint=_edited(self.shown))
         _check_whole(obj, self.shown, line)
         return obj
@@ -80,9 +87,13 @@ class Version:
         return str(self.obj["metadata"]["name"])
 
     @property
+    def kind(self) -> str:
+        return str(self.obj["kind"])
+
+    @property
     def lineage(self) -> Lineage:
         ns = self.obj["metadata"].get("namespace")
-        return (None if ns is None else str(ns), str(self.annotations[CONFIG_NAME_ANNOTATION]))
+        return (self.kind, None if ns is None else str(ns), str(self.annotations[LINEAGE_ANNOTATIONS[self.kind]]))
 
     @property
     def superseded(self) -> bool:
@@ -103,18 +114,22 @@ class Retained:
     resource: Resource
 
 
-def content(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What an immutable ConfigMap may never change: its data and binaryData."""
-    return dict(obj.get("data") or {}), dict(obj.get("binaryData") or {})
+def content(obj: Mapping[str, Any]) -> Any:
+    """What a version may never change: a ConfigMap's data and binaryData, what decides a Secret
+    producer's hash (generator/secrets/producers.py, hash_payload)."""
+    if obj.get("kind") == "ConfigMap":
+        return dict(obj.get("data") or {}), dict(obj.get("binaryData") or {})
+    return hash_payload(obj)
 
 
 def read_history(
     folder: Path, shown: str, unchanged: Mapping[str, str] | None = None,
     current: Callable[[str, Path], bool] | None = None,
 ) -> list[Version]:
-    """The hashed ConfigMap versions in out/<env>/ (`folder`, shown as `shown`), in path order.
+    """The versions of hashed ConfigMaps and Secret producers in out/<env>/ (`folder`, shown as
+    `shown`), in path order.
 
-    Only ConfigMap files are read. A file whose text equals `unchanged[path]` (the file the
+    Only files of those kinds are read. A file whose text equals `unchanged[path]` (the file the
     render produces at that path anyway) is skipped without parsing: it is a current version
     that stays current, so it adds nothing to the history. `current(path, file)` may say so
     without reading the file (generator/memo.py, OutputMemo).
@@ -122,7 +137,7 @@ def read_history(
     unchanged = unchanged or {}
     texts: dict[str, str] = {}
     if folder.is_dir():
-        for path in sorted(folder.glob(_CONFIGMAP_GLOB)):
+        for path in sorted({p for pattern in _VERSION_GLOBS for p in folder.glob(pattern)}):
             rel = path.relative_to(folder).as_posix()
             if current is not None and current(rel, path):
                 continue
@@ -136,15 +151,15 @@ def read_history(
 
 
 def parse_history(texts: Mapping[str, str], shown: str) -> list[Version]:
-    """The hashed ConfigMap versions among files of out/<env>/ (path -> text), in path order.
+    """The versions among files of out/<env>/ (path -> text), in path order.
 
-    A version is a generator-owned file holding one ConfigMap with the lineage annotation;
-    every other file is no version and is ignored.
+    A version is a generator-owned file holding one ConfigMap or Secret producer with its lineage
+    annotation; every other file is no version and is ignored.
     """
     versions: list[Version] = []
     for rel in sorted(texts):
         text = texts[rel]
-        if is_owned(text) and CONFIG_NAME_ANNOTATION in text:
+        if is_owned(text) and (CONFIG_NAME_ANNOTATION in text or SECRET_NAME_ANNOTATION in text):
             version = _parse_version(text, rel, f"{shown}/{rel}")
             if version is not None:
                 versions.append(version)
@@ -162,16 +177,17 @@ def _parse_version(text: str, rel: str, shown: str) -> Version | None:
     if obj is None:
         return None
     meta = obj.get("metadata")
-    if obj.get("kind") != "ConfigMap" or not isinstance(meta, dict):
+    kind = obj.get("kind")
+    if kind not in LINEAGE_ANNOTATIONS or not isinstance(meta, dict):
         return None
     annotations = meta.get("annotations")
-    if not isinstance(annotations, dict) or CONFIG_NAME_ANNOTATION not in annotations:
+    if not isinstance(annotations, dict) or LINEAGE_ANNOTATIONS[kind] not in annotations:
         return None
-    if annotations.get(VERSION_ANNOTATION) != SUPERSEDED and not _hashed_name(meta, annotations):
-        return None  # a ConfigMap that kept its plain name (`hash: false`) is no version
-    problem = _bad_metadata(meta, annotations)
+    if annotations.get(VERSION_ANNOTATION) != SUPERSEDED and not _hashed_name(kind, meta, annotations):
+        return None  # an object that kept its plain name (`hash: false`) is no version
+    problem = _bad_metadata(kind, meta, annotations)
     if problem is not None:
-        raise LoadError(f"not a valid ConfigMap version: {problem}", file=shown, line=line, hint=_edited(shown))
+        raise LoadError(f"not a valid {kind} version: {problem}", file=shown, line=line, hint=_edited(shown))
     if head is not None and annotations.get(VERSION_ANNOTATION) == SUPERSEDED:
         return Version(rel, shown, obj, text, complete=False)
     if head is not None:
@@ -204,57 +220,72 @@ def _load_one(text: str, shown: str) -> tuple[dict[str, Any] | None, int | None]
     return docs[0][0], docs[0][1]
 
 
-def _hashed_name(meta: dict[str, Any], annotations: dict[str, Any]) -> bool:
-    name, declared = meta.get("name"), annotations[CONFIG_NAME_ANNOTATION]
-    if not isinstance(name, str) or not isinstance(declared, str) or not name.startswith(declared + "-"):
-        return False
-    return hashing.MIN_LENGTH <= len(name) - len(declared) - 1 <= hashing.MAX_LENGTH
+def _suffix(kind: str, meta: dict[str, Any], annotations: dict[str, Any]) -> str | None:
+    """The hash suffix of a version's name: after `<declared name>-` for a ConfigMap; after the
+    last `-` for a Secret producer (its object name may differ from the Secret's)."""
+    name, declared = meta.get("name"), annotations[LINEAGE_ANNOTATIONS[kind]]
+    if not isinstance(name, str) or not isinstance(declared, str):
+        return None
+    if kind == "ConfigMap":
+        suffix = name[len(declared) + 1:] if name.startswith(declared + "-") else ""
+    else:
+        suffix = name.rsplit("-", 1)[1] if "-" in name else ""
+    return suffix if hashing.MIN_LENGTH <= len(suffix) <= hashing.MAX_LENGTH else None
 
 
-def _bad_metadata(meta: dict[str, Any], annotations: dict[str, Any]) -> str | None:
+def _hashed_name(kind: str, meta: dict[str, Any], annotations: dict[str, Any]) -> bool:
+    return _suffix(kind, meta, annotations) is not None
+
+
+def _bad_metadata(kind: str, meta: dict[str, Any], annotations: dict[str, Any]) -> str | None:
     if not isinstance(meta.get("name"), str):
         return "`metadata.name` is not a string"
     if not isinstance(meta.get("namespace", ""), str):
         return "`metadata.namespace` is not a string"
-    declared = annotations[CONFIG_NAME_ANNOTATION]
+    lineage = LINEAGE_ANNOTATIONS[kind]
+    declared = annotations[lineage]
     if not isinstance(declared, str):
-        return f"annotation {CONFIG_NAME_ANNOTATION} is not a string"
+        return f"annotation {lineage} is not a string"
     order = annotations.get(ORDER_ANNOTATION)
     if annotations.get(VERSION_ANNOTATION) == SUPERSEDED and not (isinstance(order, str) and order.isdigit()):
         return f"annotation {ORDER_ANNOTATION} must be a whole number in quotes, got {order!r}"
-    if not _hashed_name(meta, annotations):
+    if not _hashed_name(kind, meta, annotations):
         return f"name {meta['name']!r} is not {declared!r} plus a hash suffix"
     return None
 
 
 def _check_whole(obj: dict[str, Any], shown: str, line: int | None) -> None:
-    """data and binaryData are mappings of strings whose hash is still the name's suffix."""
-    meta = obj["metadata"]
-    name, declared = meta["name"], meta["annotations"][CONFIG_NAME_ANNOTATION]
+    """What the version hashes still gives the name's suffix (for a ConfigMap: data and
+    binaryData are mappings of strings)."""
+    meta, kind = obj["metadata"], obj["kind"]
+    name = meta["name"]
+    suffix = _suffix(kind, meta, meta["annotations"]) or ""
     problem = None
-    for field_ in ("data", "binaryData"):
-        if not isinstance(obj.get(field_) or {}, dict):
-            problem = f"`{field_}` is not a mapping"
-    if problem is None:
-        data, binary = content(obj)
-        suffix = name[len(declared) + 1:]
-        if not all(isinstance(v, str) for v in (*data.values(), *binary.values())) or \
-                hashing.content_hash(data, binary, len(suffix)) != suffix:
-            problem = f"its data no longer matches the hash suffix of its name {name!r}"
+    if kind == "ConfigMap":
+        for field_ in ("data", "binaryData"):
+            if not isinstance(obj.get(field_) or {}, dict):
+                problem = f"`{field_}` is not a mapping"
+        if problem is None:
+            data, binary = content(obj)
+            if not all(isinstance(v, str) for v in (*data.values(), *binary.values())) or \
+                    hashing.content_hash(data, binary, len(suffix)) != suffix:
+                problem = f"its data no longer matches the hash suffix of its name {name!r}"
+    elif hashing.object_hash(hash_payload(obj), len(suffix)) != suffix:
+        problem = f"its content no longer matches the hash suffix of its name {name!r}"
     if problem is not None:
-        raise LoadError(f"not a valid ConfigMap version: {problem}", file=shown, line=line, hint=_edited(shown))
+        raise LoadError(f"not a valid {kind} version: {problem}", file=shown, line=line, hint=_edited(shown))
 
 
 def check_collisions(current: Iterable[Resource], history: Iterable[Version]) -> None:
-    """Stop when a ConfigMap of this render takes the name of a version in out/ whose content
-    differs: an immutable ConfigMap cannot change content, so a hash suffix collided."""
-    known: dict[tuple[str | None, str], list[Version]] = {}
+    """Stop when an object of this render takes the name of a version in out/ whose content
+    differs: a version never changes content, so a hash suffix collided."""
+    known: dict[tuple[str, str | None, str], list[Version]] = {}
     for v in history:
-        known.setdefault((v.obj["metadata"].get("namespace"), v.name), []).append(v)
+        known.setdefault((v.kind, v.obj["metadata"].get("namespace"), v.name), []).append(v)
     for r in current:
-        if r.kind != "ConfigMap":
+        if r.kind not in LINEAGE_ANNOTATIONS:
             continue
-        for v in known.get((r.namespace, r.name), []):
+        for v in known.get((r.kind, r.namespace, r.name), []):
             if content(v.whole) != content(r.obj):
                 raise ConfigMapError(collision_message(r, v), file=r.origin.file, line=r.origin.line,
                                      hint=collision_hint(r))
@@ -265,8 +296,8 @@ def collision_message(new: Resource, old: Version) -> str:
     what = f" (the new content of {new.declared!r})" if hashed else ""
     why = "their hash suffixes collide" if hashed else "it takes that version's name"
     return (
-        f"ConfigMap {new.name!r}{what} has the same name as the version in {old.shown}, whose "
-        f"content differs: {why}, and an immutable ConfigMap cannot change content"
+        f"{new.kind} {new.name!r}{what} has the same name as the version in {old.shown}, whose "
+        f"content differs: {why}, and a version cannot change content"
     )
 
 
@@ -286,28 +317,40 @@ def supersede(
     """The superseded versions that stay in out/, newest first within each lineage.
 
     `current` is this render's objects, `history` what out/<env>/ holds now. For each lineage
-    that still has a ConfigMap in this render, the previous current version (when its name
-    differs from the new one) becomes superseded with the next order number, and the `keep`
-    newest superseded versions stay. A version whose name is a current ConfigMap's name (the
-    content went back to an earlier version) is current, not retained. Lineages with no
-    ConfigMap left in this render leave out/ with all their versions.
+    that still has an object in this render (a hashed ConfigMap or Secret producer), the previous
+    current version (when its name differs from the new one) becomes superseded with the next
+    order number, and the `keep` newest superseded versions stay. A version whose name is a
+    current object's name (the content went back to an earlier version) is current, not
+    retained. Lineages with no object left in this render leave out/ with all their versions.
     """
     check_collisions(current, history)
-    configmaps = [r for r in current if r.kind == "ConfigMap"]
-    owners = {(r.namespace, r.declared_name): r for r in configmaps if r.declared is not None}
-    taken = {(r.namespace, r.name) for r in configmaps}
+    owners = {lineage: r for r in current if (lineage := lineage_of(r)) is not None}
+    taken = {(r.kind, r.namespace, r.name) for r in current if r.kind in LINEAGE_ANNOTATIONS}
     by_lineage: dict[Lineage, list[Version]] = {}
     for v in history:
         by_lineage.setdefault(v.lineage, []).append(v)
     retained: list[Retained] = []
-    for lineage in sorted(by_lineage, key=lambda k: (k[0] or "", k[1])):
+    for lineage in sorted(by_lineage, key=lambda k: (k[0], k[1] or "", k[2])):
         owner = owners.get(lineage)
         if owner is None or keep <= 0:
             continue
         versions = _lineage_versions(by_lineage[lineage], owner.name)
-        kept = [v for v in versions if (lineage[0], v.name) not in taken][:keep]
+        kept = [v for v in versions if (lineage[0], lineage[1], v.name) not in taken][:keep]
         retained += [_retained(v, owner, env_namespace) for v in kept]
     return retained
+
+
+def lineage_of(r: Resource) -> Lineage | None:
+    """The lineage of an object of this render: a ConfigMap with a hashed name, or a Secret
+    producer the secrets step hashed (it carries the name of its Secret); else None."""
+    if r.declared is None:
+        return None
+    if r.kind == "ConfigMap":
+        return (r.kind, r.namespace, r.declared_name)
+    if r.kind in PRODUCER_KINDS:
+        secret = (r.metadata.get("annotations") or {}).get(SECRET_NAME_ANNOTATION)
+        return (r.kind, r.namespace, str(secret)) if secret is not None else None
+    return None
 
 
 def _lineage_versions(history: Sequence[Version], current_name: str) -> list[Version]:
@@ -339,7 +382,7 @@ def _retained(v: Version, owner: Resource, env_namespace: str | None) -> Retaine
     text = v.source
     if text is None:
         text = (
-            f"{HEADER}: a superseded version of ConfigMap {owner.declared_name!r}, kept for rollbacks. "
+            f"{HEADER}: a superseded version of {owner.kind} {owner.declared_name!r}, kept for rollbacks. "
             f"Do not edit.\n" + dump_document(ordered(resource.obj))
         )
     return Retained(file_name(resource, env_namespace), text, resource)
@@ -359,7 +402,7 @@ def with_retained(files: Mapping[str, str], retained: Sequence[Retained]) -> Map
                 f"the superseded version {r.resource.name!r} would be written to {r.path}, which another "
                 f"object of this render already uses",
                 file=r.resource.origin.file,
-                hint="rename the ConfigMap whose name ends like a hash suffix",
+                hint=f"rename the {r.resource.kind} whose name ends like a hash suffix",
             )
         out.add(r.path, r.text)
     out.add(KUSTOMIZATION, kustomization(list(out)))
