@@ -593,10 +593,11 @@ def test_chart_sources_open_packaged_subcharts(tmp_path: Path) -> None:
     top = tmp_path / "top-1.0.0.tgz"
     top.write_bytes(_tgz({"top/Chart.yaml": b"name: top\n", "top/templates/_h.tpl": b"{{ lookup 1 }}\n",
                           "top/charts/sub-0.1.0.tgz": sub}))
-    names = [name for name, _ in source.templates(top)]
+    chart = source.load(tmp_path, top, top.name)
+    names = [name for name, _ in chart.templates()]
     assert names == ["top/templates/_h.tpl", "top/charts/sub/templates/t.yaml"]  # as Helm names them
-    assert source.chart_name(top) == "top"
-    hits = determinism.scan(source.templates(top))
+    assert chart.name() == "top"
+    hits = determinism.scan(chart.templates())
     assert [str(h) for h in hits] == ["top/templates/_h.tpl:1 calls `lookup`", "top/charts/sub/templates/t.yaml:1 calls `now`"]
     determinism.refuse_lookup(hits, "chart top", str, "app.yaml", 1)  # a helper: not refused
-    assert source.digest(top) == lock.file_digest(top)
+    assert chart.digest == lock.file_digest(top)
