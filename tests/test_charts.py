@@ -24,9 +24,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.charts import determinism, lock, source, values
+from generator.charts import determinism, lock, render, source, values
 from generator.charts.hooks import to_argocd
 from generator.errors import ChartError
+from generator.io.memo import load_entry, store_entry
 from tests.helm import helm, helm_path
 from tests.helpers import load_out, run, snapshot, write_repo
 from tests.kubectl import find_kubectl, kustomize_build
@@ -331,6 +332,68 @@ def test_render_is_byte_identical_with_and_without_the_helm_memo(tmp_path: Path)
     render_ok(repo)
     render_ok(repo)  # from the memo
     assert snapshot(repo / "out") == first
+
+
+PLANTED = """\
+---
+# Source: shop/templates/planted.yaml
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: planted}
+"""
+
+
+def test_a_planted_corrupt_or_copied_helm_memo_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    repo = shop_repo(tmp_path / "repo")
+    env_yaml = repo / "environments/dev/env.yaml"
+    # A second genuine entry, of other values (replicas 9), to copy over the first one.
+    env_yaml.write_text(env_yaml.read_text().replace("{settings: {shape: square}}", "{replicas: 9}"))
+    render_ok(repo)
+    other = next((tmp_path / "cache/helm").glob("*/*"))
+    env_yaml.write_text(env_yaml.read_text().replace("{replicas: 9}", "{settings: {shape: square}}"))
+    render_ok(repo)
+    expected = snapshot(repo / "out")
+    [entry] = [p for p in (tmp_path / "cache/helm").glob("*/*") if p != other]
+    genuine = entry.read_bytes()
+    assert load_entry(entry, render._STAMP, entry.name.encode()) is not None  # authentic, under its own key
+    with monkeypatch.context() as forger:  # a well-formed entry made with a key other than ours
+        forger.setenv("GITOPS_GEN_CACHE_KEY", "the forger's key")
+        forged = tmp_path / "forged"
+        store_entry(forged, render._STAMP, entry.name.encode(), (PLANTED + genuine.decode("latin-1")).encode())
+    plants = {
+        "plain text (what the memo used to trust)": PLANTED.encode(),
+        "forged": forged.read_bytes(),
+        "copied from another key": other.read_bytes(),
+        "truncated": genuine[: len(genuine) // 2],
+        "corrupt": genuine[:-1] + bytes([genuine[-1] ^ 0xFF]),
+        "empty": b"",
+    }
+    for what, planted in plants.items():
+        entry.write_bytes(planted)
+        render_ok(repo)
+        assert snapshot(repo / "out") == expected, what  # nothing planted reached out/, no crash
+        assert entry.read_bytes() == genuine, what  # the miss rendered afresh and stored a good entry
+    assert "planted" not in str(expected)
+
+
+def test_chart_files_are_checked_before_helm_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_HELM", str(tmp_path / "no-helm"))  # a Helm run would fail otherwise
+    repo = shop_repo(tmp_path / "repo")
+    (tmp_path / "secret.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: stolen}\n")
+    (repo / "base/shop/chart/templates/stolen.yaml").symlink_to(tmp_path / "secret.yaml")
+    message = render_error(repo)
+    assert message.startswith("error: base/shop/chart/templates/stolen.yaml: base/shop/chart/templates/stolen.yaml "
+                              "is a symlink to"), message
+    assert "outside the repo" in message and "no-helm" not in message
+
+
+def test_a_symlink_to_a_chart_folder_inside_the_repo_renders_like_the_folder(tmp_path: Path) -> None:
+    plain = render_ok(shop_repo(tmp_path / "a"))
+    repo = shop_repo(tmp_path / "b")
+    (repo / "base/shop/chart/templates").rename(repo / "templates")
+    (repo / "base/shop/chart/templates").symlink_to("../../../templates")
+    assert render_ok(repo) == plain
 
 
 def test_patches_and_overlays_apply_to_chart_objects(tmp_path: Path) -> None:

@@ -44,12 +44,12 @@ _MiB = 1024 * 1024
 class _Budget:
     """What is left of MAX_CHART_BYTES for the chart being read."""
 
-    left: int = MAX_CHART_BYTES
+    left: int = field(default_factory=lambda: MAX_CHART_BYTES)
 
     def take(self, size: int, shown: str) -> None:
         if size > self.left:
             raise ChartError(
-                f"the chart is over the limit of {MAX_CHART_BYTES // _MiB} MiB (its files together, unpacked) "
+                f"the chart is over the limit of {MAX_CHART_BYTES:,} bytes (its files together, unpacked) "
                 f"at {shown}",
                 file=shown, hint="charts are read whole before Helm renders them; vendor a smaller chart",
             )
@@ -150,9 +150,8 @@ def _read(root: Path, path: Path, shown: str, limit: int, what: str) -> bytes:
 
 def _folder_files(root: Path, folder: Path, rel: str, shown: str, above: frozenset[str],
                   budget: _Budget) -> Iterator[tuple[str, bytes]]:
-    """A folder's files in os.walk's order (files, then subfolders, each by name). Symlinked
-    folders inside the repo are followed, as Helm follows them; one leading back to a folder
-    being listed is a loop."""
+    """A folder's files (path relative to the chart, bytes). Symlinked folders inside the repo
+    are followed, as Helm follows them; one leading back to a folder being listed is a loop."""
     real = os.path.realpath(folder)
     if real in above:
         where = f"{shown}/{rel.rstrip('/')}"
