@@ -664,3 +664,27 @@ def test_chart_sources_open_packaged_subcharts(tmp_path: Path) -> None:
     assert [str(h) for h in hits] == ["top/templates/_h.tpl:1 calls `lookup`", "top/charts/sub/templates/t.yaml:1 calls `now`"]
     determinism.refuse_lookup(hits, "chart top", str, "app.yaml", 1)  # a helper: not refused
     assert chart.digest == lock.file_digest(top)
+
+
+def test_pull_never_writes_through_a_vendor_folder_leaving_the_repo(tmp_path: Path) -> None:
+    repo = remote_repo(tmp_path / "repo", "https://charts.example.com")
+    (tmp_path / "elsewhere").mkdir()
+    (repo / "charts").symlink_to(tmp_path / "elsewhere")
+    result = run("charts", "pull", "--repo", repo)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: charts: charts is a symlink to"), result.output
+    assert "outside the repo" in result.output and "Traceback" not in result.output
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_vendored_archive_symlinked_out_of_the_repo_is_refused(tmp_path: Path) -> None:
+    repo = remote_repo(tmp_path / "repo", "https://charts.example.com")
+    archive = tmp_path / "shop-1.0.0.tgz"
+    archive.write_bytes(_tgz({"shop/Chart.yaml": b"name: shop\n"}))
+    (repo / "charts").mkdir()
+    (repo / "charts/shop-1.0.0.tgz").symlink_to(archive)
+    (repo / "charts/lock.yaml").write_text(lock.lock_text({("https://charts.example.com", "shop", "1.0.0"): lock.Entry(
+        "https://charts.example.com", "shop", "1.0.0", lock.file_digest(archive), "charts/shop-1.0.0.tgz")}))
+    message = render_error(repo)
+    assert message.startswith("error: charts/shop-1.0.0.tgz: charts/shop-1.0.0.tgz is a symlink to"), message
+    assert "outside the repo" in message
