@@ -149,6 +149,7 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", size: int =
     (member("web/templates/x.yaml", tarfile.LNKTYPE, "web/Chart.yaml"), "is a hard link (to 'web/Chart.yaml')"),
     (member("web/../../x.yaml"), "climbs out of the chart with '..'"),
     (member("/etc/cron.d/x"), "has an absolute path"),
+    (member("C:/Windows/x"), "has an absolute path"),
     (member("web/templates/pipe", tarfile.FIFOTYPE), "is a device, FIFO or other special file"),
     (member("web/templates/dev", tarfile.CHRTYPE), "is a device, FIFO or other special file"),
     (member("web/templates/huge.yaml", size=source.MAX_CHART_FILE_BYTES + 1),

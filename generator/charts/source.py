@@ -202,7 +202,7 @@ def _archive_files(blob: bytes, prefix: str, shown: str, budget: _Budget) -> Ite
 def _check_member(member: tarfile.TarInfo, shown: str) -> None:
     name = member.name
     problem = None
-    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", name):
         problem = "has an absolute path"
     elif ".." in name.replace("\\", "/").split("/"):
         problem = "climbs out of the chart with '..'"
