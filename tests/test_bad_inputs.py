@@ -10,11 +10,13 @@ that need files too big to commit, links, or a running render are set up by `SET
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import resource
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,6 +142,36 @@ def _fifo_in_dirs_folder(repo: Path) -> None:
     app.write_text(app.read_text().replace("files: [nginx.conf]", "files: [nginx.conf]\n    dirs: [conf.d]"))
 
 
+CHART = "base/web/chart"  # the chart folder of the chart_* cases (in their repo/)
+
+
+def _chart_archive(repo: Path, *bad: tarfile.TarInfo) -> None:
+    """base/web/chart.tgz: the chart folder of chart_symlink_outside packaged, plus `bad` members."""
+    folder = CORPUS / "chart_symlink_outside/repo" / CHART
+    with tarfile.open(repo / "base/web/chart.tgz", "w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                tar.add(path, f"web-extra/{path.relative_to(folder).as_posix()}")
+        for member in bad:
+            tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, 0 if link else 4
+    return info
+
+
+def _vendor_folder_outside(repo: Path) -> None:
+    outside = repo.parent / "vendored"
+    shutil.copytree(CORPUS / "chart_lock_mismatch/repo/charts", outside)
+    (repo / "charts").symlink_to(outside)
+
+
+def _values_symlink_outside(repo: Path) -> None:
+    (repo / "base/web/extra-values.yaml").symlink_to(_outside_file(repo))
+
+
 SETUP: dict[str, Callable[[Path], None]] = {
     "manifest_symlink_outside": _manifest_symlink_outside,
     "app_folder_symlink_outside": _app_folder_symlink_outside,
@@ -162,6 +194,17 @@ SETUP: dict[str, Callable[[Path], None]] = {
     "jinja_include_symlink": _include_symlink_outside,
     "deep_nesting_block": _deep_block_nesting,
     "unowned_file_in_the_way": _unowned_file,
+    "chart_symlink_outside": lambda repo: (repo / CHART / "templates/stolen.yaml").symlink_to(_outside_file(repo)),
+    "chart_fifo": lambda repo: _fifo(repo / CHART / "templates/pipe.yaml"),
+    "chart_dangling_symlink": lambda repo: (repo / CHART / "values.yaml").symlink_to("values.yml"),
+    "chart_symlink_loop": lambda repo: (repo / CHART / "templates/again").symlink_to(".."),
+    "chart_file_too_big": lambda repo: _sparse(repo / CHART / "templates/huge.yaml", 17 * 1024**2),
+    "chart_archive_too_big": lambda repo: _sparse(repo / "base/web/chart.tgz", 40 * 1024**2),
+    "chart_archive_symlink_member": lambda repo: _chart_archive(
+        repo, _member("web-extra/templates/stolen.yaml", tarfile.SYMTYPE, "/etc/passwd")),
+    "chart_archive_dotdot_member": lambda repo: _chart_archive(repo, _member("web-extra/../../outside.yaml")),
+    "chart_vendor_symlink_outside": _vendor_folder_outside,
+    "chart_values_symlink_outside": _values_symlink_outside,
 }
 # Cases run in a child process with a memory and CPU ceiling: a parser that expanded the alias
 # bomb or recursed without bound would be killed there instead of hanging the suite.
@@ -172,6 +215,7 @@ BOUNDED = {
     "data_file_too_big", "manifest_too_big",
     "jinja_integer_bomb", "jinja_string_bomb", "jinja_nested_loops", "jinja_recursive_macro",
     "jinja_output_bomb", "jinja_macro_output_bomb", "jinja_range_too_long",
+    "chart_fifo", "chart_file_too_big", "chart_archive_too_big",
 }
 MEMORY_LIMIT = 1024 * 1024 * 1024
 CPU_SECONDS = 60

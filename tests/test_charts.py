@@ -24,9 +24,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.charts import determinism, lock, source, values
+from generator.charts import determinism, lock, render, source, values
 from generator.charts.hooks import to_argocd
 from generator.errors import ChartError
+from generator.io.memo import load_entry, store_entry
 from tests.helm import helm, helm_path
 from tests.helpers import load_out, run, snapshot, write_repo
 from tests.kubectl import find_kubectl, kustomize_build
@@ -333,6 +334,68 @@ def test_render_is_byte_identical_with_and_without_the_helm_memo(tmp_path: Path)
     assert snapshot(repo / "out") == first
 
 
+PLANTED = """\
+---
+# Source: shop/templates/planted.yaml
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: planted}
+"""
+
+
+def test_a_planted_corrupt_or_copied_helm_memo_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    repo = shop_repo(tmp_path / "repo")
+    env_yaml = repo / "environments/dev/env.yaml"
+    # A second genuine entry, of other values (replicas 9), to copy over the first one.
+    env_yaml.write_text(env_yaml.read_text().replace("{settings: {shape: square}}", "{replicas: 9}"))
+    render_ok(repo)
+    other = next((tmp_path / "cache/helm").glob("*/*"))
+    env_yaml.write_text(env_yaml.read_text().replace("{replicas: 9}", "{settings: {shape: square}}"))
+    render_ok(repo)
+    expected = snapshot(repo / "out")
+    [entry] = [p for p in (tmp_path / "cache/helm").glob("*/*") if p != other]
+    genuine = entry.read_bytes()
+    assert load_entry(entry, render._STAMP, entry.name.encode()) is not None  # authentic, under its own key
+    with monkeypatch.context() as forger:  # a well-formed entry made with a key other than ours
+        forger.setenv("GITOPS_GEN_CACHE_KEY", "the forger's key")
+        forged = tmp_path / "forged"
+        store_entry(forged, render._STAMP, entry.name.encode(), (PLANTED + genuine.decode("latin-1")).encode())
+    plants = {
+        "plain text (what the memo used to trust)": PLANTED.encode(),
+        "forged": forged.read_bytes(),
+        "copied from another key": other.read_bytes(),
+        "truncated": genuine[: len(genuine) // 2],
+        "corrupt": genuine[:-1] + bytes([genuine[-1] ^ 0xFF]),
+        "empty": b"",
+    }
+    for what, planted in plants.items():
+        entry.write_bytes(planted)
+        render_ok(repo)
+        assert snapshot(repo / "out") == expected, what  # nothing planted reached out/, no crash
+        assert entry.read_bytes() == genuine, what  # the miss rendered afresh and stored a good entry
+    assert "planted" not in str(expected)
+
+
+def test_chart_files_are_checked_before_helm_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITOPS_GEN_HELM", str(tmp_path / "no-helm"))  # a Helm run would fail otherwise
+    repo = shop_repo(tmp_path / "repo")
+    (tmp_path / "secret.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: stolen}\n")
+    (repo / "base/shop/chart/templates/stolen.yaml").symlink_to(tmp_path / "secret.yaml")
+    message = render_error(repo)
+    assert message.startswith("error: base/shop/chart/templates/stolen.yaml: base/shop/chart/templates/stolen.yaml "
+                              "is a symlink to"), message
+    assert "outside the repo" in message and "no-helm" not in message
+
+
+def test_a_symlink_to_a_chart_folder_inside_the_repo_renders_like_the_folder(tmp_path: Path) -> None:
+    plain = render_ok(shop_repo(tmp_path / "a"))
+    repo = shop_repo(tmp_path / "b")
+    (repo / "base/shop/chart/templates").rename(repo / "templates")
+    (repo / "base/shop/chart/templates").symlink_to("../../../templates")
+    assert render_ok(repo) == plain
+
+
 def test_patches_and_overlays_apply_to_chart_objects(tmp_path: Path) -> None:
     repo = shop_repo(tmp_path, env_extra="""\
 patches:
@@ -609,10 +672,35 @@ def test_chart_sources_open_packaged_subcharts(tmp_path: Path) -> None:
     top = tmp_path / "top-1.0.0.tgz"
     top.write_bytes(_tgz({"top/Chart.yaml": b"name: top\n", "top/templates/_h.tpl": b"{{ lookup 1 }}\n",
                           "top/charts/sub-0.1.0.tgz": sub}))
-    names = [name for name, _ in source.templates(top)]
+    chart = source.load(tmp_path, top, top.name)
+    names = [name for name, _ in chart.templates()]
     assert names == ["top/templates/_h.tpl", "top/charts/sub/templates/t.yaml"]  # as Helm names them
-    assert source.chart_name(top) == "top"
-    hits = determinism.scan(source.templates(top))
+    assert chart.name() == "top"
+    hits = determinism.scan(chart.templates())
     assert [str(h) for h in hits] == ["top/templates/_h.tpl:1 calls `lookup`", "top/charts/sub/templates/t.yaml:1 calls `now`"]
     determinism.refuse_lookup(hits, "chart top", str, "app.yaml", 1)  # a helper: not refused
-    assert source.digest(top) == lock.file_digest(top)
+    assert chart.digest == lock.file_digest(top)
+
+
+def test_pull_never_writes_through_a_vendor_folder_leaving_the_repo(tmp_path: Path) -> None:
+    repo = remote_repo(tmp_path / "repo", "https://charts.example.com")
+    (tmp_path / "elsewhere").mkdir()
+    (repo / "charts").symlink_to(tmp_path / "elsewhere")
+    result = run("charts", "pull", "--repo", repo)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: charts: charts is a symlink to"), result.output
+    assert "outside the repo" in result.output and "Traceback" not in result.output
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_vendored_archive_symlinked_out_of_the_repo_is_refused(tmp_path: Path) -> None:
+    repo = remote_repo(tmp_path / "repo", "https://charts.example.com")
+    archive = tmp_path / "shop-1.0.0.tgz"
+    archive.write_bytes(_tgz({"shop/Chart.yaml": b"name: shop\n"}))
+    (repo / "charts").mkdir()
+    (repo / "charts/shop-1.0.0.tgz").symlink_to(archive)
+    (repo / "charts/lock.yaml").write_text(lock.lock_text({("https://charts.example.com", "shop", "1.0.0"): lock.Entry(
+        "https://charts.example.com", "shop", "1.0.0", lock.file_digest(archive), "charts/shop-1.0.0.tgz")}))
+    message = render_error(repo)
+    assert message.startswith("error: charts/shop-1.0.0.tgz: charts/shop-1.0.0.tgz is a symlink to"), message
+    assert "outside the repo" in message

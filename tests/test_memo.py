@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.io.memo import Memo
+from generator.io.memo import Memo, load_entry, store_entry
 from generator.io.yaml_io import load_documents
 from tests.helpers import BASIC_APP, run, snapshot, write_repo
 
@@ -266,3 +266,35 @@ def test_memo_key_is_kept_outside_the_cache_folder(tmp_path: Path, monkeypatch: 
     assert made.stat().st_mode & 0o077 == 0
     root = cache_root()
     assert root is not None and made.parent not in (root, *root.parents)
+
+
+STAMP = ("test", 1)
+
+
+def test_an_entry_is_kept_and_read_back_only_under_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "ab" / "entry"
+    store_entry(path, STAMP, b"key-1", b"value \xe2\x9c\x93")
+    assert load_entry(path, STAMP, b"key-1") == b"value \xe2\x9c\x93"
+    assert load_entry(path, STAMP, b"key-2") is None  # a genuine entry copied to another key's path
+    assert load_entry(path, ("test", 2), b"key-1") is None  # another format or version
+    assert load_entry(tmp_path / "missing", STAMP, b"key-1") is None
+
+
+@pytest.mark.parametrize("damage", ["plain", "truncated", "flipped", "other_key", "empty"])
+def test_a_planted_or_damaged_entry_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    path = tmp_path / "entry"
+    store_entry(path, STAMP, b"k", b"kind: ConfigMap\n")
+    data = path.read_bytes()
+    if damage == "plain":  # what the Helm memo used to hold: trusted as it was
+        path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: planted}\n")
+    elif damage == "truncated":
+        path.write_bytes(data[:-3])
+    elif damage == "flipped":
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # written by someone holding another key: forged as well as anyone without ours can
+        with monkeypatch.context() as other:
+            other.setenv("GITOPS_GEN_CACHE_KEY", "someone else's key")
+            store_entry(path, STAMP, b"k", b"kind: Secret\n")
+    assert load_entry(path, STAMP, b"k") is None

@@ -19,9 +19,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.charts import source
 from generator.charts.decl import ChartDecl
 from generator.errors import ChartError
-from generator.io.yaml_io import dump_document, load_documents, read_text
+from generator.io.inputs import read_text
+from generator.io.yaml_io import dump_document, load_documents
 
 VENDOR_DIR = "charts"
 LOCK_FILE = f"{VENDOR_DIR}/lock.yaml"
@@ -54,11 +56,20 @@ def file_digest(path: Path) -> str:
         return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def vendored_digest(root: Path, file: str) -> str | None:
+    """The digest of a vendored archive read through the containment checks, None when it is
+    missing (a symlink leaving the repo, a FIFO or an oversize file is an error naming it)."""
+    path = root / file
+    if source.probe_chart(root, path, file) is None:
+        return None
+    return source.load(root, path, file).digest
+
+
 def read_lock(root: Path) -> dict[Key, Entry]:
-    path = root / LOCK_FILE
-    if not path.is_file():
+    text = read_text(root, root / LOCK_FILE, LOCK_FILE, missing_ok=True)
+    if text is None:
         return {}
-    docs = load_documents(read_text(path, LOCK_FILE), LOCK_FILE)
+    docs = load_documents(text, LOCK_FILE)
     top = docs[0][0] if docs else {}
     items = top.get("charts") if isinstance(top, dict) else None
     if not isinstance(items, list):
@@ -87,17 +98,20 @@ def vendored_file(name: str, version: str) -> str:
     return f"{VENDOR_DIR}/{name}-{version}.tgz"
 
 
-def verified_archive(root: Path, decl: ChartDecl, lock: dict[Key, Entry]) -> tuple[Path, str]:
-    """The vendored archive of a remote chart and its digest, checked against the lock."""
+def verified_archive(root: Path, decl: ChartDecl, lock: dict[Key, Entry]) -> source.Chart:
+    """The vendored archive of a remote chart, read and checked against the lock."""
     entry = lock.get(key_of(decl))
     if entry is None:
         raise ChartError(f"{decl.describe()} is not in {LOCK_FILE}", file=decl.doc.shown,
                          line=_line(decl), hint=PULL_HINT)
     path = root / entry.file
-    if not path.is_file():
+    if source.probe_chart(root, path, entry.file) is None:
         raise ChartError(f"{decl.describe()}: the vendored archive {entry.file} is missing",
                          file=decl.doc.shown, line=_line(decl), hint=PULL_HINT)
-    digest = file_digest(path)
+    chart = source.load(root, path, entry.file)
+    if chart.archive is None:
+        raise ChartError(f"{entry.file} is a folder, not a packaged chart", file=LOCK_FILE, hint=PULL_HINT)
+    digest = chart.digest
     if digest != entry.digest:
         raise ChartError(
             f"{entry.file} does not match {LOCK_FILE}: its digest is {digest}, the lock says {entry.digest}",
@@ -105,7 +119,7 @@ def verified_archive(root: Path, decl: ChartDecl, lock: dict[Key, Entry]) -> tup
             hint="the vendored copy was changed: restore it (git checkout charts/) or fetch it again with "
             "`gitops-gen charts pull`",
         )
-    return path, digest
+    return chart
 
 
 def _line(decl: ChartDecl) -> int | None:

@@ -7,7 +7,14 @@ the same pipeline as written manifests: ConfigMaps become declarations (hashed, 
 retained, overlays apply), env.yaml patches, references, validation and the secret rules apply.
 
 Helm output is memoized by a digest of everything that decides it (the helm binary, the chart's
-digest, release, namespace, Kubernetes version and merged values), next to the parse memo.
+digest, release, namespace, Kubernetes version and merged values), one file per digest next to
+the parse memo. Each file is authenticated like the parse memo's (generator/io/memo.py:
+`store_entry`/`load_entry`, an HMAC under the key kept outside the cache, with the digest inside
+it), so a planted, corrupt, truncated or copied entry is a miss: a shared CI cache cannot inject
+objects into out/.
+
+Every chart file is read through the containment checks of generator/charts/source.py before
+Helm runs (Helm itself follows symlinks in a chart folder).
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generator import __version__
 from generator.charts import determinism, hooks, lock, source
 from generator.charts import values as chart_values
 from generator.charts.decl import ChartDecl, Values
 from generator.charts.helm import Helm, find_helm
 from generator.errors import ChartError, GeneratorError, SecretError
-from generator.io.memo import cache_root
+from generator.io.memo import cache_root, load_entry, store_entry
 from generator.io.parallel import cores
 from generator.io.yaml_io import load_documents, locate
 from generator.model import ConfigMapDecl, Origin, Resource
@@ -35,7 +43,7 @@ from generator.steps.templating import Templates
 
 KUBE_VERSION = f"v{KUBERNETES_VERSION}.0"  # Capabilities.KubeVersion: the version we validate against
 DEFAULT_NAMESPACE = "default"  # what Helm uses when the environment sets none
-MEMO_FORMAT = 1
+MEMO_FORMAT = 2
 _SOURCE = re.compile(r"^# Source: (.+)$", re.M)
 _SCHEMA_LINE = re.compile(r"^- at '([^']*)': (.*)$")
 _SECRET_WAYS = (
@@ -48,11 +56,18 @@ _SECRET_WAYS = (
 class Job:
     app: str
     decl: ChartDecl
-    chart: Path  # the folder or archive Helm renders
-    digest: str
+    source: source.Chart  # the folder or archive Helm renders, read and checked
     namespace: str
     layers: list[chart_values.Layer]
     values_text: str
+
+    @property
+    def chart(self) -> Path:
+        return self.source.path
+
+    @property
+    def digest(self) -> str:
+        return self.source.digest
 
     @property
     def shown(self) -> str:
@@ -66,7 +81,7 @@ class Job:
     def where(self, template: str) -> str:
         """A template named by Helm (`chart/templates/x.yaml`) as a path the user can open."""
         inside = template.split("/", 1)[1] if "/" in template else template
-        return f"{self.shown}/{inside}" if not self.chart.is_file() else f"{self.shown}/{template}"
+        return f"{self.shown}/{inside}" if self.source.archive is None else f"{self.shown}/{template}"
 
     def decl_line(self, *path: str | int) -> int | None:
         return locate(self.decl.doc.text, 0, ("chart", *path))
@@ -91,16 +106,16 @@ class ChartStep:
         if decl.remote:
             if self._lock is None:
                 self._lock = lock.read_lock(self.root)
-            chart, digest = lock.verified_archive(self.root, decl, self._lock)
+            chart = lock.verified_archive(self.root, decl, self._lock)
         else:
             assert decl.path is not None
-            chart, digest = decl.path, source.digest(decl.path)
+            chart = source.load(self.root, decl.path, decl.shown)
         layers = chart_values.layers(self.root, decl.values, self.templates, ctx)
         env_layer = self.env_values.get(app)
         if env_layer is not None:
             layers += chart_values.layers(self.root, env_layer, self.templates, ctx)
         text = json.dumps(chart_values.merged(layers), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        job = Job(app, decl, chart, digest, self.namespace, layers, text)
+        job = Job(app, decl, chart, self.namespace, layers, text)
         if self._helm is None:
             self._helm = find_helm()
         if self._pool is None:
@@ -123,24 +138,38 @@ class ChartStep:
         return out
 
 
+_STAMP = ("helm", MEMO_FORMAT, __version__)
+
+
 def _render(helm: Helm, job: Job, memo_dir: Path | None) -> str:
     key = job.memo_key(helm)
     memo_file = None if memo_dir is None else memo_dir / key[:2] / key
     if memo_file is not None:
-        try:
-            return memo_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            pass
+        found = _load(memo_file, key)
+        if found is not None:
+            return found
+    job.source.check()  # every member of a packaged chart checked before Helm opens it
     first = _helm_template(helm, job)
-    hits = determinism.scan(source.templates(job.chart))
+    hits = determinism.scan(job.source.templates())
     if hits:
         determinism.refuse_lookup(hits, job.decl.describe(), job.where, job.decl.doc.shown, job.decl_line())
         differ = determinism.differing_sources(first, _helm_template(helm, job))
         if differ:
             raise _unstable(job, differ, hits)
     if memo_file is not None:
-        _store(memo_file, first)
+        store_entry(memo_file, _STAMP, key.encode(), first.encode("utf-8", "surrogatepass"))
     return first
+
+
+def _load(memo_file: Path, key: str) -> str | None:
+    """Helm's output for `key` from its memo file, or None (a miss) unless the file verifies."""
+    blob = load_entry(memo_file, _STAMP, key.encode())
+    if blob is None:
+        return None
+    try:
+        return blob.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:  # not written by us, whatever the MAC says: a miss
+        return None
 
 
 def _unstable(job: Job, differ: list[str], hits: list[determinism.Hit]) -> ChartError:
@@ -155,20 +184,6 @@ def _unstable(job: Job, differ: list[str], hits: list[determinism.Hit]) -> Chart
         hint="committed output must be byte-stable: set the values that make the chart stop generating "
         "(passwords, certificates: supply them as Secrets), or use another chart",
     )
-
-
-def _store(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".helm-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a memo that cannot be written only costs time
 
 
 def _helm_template(helm: Helm, job: Job) -> str:
@@ -194,7 +209,7 @@ def _template_error(job: Job, stderr: str) -> GeneratorError:
 def _schema_error(job: Job, text: str) -> GeneratorError:
     """Helm's values.schema.json message, pointed at the values file and line that set the value."""
     chart = None
-    top = source.chart_name(job.chart)
+    top = job.source.name()
     for raw in text.splitlines()[1:]:  # the first line is Helm's preamble
         line = raw.strip()
         if line.endswith(":") and not line.startswith("-"):
@@ -309,7 +324,7 @@ def _plaintext_secret(job: Job, obj: dict[str, Any], where: str) -> SecretError:
 
 def _existing_secret_values(job: Job) -> list[str]:
     try:
-        docs = load_documents(source.default_values(job.chart), "values.yaml")
+        docs = load_documents(job.source.default_values(), "values.yaml")
     except GeneratorError:
         return []
     found: list[str] = []

@@ -15,7 +15,8 @@ from typing import Any
 
 from generator.charts.decl import Values
 from generator.errors import ChartError, TemplateError
-from generator.io.yaml_io import load_documents, locate, read_text
+from generator.io.inputs import read_text
+from generator.io.yaml_io import load_documents, locate
 from generator.schema import Path_
 from generator.steps.templating import Templates, has_template_syntax
 
@@ -71,7 +72,7 @@ def _render_strings(value: Any, templates: Templates, ctx: Mapping[str, Any], va
 
 
 def _file_layer(root: Path, path: Path, shown: str, templates: Templates, ctx: Mapping[str, Any]) -> Layer:
-    text = read_text(path, shown)
+    text = read_text(root, path, shown)
     if path.name.endswith(".j2"):
         text = templates.render(text, ctx, shown)
     docs = load_documents(text, shown)

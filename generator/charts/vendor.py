@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.charts import lock
+from generator.charts import lock, source
 from generator.charts.decl import ChartDecl
 from generator.charts.helm import Helm, find_helm
 from generator.config import APP_FILE, load_app_config
@@ -51,6 +52,7 @@ def declared_charts(root: Path) -> list[ChartDecl]:
 
 
 def pull(root: Path, refetch: frozenset[lock.Key] = frozenset()) -> PullReport:
+    _check_vendor_folder(root)
     helm = find_helm(download=True)
     old = lock.read_lock(root)
     new: dict[lock.Key, lock.Entry] = {}
@@ -60,8 +62,7 @@ def pull(root: Path, refetch: frozenset[lock.Key] = frozenset()) -> PullReport:
         if key in new:
             continue
         entry = old.get(key)
-        path = root / entry.file if entry else None
-        if entry and path and key not in refetch and path.is_file() and lock.file_digest(path) == entry.digest:
+        if entry and key not in refetch and lock.vendored_digest(root, entry.file) == entry.digest:
             new[key] = entry
             report.kept.append(entry.file)
             continue
@@ -78,6 +79,15 @@ def pull(root: Path, refetch: frozenset[lock.Key] = frozenset()) -> PullReport:
     if new or old:
         _write(root / lock.LOCK_FILE, lock.lock_text(new).encode())
     return report
+
+
+def _check_vendor_folder(root: Path) -> None:
+    """`charts/` must be a folder inside the repo (or not exist yet): pull writes into it."""
+    folder = root / lock.VENDOR_DIR
+    st = source.probe_chart(root, folder, lock.VENDOR_DIR)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise ChartError(f"{lock.VENDOR_DIR} is not a folder", file=lock.VENDOR_DIR,
+                         hint=f"`gitops-gen charts pull` keeps vendored charts in {lock.VENDOR_DIR}/: move the file away")
 
 
 def _fetch(root: Path, helm: Helm, decl: ChartDecl, locked: lock.Entry | None) -> lock.Entry:

@@ -144,7 +144,7 @@ def _memo_file(root: Path, name: str, enabled: bool) -> Path | None:
     return folder / sha256(str(root.resolve()).encode()).hexdigest()[:16] / name
 
 
-_PARSED, _CLEAN, _FILE = 1, 2, 3  # record kinds
+_PARSED, _CLEAN, _FILE, _ENTRY = 1, 2, 3, 4  # record kinds
 Record = tuple[int, bytes, bytes]
 
 
@@ -282,6 +282,23 @@ def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def store_entry(path: Path, stamp: tuple[Any, ...], key: bytes, value: bytes) -> None:
+    """Keep one value under `key` in its own memo file (authenticated like every memo file;
+    best effort). Used by memos kept one file per key, such as Helm's output."""
+    _store(path, stamp, [(_ENTRY, key, value)])
+
+
+def load_entry(path: Path, stamp: tuple[Any, ...], key: bytes) -> bytes | None:
+    """The value `store_entry` kept at `path` under `key`, or None: a file that is missing,
+    truncated, corrupt, of another format or stamp, not made with our key, or holding the
+    entry of another key (a genuine file copied to this path) is a miss."""
+    records = _read_records(path, stamp)
+    if len(records) != 1:
+        return None
+    kind, found, value = records[0]
+    return value if kind == _ENTRY and hmac.compare_digest(found, key) else None
 
 
 Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed
