@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.steps import hashing
 from generator.errors import ConfigError
@@ -20,6 +20,9 @@ from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Reread, Source
 from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
 from generator.io.yaml_io import load_documents, read_text
+
+if TYPE_CHECKING:
+    from generator.steps.images import ImageEntry
 
 REPO_FILE = "gitops-gen.yaml"
 APP_FILE = "app.yaml"
@@ -73,6 +76,7 @@ class AppConfig:
     vars: dict[str, Any]
     configmaps: tuple[ConfigMapDecl, ...]
     external_secrets: tuple[ExternalSecretDecl, ...] = ()
+    images: tuple[ImageEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class EnvConfig:
     patches: tuple[Patch, ...]
     doc: Doc
     retention: int | None = None  # overrides the repo's when set
+    images: tuple[ImageEntry, ...] = ()
 
 
 def rel(root: Path, path: Path) -> str:
@@ -279,7 +284,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
     if not path.exists():
         return AppConfig(app, {}, ())
     doc, m = _read_single(root, path, memo)
-    mapping(doc, (), m, ("vars", "configMaps", "externalSecrets"))
+    mapping(doc, (), m, ("vars", "configMaps", "externalSecrets", "images"))
     source = Reread(path)  # declarations outlive this function: read the text again for an error
     decls: list[ConfigMapDecl] = []
     seen: set[str] = set()
@@ -309,10 +314,20 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
         _vars(doc, ("vars",), m.get("vars", {})),
         tuple(decls),
         parse_declarations(doc, ("externalSecrets",), m.get("externalSecrets", []), app),
+        _images(doc, m, Origin(doc.shown, 1, 0, source), "app"),
     )
 
 
-_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches")
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "images")
+
+
+def _images(doc: Doc, m: dict[str, Any], origin: Origin, scope: str) -> tuple[ImageEntry, ...]:
+    if "images" not in m:
+        return ()
+    # Imported here: the step module imports the reference step, which imports this module.
+    from generator.steps.images import parse_entries
+
+    return parse_entries(doc, m["images"], origin, scope)
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
@@ -362,4 +377,5 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         patches=tuple(patches),
         doc=doc,
         retention=None if retention is None else _retention(doc, ("retention",), retention),
+        images=_images(doc, m, Origin(doc.shown, 1, 0, doc.text), "env"),
     )

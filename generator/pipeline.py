@@ -1,6 +1,6 @@
 """The render pipeline for one environment, as a chain of named steps:
 
-load -> namespace -> patch -> configmaps (overlay, template, hash) -> scan (credentials in
+load -> namespace -> patch -> images -> configmaps (overlay, template, hash) -> scan (credentials in
 ConfigMaps) -> secrets (refuse plaintext, hash Secret producers) -> references
 -> Kubernetes schema -> validate -> lay out -> retain (superseded ConfigMap versions, read
 from the committed out/<env>/)
@@ -29,6 +29,7 @@ from generator.io.memo import Memo, OutputMemo
 from generator.io.parallel import cores, fork_map, split
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
 from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
+from generator.steps.images import ImageEntry, ImageUse, images_step
 from generator.steps.patch import apply_patches
 from generator.steps.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
 from generator.secrets.producers import scan_step, secret_step, secret_targets
@@ -45,6 +46,7 @@ class RenderedEnv:
     resources: list[Resource]
     files: Mapping[str, str]  # path relative to out/<env>/ -> file text (emitted on access)
     retained: list[Resource] = field(default_factory=list)  # superseded ConfigMap versions kept
+    images: list[ImageUse] = field(default_factory=list)  # every container's image and its `images:` entry
 
 
 @dataclass
@@ -98,7 +100,8 @@ def _context(repo: Repo, app_vars: dict[str, Any], env: EnvConfig, app: str) -> 
 # Below this many apps an environment is loaded in one process even with --jobs: forking costs more.
 PARALLEL_MIN_APPS = 200
 
-Loaded = tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Content]]]
+# Resources, ConfigMap declarations with their content, and each app's `images:` entries.
+Loaded = tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Content]], dict[str, list[ImageEntry]]]
 
 
 def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], memo: Memo | None) -> Loaded:
@@ -106,6 +109,7 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
     `env_apps`: the apps with a folder under environments/<env>/apps/."""
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
+    images: dict[str, list[ImageEntry]] = {}
     overlays = {o.name: o for o in env.overlays}
     base_apps = set(repo.apps)
     for app in apps:
@@ -115,6 +119,8 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
         for folder in folders:
             config = load_app_config(repo.root, folder, app, memo)
             app_vars = {**app_vars, **config.vars}
+            if config.images:
+                images.setdefault(app, []).extend(config.images)
             ctx = _context(repo, app_vars, env, app)
             builder = cms.Builder(repo.root, repo.templates, ctx)
             loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo)
@@ -124,7 +130,7 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
                 content = cms.final_content(builder, decl, overlays.get(decl.name))
                 cms.validate_content(decl, content)
                 configmaps.append((decl, content))
-    return resources, configmaps
+    return resources, configmaps, images
 
 
 def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loaded:
@@ -141,11 +147,13 @@ def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loade
 
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
-    for (res, cms_), parsed in fork_map(job, chunks):
+    images: dict[str, list[ImageEntry]] = {}
+    for (res, cms_, images_), parsed in fork_map(job, chunks):
         resources += res
         configmaps += cms_
+        images.update(images_)
         memo.parse_used.update(parsed)
-    return resources, configmaps
+    return resources, configmaps, images
 
 
 def namespace_step(resources: list[Resource], namespace: str | None) -> None:
@@ -250,10 +258,11 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     if memo.warm:
         workers = 1  # with parsing memoized, forking workers costs more than it saves (measured)
     precompile()  # while the process is small (the schema step runs when it is largest)
-    resources, decls = load_step(repo, env, memo, workers)
+    resources, decls, app_images = load_step(repo, env, memo, workers)
     namespace_step(resources, env.namespace)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
+    images = images_step(resources, app_images, env.images, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, env.name)
     configmaps = configmap_step(repo, env, decls)
     del decls  # their content now lives in the ConfigMaps: free the copies before emitting
     scan_step(configmaps, repo.config.allow_in_configmaps, memo)
@@ -267,7 +276,8 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     files = layout_step(env, resources)
     files.known = OutputMemo.for_env(repo.root, env_name, repo.cache)
     retained = retention_step(repo, env, resources, files)
-    return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained])
+    return RenderedEnv(env.name, resources, retention.with_retained(files, retained), [r.resource for r in retained],
+                       images)
 
 
 def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str]]:
