@@ -1,0 +1,82 @@
+"""The click commands `set image|config|replicas`, `skew` and `promote` (registered by
+generator/cli.py, which maps their errors to exit codes like every other command's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from generator.cli import friendly_errors, pick_envs, repo_option
+from generator.pipeline import Repo
+
+env_required = click.option("--env", "env", required=True, metavar="NAME", help="The environment to change.")
+no_render = click.option("--no-render", is_flag=True, help="Edit the sources only; do not render out/.")
+dry_run = click.option("--dry-run", is_flag=True, help="Print the edits as a diff; write nothing.")
+
+
+def _open(repo_dir: Path, env: str) -> Repo:
+    repo = Repo.open(repo_dir)
+    pick_envs(repo, (env,))
+    return repo
+
+
+@click.group("set")
+def set_group() -> None:
+    """Change one value of an environment by editing the one source line that decides it
+    (comments, quoting, order and line endings of the file kept), then render it.
+
+    \b
+      gitops-gen set image --env prod engine=registry.example/exchange-engine:1.5.0
+      gitops-gen set config --env prod exchange-engine-config LOG_LEVEL=info
+      gitops-gen set replicas --env prod exchange-engine 4
+    """
+
+
+@set_group.command("image")
+@repo_option
+@env_required
+@no_render
+@dry_run
+@click.argument("assignment", metavar="TARGET=IMAGE")
+@friendly_errors
+def set_image_command(repo_dir: Path, env: str, no_render: bool, dry_run: bool, assignment: str) -> None:
+    """Run IMAGE ([NAME][:TAG][@DIGEST]) wherever TARGET runs in the environment, through its
+    `images:` entry in env.yaml (edited, or added). TARGET is an image name, a container name
+    or the last part of an image name; TARGET:TAG and TARGET@DIGEST work too."""
+    from generator.edit.commands import set_image, summary
+
+    click.echo(summary(set_image(_open(repo_dir, env), env, assignment, not no_render, dry_run), dry_run), nl=False)
+
+
+@set_group.command("config")
+@repo_option
+@env_required
+@no_render
+@dry_run
+@click.argument("configmap", metavar="CONFIGMAP")
+@click.argument("assignments", metavar="KEY=VALUE...", nargs=-1, required=True)
+@friendly_errors
+def set_config_command(repo_dir: Path, env: str, no_render: bool, dry_run: bool, configmap: str,
+                       assignments: tuple[str, ...]) -> None:
+    """Set keys of a ConfigMap (its declared name) as overlay literals in env.yaml."""
+    from generator.edit.commands import set_config, summary
+
+    outcome = set_config(_open(repo_dir, env), env, configmap, assignments, not no_render, dry_run)
+    click.echo(summary(outcome, dry_run), nl=False)
+
+
+@set_group.command("replicas")
+@repo_option
+@env_required
+@no_render
+@dry_run
+@click.argument("target", metavar="[KIND/]NAME")
+@click.argument("replicas", type=click.IntRange(min=0))
+@friendly_errors
+def set_replicas_command(repo_dir: Path, env: str, no_render: bool, dry_run: bool, target: str, replicas: int) -> None:
+    """Set a workload's replicas in the patch that decides them (or a new env.yaml patch)."""
+    from generator.edit.commands import set_replicas, summary
+
+    outcome = set_replicas(_open(repo_dir, env), env, target, replicas, not no_render, dry_run)
+    click.echo(summary(outcome, dry_run), nl=False)
