@@ -260,6 +260,7 @@ def _register_edit_commands() -> None:
     from generator.edit import clicommands
 
     main.add_command(clicommands.set_group)
+    main.add_command(clicommands.skew_command)
 
 
 _register_edit_commands()

@@ -80,3 +80,21 @@ def set_replicas_command(repo_dir: Path, env: str, no_render: bool, dry_run: boo
 
     outcome = set_replicas(_open(repo_dir, env), env, target, replicas, not no_render, dry_run)
     click.echo(summary(outcome, dry_run), nl=False)
+
+
+@click.command("skew")
+@repo_option
+@click.option("--env", "envs", multiple=True, metavar="NAME", help="Compare only these environments (repeatable; default: all).")
+@click.option("--app", "apps", multiple=True, metavar="NAME", help="Only this app (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="text, markdown (a table for a pull request or wiki) or json (schema gitops-gen.skew/v1).")
+@friendly_errors
+def skew_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], fmt: str) -> None:
+    """Show which images and ConfigMap keys differ between environments, app by app (ConfigMaps by
+    declared name), marking values an environment declares itself. Writes nothing."""
+    from generator.review import skew
+
+    repo = Repo.open(repo_dir)
+    result = skew.skew_repo(repo, pick_envs(repo, envs), apps)
+    formatter = {"text": skew.text, "markdown": skew.markdown, "json": skew.to_json}[fmt]
+    click.echo(formatter(result), nl=False)
