@@ -261,6 +261,7 @@ def _register_edit_commands() -> None:
 
     main.add_command(clicommands.set_group)
     main.add_command(clicommands.skew_command)
+    main.add_command(clicommands.promote_command)
 
 
 _register_edit_commands()

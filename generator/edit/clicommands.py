@@ -98,3 +98,31 @@ def skew_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], f
     result = skew.skew_repo(repo, pick_envs(repo, envs), apps)
     formatter = {"text": skew.text, "markdown": skew.markdown, "json": skew.to_json}[fmt]
     click.echo(formatter(result), nl=False)
+
+
+@click.command("promote")
+@repo_option
+@click.option("--from", "source", required=True, metavar="ENV", help="The environment to copy from.")
+@click.option("--to", "target", required=True, metavar="ENV", help="The environment whose sources are edited.")
+@click.option("--app", "apps", multiple=True, metavar="NAME", help="Only this app (repeatable; default: all).")
+@click.option("--images", is_flag=True, help="Copy every image that differs (the default when nothing is chosen).")
+@click.option("--config", "keys", multiple=True, metavar="KEY", help="Copy this ConfigMap key's value (repeatable).")
+@dry_run
+@friendly_errors
+def promote_command(repo_dir: Path, source: str, target: str, apps: tuple[str, ...], images: bool,
+                    keys: tuple[str, ...], dry_run: bool) -> None:
+    """Copy what differs between two environments into the target's sources (minimal edits),
+    render the target, and print a pull-request body: the edits and the markdown diff."""
+    from generator.edit.promote import promote
+
+    repo = Repo.open(repo_dir)
+    pick_envs(repo, (source, target))
+    result = promote(repo, source, target, apps, images, keys, dry_run)
+    if not result.outcome.edits:
+        click.echo(f"nothing to promote: {target} already matches {source} in what was chosen")
+        return
+    if dry_run:
+        click.echo("\n".join(result.outcome.describe()) + "\n" + result.outcome.diff, nl=False)
+        return
+    click.echo(result.body, nl=False)
+    click.echo("\n".join(result.outcome.rendered), err=True)
