@@ -27,11 +27,13 @@ class Outcome:
     rendered: list[str] = field(default_factory=list)  # summary lines of the render
 
     def describe(self) -> list[str]:
+        if not any(before != after for _, before, after in self.changes.values()):
+            return ["nothing to change: the sources already say so"]
         lines = [f"{e.shown}: {e.why}" for e in self.edits]
         for shown, before, after in self.changes.values():
             if before != after:
                 lines.append(f"{shown}: {_lines(changed_lines(before, after))} changed, the rest byte-identical")
-        return lines or ["nothing to change: the sources already say so"]
+        return lines
 
     @property
     def diff(self) -> str:

@@ -113,6 +113,9 @@ def plan_image(view: EnvView, target: str, image: str) -> list[Edit]:
     if not (tag or digest) and inherited is not None:  # an env entry replaces the app's: keep its tag
         tag, digest = inherited.new_tag or "", inherited.digest or ""
     fields = {"newName": final_name if final_name != name else None, "newTag": tag or None, "digest": digest or None}
+    wanted = join(final_name, tag, digest) if (tag or digest) else None
+    if all(u.final == wanted for u in view.rendered.images if split(u.original)[0] == name):
+        return []  # every container of that image already runs it
     why = f"{view.name}: image {name} -> {join(final_name, tag, digest) if (tag or digest) else final_name}"
     if name not in entries:
         item = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
@@ -222,6 +225,9 @@ def _targets(site: _PatchSite, r: Resource) -> bool:
 
 def plan_replicas(view: EnvView, target: str, replicas: int) -> list[Edit]:
     r = workload(view, target)
+    spec = r.obj.get("spec")
+    if isinstance(spec, dict) and spec.get("replicas") == replicas:
+        return []
     why = f"{view.name}: {r.kind}/{r.name} replicas {replicas}"
     sites = _patch_sites(view)
     templated = [s for s in sites if s.templated]

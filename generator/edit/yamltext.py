@@ -218,6 +218,12 @@ class YamlText:
         parent = chain[-1]
         if parent.flow_style:
             self._flow_delete(parent, path[-1])
+        elif len(parent.value) == 1 and len(chain) >= 2 and _is_map(chain[-2]):
+            # The only entry of a block collection: the collection becomes an empty flow one
+            # (`remove: []`), since nothing left under the key would read as null.
+            key = _key_node(chain[-2], path[-2])
+            colon = self.text.index(":", key.end_mark.index)
+            self._splice(colon + 1, self._after(node), (" []" if _is_seq(parent) else " {}") + self.eol)
         else:
             start = self._line_start(_entry_start(parent, path[-1]))
             if self.text[start:_entry_start(parent, path[-1])].strip(" ") not in ("", "-"):
