@@ -158,7 +158,7 @@ def _check_entry(doc: Doc, p: Path_, fields: Mapping[str, str]) -> None:
 # ---------------------------------------------------------------- the step
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageUse:
     """One container's image in a rendered environment: as written, after `images:`, and why."""
 
@@ -215,18 +215,20 @@ def images_step(
     uses: list[ImageUse] = []
     decided = {app: effective(entries, env_entries) for app, entries in app_entries.items()}
     env_only = effective((), env_entries)
-    seen: dict[str, set[str]] = {}  # app -> image names of its containers (before `images:`)
+    seen: dict[str, dict[str, set[str]]] = {}  # app -> image name -> images of its containers (before `images:`)
     for r in resources:
         spec_path = pod_spec_path(r.obj, specs)
         if spec_path is None:
             continue
         entries = decided.get(r.app, env_only)
+        images = seen.setdefault(r.app, {})
         for list_name, container, cpath in containers(r.obj, spec_path):
             original = container["image"]
-            seen.setdefault(r.app, set()).add(original)
+            images.setdefault(split(original)[0], set()).add(original)
             entry = _find(original, entries) if entries else None
-            final = entry.apply(original) if entry is not None else original
-            container["image"] = final
+            final = original
+            if entry is not None:
+                final = container["image"] = entry.apply(original)
             uses.append(ImageUse(r.app, r.kind, r.name, r.namespace, list_name, str(container.get("name", "")),
                                  cpath + ("image",), original, final, entry))
     _check_unused(app_entries, env_entries, seen, env)
@@ -235,20 +237,24 @@ def images_step(
 
 def _check_unused(
     app_entries: Mapping[str, Sequence[ImageEntry]], env_entries: Sequence[ImageEntry],
-    seen: Mapping[str, set[str]], env: str,
+    seen: Mapping[str, dict[str, set[str]]], env: str,
 ) -> None:
-    everything = {image for images in seen.values() for image in images}
+    everything: dict[str, set[str]] = {}
+    for images in seen.values():
+        for name, found in images.items():
+            everything.setdefault(name, set()).update(found)
     for app, entries in app_entries.items():
         for entry in entries:
-            _require_match(entry, seen.get(app, set()), f"app {app!r} in environment {env!r}")
+            _require_match(entry, seen.get(app, {}), f"app {app!r} in environment {env!r}")
     for entry in env_entries:
         _require_match(entry, everything, f"environment {env!r}")
 
 
-def _require_match(entry: ImageEntry, images: set[str], where: str) -> None:
-    if any(entry.matches(image) for image in images):
+def _require_match(entry: ImageEntry, images: Mapping[str, set[str]], where: str) -> None:
+    """`images`: image name -> the images of that name in the entry's scope."""
+    if any(entry.matches(image) for image in images.get(entry.name, ())):
         return
-    names = sorted({split(image)[0] for image in images})
+    names = sorted(images)
     guess = close_matches(entry.name, names, n=1)
     hint = f"did you mean {guess[0]!r}? " if guess else ""
     hint += f"images of {where}: {', '.join(names) or '(none)'} (a name carries no tag or digest)"
