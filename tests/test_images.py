@@ -158,3 +158,16 @@ def test_app_entry_that_matches_nothing_names_the_app(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "base/web/app.yaml:2: images entry 'redis' matches no container of app 'web'" in result.output
     assert "images of app 'web' in environment 'dev': nginx" in result.output
+
+
+def test_diff_names_the_entry_only_for_what_it_changed() -> None:
+    from generator.model import Origin
+    from generator.review.image_causes import caused
+    from generator.steps.images import ImageEntry
+
+    tag = ImageEntry("nginx", None, "1.28", None, Origin("env.yaml"), "env")
+    assert caused(tag, "nginx:1.27", "nginx:1.28")
+    assert not caused(tag, "nginx:1.28", "other:1.28")
+    mirror = ImageEntry("nginx", "mirror/nginx", None, None, Origin("env.yaml"), "env")
+    assert caused(mirror, "nginx:1.27", "mirror/nginx:1.27")
+    assert not caused(mirror, "mirror/nginx:1.27", "mirror/nginx:1.28")  # the base bumped the tag, not the entry

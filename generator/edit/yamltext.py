@@ -17,7 +17,6 @@ them would change every place that uses the anchor. A key that a mapping only ge
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -54,11 +53,40 @@ def scalar(value: Any, style: str | None = None) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    if style == "'" and "\n" not in text and text.isprintable():
+    if style == "'" and text and all(_printable(c) for c in text):
         return "'" + text.replace("'", "''") + "'"
     if style is None and is_plain_safe(text):
         return text
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid double-quoted YAML scalar
+    return double_quoted(text)
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+
+
+def _printable(c: str) -> bool:
+    """YAML 1.1/1.2's printable set, less the characters that readers fold or drop inside quotes
+    (NEL, LS, PS as line breaks; the BOM)."""
+    o = ord(c)
+    if c in "\x85\u2028\u2029\ufeff":
+        return False
+    return 0x20 <= o <= 0x7E or 0xA0 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or 0x10000 <= o <= 0x10FFFF
+
+
+def double_quoted(text: str) -> str:
+    """`text` as a double-quoted YAML scalar on one line; what cannot be written raw is escaped."""
+    out = []
+    for c in text:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif _printable(c):
+            out.append(c)
+        elif ord(c) <= 0xFF:
+            out.append(f"\\x{ord(c):02x}")
+        elif ord(c) <= 0xFFFF:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def flow(value: Any) -> str:
@@ -249,7 +277,7 @@ class YamlText:
         text = str(value)
         body = text[:-1] if text.endswith("\n") else text
         if not body or body[0] == " " or body.endswith("\n") or not all(c.isprintable() for c in body.replace("\n", "")):
-            return json.dumps(text, ensure_ascii=False) + self.eol
+            return double_quoted(text) + self.eol
         indent = " " * (self._content_column(node))
         chomp = "" if text.endswith("\n") else "-"
         lines = [f"|{chomp}{self.eol}"] + [(indent + line if line else "") + self.eol for line in body.split("\n")]
