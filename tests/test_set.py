@@ -123,6 +123,10 @@ def test_example_set_image_adds_an_entry_then_edits_it(tmp_path: Path) -> None:
         "images:\n  - name: ghcr.io/exchange/engine\n    newName: registry.example/exchange-engine\n    newTag: 1.5.0\n")
     deploy = load_out(repo / "out/prod")["engine/deployment-exchange-engine.yaml"]
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/exchange-engine:1.5.0"
+    middle = env.read_bytes()  # the name after `images:` works as the target too
+    assert run("set", "image", "--repo", repo, "--env", "prod", "registry.example/exchange-engine:1.5.1").exit_code == 0
+    assert _changed(middle, env.read_bytes()) == (["    newTag: 1.5.0\n"], ["    newTag: 1.5.1\n"])
+    assert run("set", "image", "--repo", repo, "--env", "prod", "engine:1.5.0").exit_code == 0
     digest = "sha256:" + "0123456789abcdef" * 4
     middle = env.read_bytes()
     assert run("set", "image", "--repo", repo, "--env", "prod", f"engine@{digest}").exit_code == 0

@@ -29,7 +29,7 @@ class Outcome:
     def describe(self) -> list[str]:
         if not any(before != after for _, before, after in self.changes.values()):
             return ["nothing to change: the sources already say so"]
-        lines = [f"{e.shown}: {e.why}" for e in self.edits]
+        lines = list(dict.fromkeys(f"{e.shown}: {e.why}" for e in self.edits))  # one line per change, not per key
         for shown, before, after in self.changes.values():
             if before != after:
                 lines.append(f"{shown}: {_lines(changed_lines(before, after))} changed, the rest byte-identical")

@@ -80,10 +80,11 @@ def image_name_of(view: EnvView, target: str) -> str:
     names = {split(u.original)[0] for u in uses}
     if target in names:
         return target
+    by_final = {split(u.original)[0] for u in uses if split(u.final)[0] == target}  # the name after `images:`
     by_container = {split(u.original)[0] for u in uses if u.container == target}
     by_tail = {split(u.original)[0] for u in uses
                if split(u.original)[0].rsplit("/", 1)[-1] == target or split(u.final)[0].rsplit("/", 1)[-1] == target}
-    for found in (by_container, by_tail):
+    for found in (by_final, by_container, by_tail):
         if len(found) == 1:
             return found.pop()
         if len(found) > 1:
