@@ -19,13 +19,14 @@ import click
 from generator import __version__
 from generator.review.check import DEFAULT_DIFF_LINES, fix_command, program_name
 from generator.review.check import check as run_check
-from generator.errors import GeneratorError
+from generator.errors import GeneratorError, TargetError
 from generator.review.graph import FORMATS, dot, graph_repo, mermaid
 from generator.io.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_env, render_many
 from generator.io.write import apply, locked, orphaned_envs, plan
 
 EXIT_INPUT = 1
+EXIT_USAGE = 2
 EXIT_CHANGES = 3
 EXIT_INTERNAL = 70
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +39,9 @@ def friendly_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except TargetError as exc:  # an unknown or ambiguous target named on the command line
+            click.echo(exc.render(), err=True)
+            sys.exit(EXIT_USAGE)
         except GeneratorError as exc:
             click.echo(exc.render(), err=True)
             sys.exit(EXIT_INPUT)
@@ -297,3 +301,15 @@ def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
         if path != KUSTOMIZATION and (not apps or path.split("/", 1)[0] in apps)
     ]
     click.echo("---\n".join(chunks), nl=False)
+
+
+def _register_edit_commands() -> None:
+    # Imported at the end: the module uses the helpers above (friendly_errors, repo_option, pick_envs).
+    from generator.edit import clicommands
+
+    main.add_command(clicommands.set_group)
+    main.add_command(clicommands.skew_command)
+    main.add_command(clicommands.promote_command)
+
+
+_register_edit_commands()

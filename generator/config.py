@@ -10,7 +10,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.charts.decl import ChartDecl, Values, parse_chart, parse_env_values
 from generator.steps import hashing
@@ -21,6 +21,9 @@ from generator.model import ConfigMapDecl, ConfigMapOverlay, Origin, Reread, Sou
 from generator.schema import Doc, Path_, expect, mapping, str_list, str_map
 from generator.io.inputs import Refused, inside_repo, probe, read_text
 from generator.io.yaml_io import load_documents
+
+if TYPE_CHECKING:
+    from generator.steps.images import ImageEntry
 
 REPO_FILE = "gitops-gen.yaml"
 APP_FILE = "app.yaml"
@@ -95,6 +98,7 @@ class AppConfig:
     configmaps: tuple[ConfigMapDecl, ...]
     external_secrets: tuple[ExternalSecretDecl, ...] = ()
     chart: ChartDecl | None = None  # the app's manifests also come from this Helm chart
+    images: tuple[ImageEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class EnvConfig:
     retention: int | None = None  # overrides the repo's when set
     chart_values: dict[str, Values] = field(default_factory=dict)  # `charts:` values by app
     mutable_configmaps: str | None = None  # overrides the repo's when set
+    images: tuple[ImageEntry, ...] = ()
 
 
 def rel(root: Path, path: Path) -> str:
@@ -310,7 +315,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
     if found is None:
         return AppConfig(app, {}, ())
     doc, m = found
-    mapping(doc, (), m, ("vars", "configMaps", "externalSecrets", "chart"))
+    mapping(doc, (), m, ("vars", "configMaps", "externalSecrets", "chart", "images"))
     source = Reread(path)  # declarations outlive this function: read the text again for an error
     decls: list[ConfigMapDecl] = []
     seen: set[str] = set()
@@ -341,11 +346,23 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
         tuple(decls),
         parse_declarations(doc, ("externalSecrets",), m.get("externalSecrets", []), app),
         parse_chart(root, app_dir, app, doc, m["chart"]) if "chart" in m else None,
+        _images(doc, m, Origin(doc.shown, 1, 0, source), "app"),
     )
 
 
 _ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "charts",
-             "mutableConfigMaps")
+             "mutableConfigMaps", "images")
+
+
+def _images(doc: Doc, m: dict[str, Any], origin: Origin, scope: str) -> tuple[ImageEntry, ...]:
+    if "images" not in m:
+        return ()
+    # Imported here: the step module imports the reference step, which imports this module.
+    from generator.steps.images import parse_entries
+
+    return parse_entries(doc, m["images"], origin, scope)
+
+
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
 
 
@@ -400,4 +417,5 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         retention=None if retention is None else _retention(doc, ("retention",), retention),
         chart_values=parse_env_values(root, env_dir, doc, m["charts"]) if "charts" in m else {},
         mutable_configmaps=None if mutable is None else _mutable_mode(doc, ("mutableConfigMaps",), mutable),
+        images=_images(doc, m, Origin(doc.shown, 1, 0, doc.text), "env"),
     )

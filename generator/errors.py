@@ -97,6 +97,15 @@ class GitError(GeneratorError):
     """Reading a git ref for `diff --against`: no git, not a repository, unknown ref."""
 
 
+class EditError(GeneratorError):
+    """`set` and `promote`: a source cannot be changed as asked (shared anchor, templated file,
+    a value decided elsewhere)."""
+
+
+class TargetError(EditError):
+    """`set` and `promote`: the named target does not exist or is ambiguous (a usage error, exit 2)."""
+
+
 def _rebuild(
     cls: type[GeneratorError], message: str, file: str | None, line: int | None, hint: str | None
 ) -> GeneratorError:

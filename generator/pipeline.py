@@ -1,6 +1,6 @@
 """The render pipeline for one environment, as a chain of named steps:
 
-load -> namespace -> patch -> follow namespaces -> configmaps (overlay, template, hash) -> scan
+load -> namespace -> patch -> follow namespaces -> images -> configmaps (overlay, template, hash) -> scan
 (credentials in any object) -> secrets (refuse plaintext, hash Secret producers) -> references
 -> Kubernetes schema -> API-server rules -> mutable ConfigMaps (warnings) -> validate -> lay out
 -> retain (superseded versions of ConfigMaps and Secret producers, read from the committed
@@ -35,6 +35,7 @@ from generator.io.parallel import cores, fork_map, split
 from generator.model import ConfigMapDecl, Resource
 from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
 from generator.steps.namespaces import WELL_KNOWN_CLUSTER_SCOPED, Scopes, follow_step, namespace_step
+from generator.steps.images import ImageEntry, ImageUse, images_step
 from generator.steps.patch import apply_patches
 from generator.steps.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
 from generator.secrets.producers import scan_step, secret_step, secret_targets
@@ -53,6 +54,7 @@ class RenderedEnv:
     retained: list[Resource] = field(default_factory=list)  # superseded versions kept (ConfigMaps, Secret producers)
     warnings: list[GeneratorError] = field(default_factory=list)  # printed by the CLI; the render stands
     allowed: frozenset[AllowKey] = frozenset()  # allow-list entries that let a scanner finding through
+    images: list[ImageUse] = field(default_factory=list)  # every container's image and its `images:` entry
 
 
 Warn = Callable[[GeneratorError], None]
@@ -125,7 +127,8 @@ def _context(repo: Repo, app_vars: dict[str, Any], env: EnvConfig, app: str) -> 
 # Below this many apps an environment is loaded in one process even with --jobs: forking costs more.
 PARALLEL_MIN_APPS = 200
 
-Loaded = tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Content]]]
+# Resources, ConfigMap declarations with their content, and each app's `images:` entries.
+Loaded = tuple[list[Resource], list[tuple[ConfigMapDecl, cms.Content]], dict[str, list[ImageEntry]]]
 
 
 def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], memo: Memo | None) -> Loaded:
@@ -133,6 +136,7 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
     `env_apps`: the apps with a folder under environments/<env>/apps/."""
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
+    images: dict[str, list[ImageEntry]] = {}
     overlays = {o.name: o for o in env.overlays}
     base_apps = set(repo.apps)
     charts = None
@@ -144,6 +148,8 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
         for folder in folders:
             config = load_app_config(repo.root, folder, app, memo)
             app_vars = {**app_vars, **config.vars}
+            if config.images:
+                images.setdefault(app, []).extend(config.images)
             ctx = _context(repo, app_vars, env, app)
             builder = cms.Builder(repo.root, repo.templates, ctx)
             skip = frozenset(f.path.name for f in config.chart.values.files if f.path.parent == folder) if config.chart else frozenset()
@@ -167,7 +173,7 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
             content = cms.final_content(builder, decl, overlays.get(decl.name))
             cms.validate_content(decl, content)
             configmaps.append((decl, content))
-    return resources, configmaps
+    return resources, configmaps, images
 
 
 def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loaded:
@@ -185,11 +191,13 @@ def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loade
 
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
-    for (res, cms_), parsed in fork_map(job, chunks):
+    images: dict[str, list[ImageEntry]] = {}
+    for (res, cms_, images_), parsed in fork_map(job, chunks):
         resources += res
         configmaps += cms_
+        images.update(images_)
         memo.parse_used.update(parsed)
-    return resources, configmaps
+    return resources, configmaps, images
 
 
 def configmap_step(
@@ -300,12 +308,13 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     if memo.warm:
         workers = 1  # with parsing memoized, forking workers costs more than it saves (measured)
     precompile()  # while the process is small (the schema step runs when it is largest)
-    resources, decls = load_step(repo, env, memo, workers)
+    resources, decls, app_images = load_step(repo, env, memo, workers)
     scopes = Scopes.of(resources, (*WELL_KNOWN_CLUSTER_SCOPED, *repo.config.cluster_scoped))
     moved = namespace_step(resources, env.namespace, scopes)
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
     resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
     follow_step(resources, env.namespace, moved)
+    images = images_step(resources, app_images, env.images, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, env.name)
     configmaps = configmap_step(repo, env, decls)
     del decls  # their content now lives in the ConfigMaps: free the copies before emitting
     allowed = scan_step([*resources, *configmaps], repo.config.allow, memo)
@@ -323,7 +332,7 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     files.known = OutputMemo.for_env(repo.root, env_name, repo.cache)
     retained = retention_step(repo, env, resources, files)
     return RenderedEnv(env.name, resources, retention.with_retained(files, retained),
-                       [r.resource for r in retained], list(warnings), allowed)
+                       [r.resource for r in retained], list(warnings), allowed, images)
 
 
 def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str], list[GeneratorError], frozenset[AllowKey]]:

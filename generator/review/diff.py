@@ -259,6 +259,7 @@ class ImageReason:
     container: str
     old: str
     new: str
+    entry: str | None = None  # the `images:` entry that made the change: "NAME at FILE:LINE"
 
     @property
     def tags(self) -> tuple[str, str] | None:
@@ -662,4 +663,7 @@ def diff_repo(repo: Repo, envs: Sequence[str], all_envs: bool, against: str | No
     old = baseline(repo.root, against, None if all_envs else envs)
     # As texts: the objects they were emitted from are freed before both sides are parsed.
     new = {env: dict(files) for env, files in render_many(repo, envs, jobs).items()}
-    return diff_files(old.files, new, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, old.label, old.shown)
+    report = diff_files(old.files, new, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, old.label, old.shown)
+    from generator.review.image_causes import with_image_entries  # only when images changed: reads app.yaml files
+
+    return with_image_entries(repo, report)

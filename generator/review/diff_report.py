@@ -113,9 +113,10 @@ def reason_text(r: Reason) -> str:
         return f"{r.name} changed" if r.kind == "ConfigMap" else f"{r.kind} {r.name} changed"
     if isinstance(r, ImageReason):
         tags = r.tags
+        why = f"{r.container}; images: {r.entry}" if r.entry else r.container
         if tags is not None:
-            return f"image tag {tags[0]} -> {tags[1]} ({r.container})"
-        return f"image {r.old} -> {r.new} ({r.container})"
+            return f"image tag {tags[0]} -> {tags[1]} ({why})"
+        return f"image {r.old} -> {r.new} ({why})"
     paths = [f.path for f in r.fields]
     more = f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""
     return f"pod template {', '.join(paths[:3])}{more}"
@@ -377,7 +378,7 @@ def _reason_json(r: Reason) -> dict[str, Any]:
     if isinstance(r, ImageReason):
         tags = r.tags
         return {"type": "image", "container": r.container, "old": r.old, "new": r.new,
-                "oldTag": tags[0] if tags else None, "newTag": tags[1] if tags else None}
+                "oldTag": tags[0] if tags else None, "newTag": tags[1] if tags else None, "entry": r.entry}
     return {"type": "podTemplate", "fields": [_field_json(f) for f in r.fields]}
 
 
