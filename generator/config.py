@@ -66,6 +66,7 @@ class RepoConfig:
     pod_spec_paths: tuple[PodSpecPath, ...] = ()
     retention: int = DEFAULT_RETENTION
     allow_in_configmaps: tuple[Allowance, ...] = ()
+    hash_style: str = hashing.HASH_STYLES[0]  # "gitops-gen" (plain hex) or "kustomize" (see hashing.py)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class EnvConfig:
     doc: Doc
     retention: int | None = None  # overrides the repo's when set
     chart_values: dict[str, Values] = field(default_factory=dict)  # `charts:` values by app
+    hash_style: str | None = None  # overrides the repo's when set
 
 
 def rel(root: Path, path: Path) -> str:
@@ -162,6 +164,19 @@ def _hash_length(doc: Doc, path: Path_, value: Any) -> int:
     return int(value)
 
 
+def hash_style(doc: Doc, path: Path_, value: Any) -> str:
+    expect(doc, path, value, str)
+    if value not in hashing.HASH_STYLES:
+        raise doc.error(path, f"unknown hash style {value!r}; allowed: {', '.join(hashing.HASH_STYLES)}",
+                        hint="`kustomize` names ConfigMaps as kustomize's configMapGenerator does; "
+                        "`gitops-gen` (default) uses a plain hex suffix")
+    return str(value)
+
+
+def _optional_style(doc: Doc, path: Path_, m: dict[str, Any]) -> str | None:
+    return None if "hashStyle" not in m else hash_style(doc, path + ("hashStyle",), m["hashStyle"])
+
+
 def _retention(doc: Doc, path: Path_, value: Any) -> int:
     expect(doc, path, value, int)
     if not 0 <= value <= MAX_RETENTION:
@@ -208,7 +223,8 @@ def load_repo_config(root: Path) -> RepoConfig:
     if not path.exists():
         return RepoConfig(root=root)
     doc, m = _read_single(root, path)
-    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps"))
+    mapping(doc, (), m, ("hashLength", "hashStyle", "retention", "vars", "external", "podSpecPaths",
+                        "allowInConfigMaps"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
         p: Path_ = ("podSpecPaths", i)
@@ -230,6 +246,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         pod_spec_paths=tuple(specs),
         retention=_retention(doc, ("retention",), m.get("retention", DEFAULT_RETENTION)),
         allow_in_configmaps=_allowances(doc, ("allowInConfigMaps",), m.get("allowInConfigMaps", [])),
+        hash_style=_optional_style(doc, (), m) or hashing.HASH_STYLES[0],
     )
 
 
@@ -274,7 +291,7 @@ def _sources(root: Path, base_dir: Path, doc: Doc, path: Path_, m: dict[str, Any
     return out
 
 
-_DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "annotations")
+_DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "hashStyle", "labels", "annotations")
 
 
 def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = None) -> AppConfig:
@@ -305,6 +322,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
                 hashed=expect(doc, p + ("hash",), d.get("hash", True), bool),
                 labels=str_map(doc, p + ("labels",), d.get("labels", {})),
                 annotations=str_map(doc, p + ("annotations",), d.get("annotations", {})),
+                hash_style=_optional_style(doc, p, d),
             )
         )
     return AppConfig(
@@ -316,8 +334,8 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
     )
 
 
-_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "charts")
-_OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "hashStyle", "retention", "external", "configMaps", "patches", "charts")
+_OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash", "hashStyle")
 
 
 def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvConfig:
@@ -345,6 +363,7 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
                 sources=_sources(root, env_dir, doc, p, o),
                 remove=str_list(doc, p + ("remove",), o.get("remove", [])),
                 hashed=hashed,
+                hash_style=_optional_style(doc, p, o),
             )
         )
     patches: list[Patch] = []
@@ -367,4 +386,5 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         doc=doc,
         retention=None if retention is None else _retention(doc, ("retention",), retention),
         chart_values=parse_env_values(root, env_dir, doc, m["charts"]) if "charts" in m else {},
+        hash_style=_optional_style(doc, (), m),
     )

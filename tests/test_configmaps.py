@@ -195,3 +195,72 @@ def test_bad_configmaps(tmp_path: Path, files: dict[str, str], message: str) -> 
     assert result.exit_code == 1
     assert message in result.output
     assert not (repo / "out").exists()
+
+
+def _names(tmp_path: Path, files: dict[str, str | bytes], env: str = "dev") -> dict[str, str]:
+    """Rendered ConfigMap name and the Deployment's reference, by declared name."""
+    repo = write_repo(tmp_path, {**BASIC_APP, **files})
+    result = run("render", "--repo", repo, "--env", env, "--stdout")
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.output))
+    names = {d["metadata"]["annotations"]["gitops-gen.io/config-name"]: d["metadata"]["name"]
+             for d in docs if d["kind"] == "ConfigMap"}
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"] == names["web-config"]
+    return names
+
+
+_DATA = {"LOG_LEVEL": "info", "greeting": "hello"}
+
+
+def test_hash_style_kustomize_per_repo(tmp_path: Path) -> None:
+    from generator.steps.hashing import kustomize_hash
+
+    names = _names(tmp_path, {"gitops-gen.yaml": "hashStyle: kustomize\nhashLength: 12\n"})
+    assert names["web-config"] == f"web-config-{kustomize_hash(_DATA, {})}"  # hashLength does not apply
+
+
+def test_hash_style_environment_declaration_and_overlay_precedence(tmp_path: Path) -> None:
+    from generator.steps.hashing import kustomize_hash
+
+    second = {"LOG_LEVEL": "debug"}
+    files: dict[str, str | bytes] = {
+        "base/web/app.yaml": """
+            configMaps:
+              - name: web-config
+                literals: {LOG_LEVEL: info, greeting: hello}
+              - name: other
+                literals: {LOG_LEVEL: debug}
+                hashStyle: gitops-gen
+        """,
+        "environments/dev/env.yaml": "namespace: dev\nhashStyle: kustomize\n",
+        "environments/prod/env.yaml": "namespace: prod\nhashStyle: kustomize\nconfigMaps:\n  web-config: {hashStyle: gitops-gen}\n",
+    }
+    dev = _names(tmp_path / "a", files)
+    assert dev == {"web-config": f"web-config-{kustomize_hash(_DATA, {})}", "other": f"other-{content_hash(second, {})}"}
+    prod = _names(tmp_path / "b", files, env="prod")
+    assert prod == {"web-config": f"web-config-{content_hash(_DATA, {})}", "other": f"other-{content_hash(second, {})}"}
+
+
+def test_hash_style_kustomize_binary_data(tmp_path: Path) -> None:
+    from generator.steps.hashing import kustomize_hash
+
+    blob = bytes(range(256))
+    files: dict[str, str | bytes] = {
+        "base/web/app.yaml": "configMaps:\n  - {name: web-config, files: [blob.bin], hashStyle: kustomize}\n",
+        "base/web/blob.bin": blob,
+    }
+    names = _names(tmp_path, files)
+    assert names["web-config"] == f"web-config-{kustomize_hash({}, {'blob.bin': base64.b64encode(blob).decode()})}"
+
+
+def test_hash_style_kustomize_versions_are_retained(tmp_path: Path) -> None:
+    """A superseded version named in kustomize's style is recognized as a valid retained version."""
+    repo = write_repo(tmp_path, {**BASIC_APP, "gitops-gen.yaml": "hashStyle: kustomize\n"})
+    assert run("render", "--repo", repo).exit_code == 0
+    write_repo(repo, {"base/web/app.yaml": "configMaps:\n  - {name: web-config, literals: {LOG_LEVEL: warn}}\n"})
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in (repo / "out/dev/web").iterdir())
+    assert len([f for f in files if f.startswith("configmap-web-config-")]) == 1, files
+    assert run("check", "--repo", repo).exit_code == 0

@@ -239,7 +239,7 @@ def _check_whole(obj: dict[str, Any], shown: str, line: int | None) -> None:
         data, binary = content(obj)
         suffix = name[len(declared) + 1:]
         if not all(isinstance(v, str) for v in (*data.values(), *binary.values())) or \
-                hashing.content_hash(data, binary, len(suffix)) != suffix:
+                not hashing.suffix_matches(suffix, data, binary):
             problem = f"its data no longer matches the hash suffix of its name {name!r}"
     if problem is not None:
         raise LoadError(f"not a valid ConfigMap version: {problem}", file=shown, line=line, hint=_edited(shown))
