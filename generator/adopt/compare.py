@@ -75,8 +75,13 @@ def compare_objects(env: str, theirs: list[dict[str, Any]], ours: list[dict[str,
             out.append(Difference(env, _label(b[key]), "only in ours"))
         else:
             for change in field_diff(a[key], b[key]):
+                why = ""
+                if isinstance(change.old, list) and isinstance(change.new, list) and \
+                        sorted(map(repr, change.old)) == sorted(map(repr, change.new)):
+                    why = (" (the same items in another order: a patch's new named items go last in ours, "
+                           "first in Kustomize's strategic merge)")
                 out.append(Difference(env, _label(a[key]),
-                                      f"{change.path or '(object)'}: Kustomize {change.old!r}, ours {change.new!r}"))
+                                      f"{change.path or '(object)'}: Kustomize {change.old!r}, ours {change.new!r}{why}"))
     return out
 
 

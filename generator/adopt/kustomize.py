@@ -88,8 +88,8 @@ class Imported:
 def _app_name(tree: Tree, layer: Layer, taken: set[str]) -> str:
     parts = list(Path(layer.shown).parent.parts) or [tree.root.name]
     name = parts[-1]
-    if name in ("base", "bases") and len(parts) > 1:
-        name = parts[-2]
+    if name in ("base", "bases"):
+        name = parts[-2] if len(parts) > 1 else tree.root.name
     i, candidate = 1, name
     while candidate in taken:
         i += 1
@@ -97,19 +97,27 @@ def _app_name(tree: Tree, layer: Layer, taken: set[str]) -> str:
     return candidate
 
 
+_SPECIFIC = {
+    "namePrefix": "ours cannot rename an environment's objects: rename them in the manifests (and references)",
+    "nameSuffix": "ours cannot rename an environment's objects: rename them in the manifests (and references)",
+    "commonLabels": "ours cannot label every object of an environment: add the labels to the manifests or as patches",
+    "labels": "ours cannot label every object of an environment: add the labels to the manifests or as patches",
+    "commonAnnotations": "ours cannot annotate every object of an environment: add them to the manifests or as patches",
+}
+
+
 def _unsupported(layer: Layer, allowed: set[str], todo: Todo, what: str) -> None:
     for key in layer.doc:
-        if key not in allowed and key not in BAKED_KEYS | OVERLAY_KEYS:
-            todo.append((layer.where(key), f"`{key}` in {what} has no equivalent here: carry it over by hand"))
-    for key in ("namePrefix", "nameSuffix", "commonLabels", "labels", "commonAnnotations"):
-        if key in layer.doc and key not in allowed and what == "an overlay":
-            todo.append((layer.where(key), f"`{key}` of an overlay is not imported: ours cannot rename objects "
-                         "or label every object of an environment; add labels to the manifests or as patches"))
-    for section in ("secretGenerator",):
-        if section in layer.doc:
-            todo.append((layer.where(section), "secretGenerator: a plaintext Secret may not be committed; "
-                         "use an ExternalSecret or SealedSecret (README \"Secrets\"); the names were added to "
+        if key in allowed or (what == "a base" and key in BAKED_KEYS):
+            continue
+        if key == "secretGenerator":
+            todo.append((layer.where(key), "secretGenerator: a plaintext Secret may not be committed; use an "
+                         "ExternalSecret or SealedSecret (README \"Secrets\"); its names are under "
                          "`external.secrets` meanwhile"))
+        elif key in _SPECIFIC and what == "an overlay":
+            todo.append((layer.where(key), f"`{key}` of an overlay is not imported: {_SPECIFIC[key]}"))
+        elif key not in ("namePrefix", "nameSuffix"):  # a base's: reported by _leaf_app
+            todo.append((layer.where(key), f"`{key}` in {what} has no equivalent here: carry it over by hand"))
 
 
 def _leaf_app(tree: Tree, layer: Layer, kubectl: Path, taken: set[str], imp: Imported) -> App:
@@ -172,11 +180,12 @@ def _manifest(obj: dict[str, Any], imp: Imported) -> str:
 
 
 def _file_name(path: Path, taken: dict[str, bytes]) -> str:
+    """A manifest's file name in our app folder: YAML (JSON is YAML), never our `app.yaml`."""
     name = path.name
     if not name.endswith((".yaml", ".yml")):
         name = name.removesuffix(".j2") + ".yaml"
     stem, n = name, 1
-    while name in taken:
+    while name in taken or name == "app.yaml":
         n += 1
         name = f"{n}-{stem}"
     return name
@@ -200,7 +209,7 @@ def _walk(tree: Tree, layer: Layer, leaves: list[Layer], layers: list[Layer], se
     if layer.dir in seen:
         return
     seen.add(layer.dir)
-    if layer.leaf:
+    if layer.leaf and layer.doc.get("kind") != "Component":
         leaves.append(layer)
         return
     for d in layer.dirs + layer.components:
@@ -310,10 +319,10 @@ def _layer_patches(layer: Layer, env: Env, objects: list[dict[str, Any]], todo: 
             target = entry.get("target") if isinstance(entry, dict) else None
             if key == "patchesJson6902":
                 ops = yaml.safe_load(text)
-                found = P.json6902(layer, (key, i), ops, target, todo)
+                found = P.json6902(layer, (key, i), ops, target, todo, objects)
                 env.patches += [found] if found is not None else []
             else:
-                env.patches += P.file_patches(layer, (key, i), text, target, todo)
+                env.patches += P.file_patches(layer, (key, i), text, target, todo, objects)
     env.patches += P.replicas(layer, objects, todo)
     if layer.doc.get("images"):
         env.patches += P.images(layer, objects, todo)

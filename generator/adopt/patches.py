@@ -77,17 +77,21 @@ def _pointer(path: str) -> list[str]:
 
 
 def json6902(layer: Layer, where: tuple[str | int, ...], ops: Any, target: dict[str, Any] | None,
-             todo: Todo) -> dict[str, Any] | None:
-    """JSON 6902 operations on mapping keys as one partial object."""
+             todo: Todo, objects: Iterable[dict[str, Any]] = ()) -> dict[str, Any] | None:
+    """JSON 6902 operations as one partial object: mapping keys as they are, and an index into a
+    list of named items (`/spec/template/spec/containers/0/image`) as that item's name, read
+    from the target object as it is at import."""
     head = _target(layer, where, target or {}, todo)
     if head is None:
         return None
     if not isinstance(ops, list):
         todo.append((layer.where(*where), "JSON 6902 patch is not a list of operations"))
         return None
+    found = [o for o in objects if o.get("kind") == head["kind"]
+             and (o.get("metadata") or {}).get("name") == head["metadata"]["name"]]
     patch: dict[str, Any] = head
     for op in ops:
-        part = _operation(op)
+        part = _operation(op, found[0] if len(found) == 1 else None)
         if part is None:
             todo.append((layer.where(*where), f"JSON 6902 operation {op!r} has no equivalent in our patches "
                          "(list index, move/copy/test, or a replaced list): write the resulting fields as a patch"))
@@ -96,11 +100,30 @@ def json6902(layer: Layer, where: tuple[str | int, ...], ops: Any, target: dict[
     return patch
 
 
-def _operation(op: Any) -> dict[str, Any] | None:
+def _named_steps(tokens: list[str], obj: dict[str, Any] | None) -> list[str | dict[str, str]] | None:
+    """The path with each list index replaced by the named item it points at (None: cannot)."""
+    steps: list[str | dict[str, str]] = []
+    node: Any = obj
+    for token in tokens:
+        if token == "-":
+            return None
+        if token.isdigit():
+            item = node[int(token)] if isinstance(node, list) and int(token) < len(node) else None
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                return None
+            steps.append({"name": item["name"]})
+            node = item
+        else:
+            steps.append(token)
+            node = node.get(token) if isinstance(node, dict) else None
+    return steps
+
+
+def _operation(op: Any, obj: dict[str, Any] | None = None) -> dict[str, Any] | None:
     if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove") or not isinstance(op.get("path"), str):
         return None
-    tokens = _pointer(op["path"])
-    if not tokens or any(t.isdigit() or t == "-" for t in tokens):
+    steps = _named_steps(_pointer(op["path"]), obj)
+    if not steps or isinstance(steps[-1], dict):
         return None
     if op["op"] == "remove":
         value: Any = {"$patch": "delete"}
@@ -110,18 +133,18 @@ def _operation(op: Any) -> dict[str, Any] | None:
             return None  # ours would merge these by name, JSON 6902 replaces the list
         if isinstance(value, dict):
             value = {**value, "$patch": "replace"}
-    for token in reversed(tokens):
-        value = {token: value}
+    for step in reversed(steps):
+        value = [{**step, **value}] if isinstance(step, dict) else {step: value}
     result: dict[str, Any] = value
     return result
 
 
 def file_patches(layer: Layer, where: tuple[str | int, ...], text: str, target: dict[str, Any] | None,
-                 todo: Todo) -> list[dict[str, Any]]:
+                 todo: Todo, objects: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """A `patches:` entry's text: strategic-merge documents or one JSON 6902 list."""
     docs = [d for d in yaml.safe_load_all(text) if d is not None]
     if len(docs) == 1 and isinstance(docs[0], list):
-        found = json6902(layer, where, docs[0], target, todo)
+        found = json6902(layer, where, docs[0], target, todo, objects)
         return [found] if found is not None else []
     out = []
     for doc in docs:
