@@ -330,3 +330,32 @@ def import_kustomize(path: Path, out_dir: Path | None, no_verify: bool) -> None:
         click.echo("the render differs from Kustomize's build (above); the TODO items in IMPORT.md explain or fix them")
         sys.exit(EXIT_CHANGES)
     click.echo("every object matches Kustomize's build (ConfigMap names included)")
+
+
+@main.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--app", default="hello", show_default=True, help="The first app's name (base/APP/).")
+@click.option("--env", "env_name", default="dev", show_default=True, help="The first environment's name.")
+@click.option("--deploy", type=click.Choice(["argocd", "flux"]), default="argocd", show_default=True,
+              help="Which GitOps engine's manifest to write into deploy/.")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]), default="github", show_default=True,
+              help="Which CI workflow to write (from docs/ci/).")
+@click.option("--source", default=None, metavar="GIT-URL",
+              help="gitops-gen's git URL for the pre-commit hook and the CI install step.")
+@friendly_errors
+def init_command(directory: Path, app: str, env_name: str, deploy: str, ci: str, source: str | None) -> None:
+    """Start a new repo in DIRECTORY (default: here): gitops-gen.yaml, one app, one environment,
+    editor schemas, a pre-commit hook, a CI workflow and an Argo CD or Flux manifest; then
+    render out/. `gitops-gen check` passes right after."""
+    from generator import SOURCE_URL
+    from generator.adopt.init import Options, write
+
+    written = write(directory, Options(app=app, env=env_name, deploy=deploy, ci=ci, source=source or SOURCE_URL))
+    repo = Repo.open(directory)
+    rendered = render_many(repo, repo.envs, None)
+    with locked(repo.root / "out"):
+        apply(repo.root / "out", plan(repo.root / "out", rendered))
+    for rel in written:
+        click.echo(f"wrote {rel}")
+    click.echo(f"rendered {', '.join(f'out/{e}' for e in rendered)}; next: git init && git add -A && "
+               "pre-commit install (see README \"Use it in your repo\")")
