@@ -223,8 +223,8 @@ def load_repo_config(root: Path) -> RepoConfig:
     if not path.exists():
         return RepoConfig(root=root)
     doc, m = _read_single(root, path)
-    mapping(doc, (), m, ("hashLength", "hashStyle", "retention", "vars", "external", "podSpecPaths",
-                        "allowInConfigMaps"))
+    mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInConfigMaps",
+                        "hashStyle"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
         p: Path_ = ("podSpecPaths", i)
@@ -291,7 +291,7 @@ def _sources(root: Path, base_dir: Path, doc: Doc, path: Path_, m: dict[str, Any
     return out
 
 
-_DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "hashStyle", "labels", "annotations")
+_DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "annotations", "hashStyle")
 
 
 def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = None) -> AppConfig:
@@ -334,7 +334,8 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
     )
 
 
-_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "hashStyle", "retention", "external", "configMaps", "patches", "charts")
+_ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "charts",
+             "hashStyle")
 _OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash", "hashStyle")
 
 
