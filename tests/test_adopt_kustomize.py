@@ -178,3 +178,56 @@ def test_normalize_ignores_only_what_differs_on_purpose() -> None:
     assert compare.normalize(ours) == compare.normalize(theirs)
     assert compare.compare_objects("e", [theirs], [{**ours, "data": {"x": "1"}}])[0].text == \
         "data: Kustomize None, ours {'x': '1'}" or compare.compare_objects("e", [theirs], [{**ours, "data": {"x": "1"}}])
+
+
+def test_remote_resources_are_todos(tmp_path: Path) -> None:
+    source = write_repo(tmp_path / "k", {
+        "base/kustomization.yaml": "resources: [cm.yaml]\n",
+        "base/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: '1'}\n",
+        "overlays/x/kustomization.yaml": "resources:\n  - ../../base\n  - https://github.com/example/repo//deploy?ref=v1\n",
+    })
+    result = run("import", "kustomize", source, "--out", tmp_path / "out", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "TODO overlays/x/kustomization.yaml:3: remote resources entry 'https://github.com/example/repo//deploy?ref=v1'" \
+        in result.output
+
+
+def test_a_missing_resource_is_one_clear_error(tmp_path: Path) -> None:
+    source = write_repo(tmp_path / "k", {"base/kustomization.yaml": "resources:\n  - gone.yaml\n"})
+    result = run("import", "kustomize", source, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: base/kustomization.yaml:2: resources entry 'gone.yaml' does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,12}", fullmatch=True)
+_values = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x7f\x85\u2028\u2029\ufeff"),
+                  max_size=20).filter(lambda v: v == v.strip() and "{" not in v)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=st.dictionaries(_keys, _values, min_size=1, max_size=5),
+       overlay=st.dictionaries(_keys, _values, max_size=3),
+       behavior=st.sampled_from(["merge", "replace"]))
+def test_generated_configmaps_keep_their_names(tmp_path_factory: pytest.TempPathFactory, base: dict[str, str],
+                                               overlay: dict[str, str], behavior: str) -> None:
+    """Random literals (unicode, quotes, `=`), merged or replaced in an overlay: the imported
+    repo renders every object as Kustomize builds it, names included."""
+    tmp = tmp_path_factory.mktemp("prop")
+    literals = lambda d: "".join(f"      - {yaml.safe_dump(f'{k}={v}', allow_unicode=True).splitlines()[0]}\n"  # noqa: E731
+                                 for k, v in d.items())
+    overlay_gen = f"configMapGenerator:\n  - name: cfg\n    behavior: {behavior}\n    literals:\n{literals(overlay)}" \
+        if overlay or behavior == "replace" else ""
+    if behavior == "replace" and not overlay:
+        overlay_gen = "configMapGenerator:\n  - name: cfg\n    behavior: replace\n    literals: [only=1]\n"
+    source = write_repo(tmp / "k", {
+        "base/kustomization.yaml": f"resources: [app.yaml]\nconfigMapGenerator:\n  - name: cfg\n    literals:\n{literals(base)}",
+        "base/app.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+                         "    - {name: c, image: busybox, envFrom: [{configMapRef: {name: cfg}}]}\n",
+        "overlays/o/kustomization.yaml": "resources: [../../base]\n" + overlay_gen,
+    })
+    code, output = _import(source, tmp / "out")
+    assert code == 0, output

@@ -376,6 +376,10 @@ def import_tree(path: Path, kubectl: Path) -> Imported:
     env_names: set[str] = set()
     for root in env_roots:
         imp.envs.append(_env(tree, root, imp.apps, imp, env_names))
+    for layer in sorted(tree.layers.values(), key=lambda layer: layer.shown):
+        for section, i, url in layer.remote:
+            imp.todo.append((layer.where(section, i), f"remote {section} entry {url!r} is not imported: "
+                             "vendor it into the tree (or into base/) and import again"))
     for root in tree.roots:
         if root.doc.get("kind") == "Component":
             imp.todo.append((root.where("kind"), "a Component that no kustomization uses: not imported"))

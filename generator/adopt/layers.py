@@ -30,6 +30,7 @@ class Layer:
     dirs: list[Path] = field(default_factory=list)  # kustomizations under `resources`
     files: list[tuple[int, Path]] = field(default_factory=list)  # resource files (index in `resources`)
     components: list[Path] = field(default_factory=list)
+    remote: list[tuple[str, int, str]] = field(default_factory=list)  # (section, index, URL): not imported
 
     @property
     def leaf(self) -> bool:
@@ -67,16 +68,21 @@ def read_layer(root: Path, folder: Path) -> Layer:
     if not isinstance(doc, dict):
         raise AdoptError("expected a mapping at the top of the kustomization", file=shown, line=1)
     layer = Layer(folder.resolve(), file, shown, text, doc)
-    for i, entry in enumerate(_entries(layer, "resources") + _entries(layer, "bases")):
-        target = (folder / entry).resolve()
-        if target.is_dir():
-            layer.dirs.append(target)
-        elif target.is_file():
-            layer.files.append((i, target))
-    for entry in _entries(layer, "components"):
-        target = (folder / entry).resolve()
-        if target.is_dir():
-            layer.components.append(target)
+    for section in ("resources", "bases", "components"):
+        for i, entry in enumerate(_entries(layer, section)):
+            if "://" in entry or entry.startswith(("github.com/", "git@")):
+                layer.remote.append((section, i, entry))
+                continue
+            target = (folder / entry).resolve()
+            if section == "components":
+                layer.components.append(target)
+            elif target.is_dir():
+                layer.dirs.append(target)
+            elif target.is_file():
+                layer.files.append((i, target))
+            else:
+                raise AdoptError(f"{section} entry {entry!r} does not exist", file=shown, line=layer.line(section, i),
+                                 hint="the Kustomize tree must build before it can be imported")
     return layer
 
 
@@ -84,7 +90,7 @@ def _entries(layer: Layer, key: str) -> list[str]:
     value = layer.doc.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise AdoptError(f"`{key}` must be a list of paths", file=layer.shown, line=layer.line(key))
-    return [v for v in value if "://" not in v and not v.startswith("github.com/")]
+    return list(value)
 
 
 @dataclass
