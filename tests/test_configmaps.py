@@ -264,3 +264,23 @@ def test_hash_style_kustomize_versions_are_retained(tmp_path: Path) -> None:
     files = sorted(p.name for p in (repo / "out/dev/web").iterdir())
     assert len([f for f in files if f.startswith("configmap-web-config-")]) == 1, files
     assert run("check", "--repo", repo).exit_code == 0
+
+
+def test_switching_one_configmap_to_plain_hex_retains_the_kustomize_version(tmp_path: Path) -> None:
+    """README: switch one ConfigMap at a time; the version named in Kustomize's style stays in out/."""
+    from generator.steps.hashing import kustomize_hash
+
+    repo = write_repo(tmp_path, {**BASIC_APP, "gitops-gen.yaml": "hashStyle: kustomize\n"})
+    assert run("render", "--repo", repo).exit_code == 0
+    write_repo(repo, {"base/web/app.yaml": """
+        configMaps:
+          - name: web-config
+            literals: {LOG_LEVEL: info, greeting: hello}
+            hashStyle: gitops-gen
+    """})
+    assert run("render", "--repo", repo).exit_code == 0
+    current = yaml.safe_load((repo / "out/dev/web/configmap-web-config.yaml").read_text())
+    assert current["metadata"]["name"] == f"web-config-{content_hash(_DATA, {})}"
+    retained = yaml.safe_load((repo / f"out/dev/web/configmap-web-config-{kustomize_hash(_DATA, {})}.yaml").read_text())
+    assert retained["metadata"]["annotations"]["gitops-gen.io/superseded-by"] == current["metadata"]["name"]
+    assert run("check", "--repo", repo).exit_code == 0
