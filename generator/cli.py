@@ -303,6 +303,82 @@ def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
     click.echo("---\n".join(chunks), nl=False)
 
 
+@main.group("import")
+def import_group() -> None:
+    """Convert a repo of another tool into this format (see README "Use it in your repo")."""
+
+
+@import_group.command("kustomize")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the new repo (default: PATH-gitops-gen beside PATH); must be empty or new.")
+@click.option("--no-verify", is_flag=True, help="Skip rendering and comparing with `kubectl kustomize`.")
+@friendly_errors
+def import_kustomize(path: Path, out_dir: Path | None, no_verify: bool) -> None:
+    """Convert the Kustomize tree at PATH (bases and overlays) into a repo of ours, one app per
+    base and one environment per top-level overlay, then prove it: render it and compare every
+    environment with `kubectl kustomize` of the original. What cannot be converted is listed
+    (file:line) in IMPORT.md. Exit 0: identical; 3: differences (all printed); 1: error."""
+    from generator.adopt import compare, kustomize
+    from generator.adopt.kubectl import find_kubectl
+
+    kubectl = find_kubectl()
+    target = out_dir or path.resolve().parent / f"{path.resolve().name}-gitops-gen"
+    imported = kustomize.import_tree(path, kubectl)
+    kustomize.write(imported, target)
+    click.echo(f"wrote {target}: {len(imported.apps)} apps, {len(imported.envs)} environments")
+    for where, what in imported.todo:
+        click.echo(f"TODO {where}: {what}")
+    for note in imported.notes:
+        click.echo(f"note: {note}")
+    if no_verify:
+        return
+    repo = Repo.open(target)
+    rendered = render_many(repo, repo.envs, None)
+    with locked(target / "out"):
+        apply(target / "out", plan(target / "out", rendered))
+    differences: list[compare.Difference] = []
+    for env in imported.envs:
+        count, found = compare.compare_env(kubectl, env.name, env.root.dir, env.root.shown, target / "out" / env.name)
+        click.echo(f"{env.name}: {count} objects from {env.root.shown}, {len(found)} differences")
+        differences += found
+    for difference in differences:
+        click.echo(f"  differs: {difference}")
+    if differences:
+        click.echo("the render differs from Kustomize's build (above); the TODO items in IMPORT.md explain or fix them")
+        sys.exit(EXIT_CHANGES)
+    click.echo("every object matches Kustomize's build (ConfigMap names included)")
+
+
+@main.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--app", default="hello", show_default=True, help="The first app's name (base/APP/).")
+@click.option("--env", "env_name", default="dev", show_default=True, help="The first environment's name.")
+@click.option("--deploy", type=click.Choice(["argocd", "flux"]), default="argocd", show_default=True,
+              help="Which GitOps engine's manifest to write into deploy/.")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]), default="github", show_default=True,
+              help="Which CI workflow to write (from docs/ci/).")
+@click.option("--source", default=None, metavar="GIT-URL",
+              help="gitops-gen's git URL for the pre-commit hook and the CI install step.")
+@friendly_errors
+def init_command(directory: Path, app: str, env_name: str, deploy: str, ci: str, source: str | None) -> None:
+    """Start a new repo in DIRECTORY (default: here): gitops-gen.yaml, one app, one environment,
+    editor schemas, a pre-commit hook, a CI workflow and an Argo CD or Flux manifest; then
+    render out/. `gitops-gen check` passes right after."""
+    from generator import SOURCE_URL
+    from generator.adopt.init import Options, write
+
+    written = write(directory, Options(app=app, env=env_name, deploy=deploy, ci=ci, source=source or SOURCE_URL))
+    repo = Repo.open(directory)
+    rendered = render_many(repo, repo.envs, None)
+    with locked(repo.root / "out"):
+        apply(repo.root / "out", plan(repo.root / "out", rendered))
+    for rel in written:
+        click.echo(f"wrote {rel}")
+    click.echo(f"rendered {', '.join(f'out/{e}' for e in rendered)}; next: git init && git add -A && "
+               "pre-commit install (see README \"Use it in your repo\")")
+
+
 def _register_edit_commands() -> None:
     # Imported at the end: the module uses the helpers above (friendly_errors, repo_option, pick_envs).
     from generator.edit import clicommands

@@ -89,6 +89,7 @@ class RepoConfig:
     # (generator/steps/namespaces.py).
     cluster_scoped: tuple[str, ...] = ()
     mutable_configmaps: str = "warn"
+    hash_style: str = hashing.HASH_STYLES[0]  # "gitops-gen" (plain hex) or "kustomize" (see hashing.py)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class EnvConfig:
     chart_values: dict[str, Values] = field(default_factory=dict)  # `charts:` values by app
     mutable_configmaps: str | None = None  # overrides the repo's when set
     images: tuple[ImageEntry, ...] = ()
+    hash_style: str | None = None  # overrides the repo's when set
 
 
 def rel(root: Path, path: Path) -> str:
@@ -163,6 +165,19 @@ def _hash_length(doc: Doc, path: Path_, value: Any) -> int:
     if not hashing.MIN_LENGTH <= value <= hashing.MAX_LENGTH:
         raise doc.error(path, f"must be between {hashing.MIN_LENGTH} and {hashing.MAX_LENGTH}")
     return int(value)
+
+
+def hash_style(doc: Doc, path: Path_, value: Any) -> str:
+    expect(doc, path, value, str)
+    if value not in hashing.HASH_STYLES:
+        raise doc.error(path, f"unknown hash style {value!r}; allowed: {', '.join(hashing.HASH_STYLES)}",
+                        hint="`kustomize` names ConfigMaps as kustomize's configMapGenerator does; "
+                        "`gitops-gen` (default) uses a plain hex suffix")
+    return str(value)
+
+
+def _optional_style(doc: Doc, path: Path_, m: dict[str, Any]) -> str | None:
+    return None if "hashStyle" not in m else hash_style(doc, path + ("hashStyle",), m["hashStyle"])
 
 
 def _retention(doc: Doc, path: Path_, value: Any) -> int:
@@ -235,7 +250,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         return RepoConfig(root=root)
     doc, m = found
     mapping(doc, (), m, ("hashLength", "retention", "vars", "external", "podSpecPaths", "allowInOutput", "allowInConfigMaps",
-                         "clusterScoped", "mutableConfigMaps"))
+                         "clusterScoped", "mutableConfigMaps", "hashStyle"))
     specs: list[PodSpecPath] = []
     for i, item in enumerate(expect(doc, ("podSpecPaths",), m.get("podSpecPaths", []), list)):
         p: Path_ = ("podSpecPaths", i)
@@ -259,6 +274,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         allow=_allowances(doc, m),
         cluster_scoped=tuple(str_list(doc, ("clusterScoped",), m.get("clusterScoped", []))),
         mutable_configmaps=_mutable_mode(doc, ("mutableConfigMaps",), m.get("mutableConfigMaps", "warn")),
+        hash_style=_optional_style(doc, (), m) or hashing.HASH_STYLES[0],
     )
 
 
@@ -306,7 +322,7 @@ def _sources(root: Path, base_dir: Path, doc: Doc, path: Path_, m: dict[str, Any
     return out
 
 
-_DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "annotations")
+_DECL_KEYS = ("name", "literals", "files", "dirs", "envs", "hash", "labels", "annotations", "hashStyle")
 
 
 def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = None) -> AppConfig:
@@ -338,6 +354,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
                 hashed=expect(doc, p + ("hash",), d.get("hash", True), bool),
                 labels=str_map(doc, p + ("labels",), d.get("labels", {})),
                 annotations=str_map(doc, p + ("annotations",), d.get("annotations", {})),
+                hash_style=_optional_style(doc, p, d),
             )
         )
     return AppConfig(
@@ -351,7 +368,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
 
 
 _ENV_KEYS = ("namespace", "vars", "apps", "hashLength", "retention", "external", "configMaps", "patches", "charts",
-             "mutableConfigMaps", "images")
+             "mutableConfigMaps", "images", "hashStyle")
 
 
 def _images(doc: Doc, m: dict[str, Any], origin: Origin, scope: str) -> tuple[ImageEntry, ...]:
@@ -363,7 +380,7 @@ def _images(doc: Doc, m: dict[str, Any], origin: Origin, scope: str) -> tuple[Im
     return parse_entries(doc, m["images"], origin, scope)
 
 
-_OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash")
+_OVERLAY_KEYS = ("literals", "files", "dirs", "envs", "remove", "hash", "hashStyle")
 
 
 def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvConfig:
@@ -393,6 +410,7 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
                 sources=_sources(root, env_dir, doc, p, o),
                 remove=str_list(doc, p + ("remove",), o.get("remove", [])),
                 hashed=hashed,
+                hash_style=_optional_style(doc, p, o),
             )
         )
     patches: list[Patch] = []
@@ -418,4 +436,5 @@ def load_env_config(root: Path, env_dir: Path, memo: Memo | None = None) -> EnvC
         chart_values=parse_env_values(root, env_dir, doc, m["charts"]) if "charts" in m else {},
         mutable_configmaps=None if mutable is None else _mutable_mode(doc, ("mutableConfigMaps",), mutable),
         images=_images(doc, m, Origin(doc.shown, 1, 0, doc.text), "env"),
+        hash_style=_optional_style(doc, (), m),
     )

@@ -110,3 +110,7 @@ def _rebuild(
     cls: type[GeneratorError], message: str, file: str | None, line: int | None, hint: str | None
 ) -> GeneratorError:
     return cls(message, file=file, line=line, hint=hint)
+
+
+class AdoptError(GeneratorError):
+    """Importing a repo from another tool (`gitops-gen import`) or scaffolding one (`init`)."""

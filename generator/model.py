@@ -173,6 +173,7 @@ class ConfigMapDecl:
     # Literal values with {{ or {% are Jinja2 templates in app.yaml; a plain manifest's data is
     # taken as written (template the whole file as .yaml.j2 instead).
     templated: bool = True
+    hash_style: str | None = None  # `hashStyle` of the declaration; None: the environment's
 
 
 @dataclass
@@ -185,3 +186,4 @@ class ConfigMapOverlay:
     sources: list[Source] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     hashed: bool | None = None
+    hash_style: str | None = None

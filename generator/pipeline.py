@@ -227,12 +227,15 @@ def configmap_step(
                 f"in this environment is declared in environments/{env.name}/apps/<app>/app.yaml",
             )
     hash_length = env.hash_length or repo.config.hash_length
+    env_style = env.hash_style or repo.config.hash_style
     out: list[Resource] = []
     for decl, content in decls:
         found = overlays.get(decl.name)
         if found is not None and found.hashed is not None:
             decl.hashed = found.hashed
-        resource = cms.to_resource(decl, content, hash_length)
+        # The most specific `hashStyle` wins: the overlay's, the declaration's, the environment's, the repo's.
+        style = (found.hash_style if found is not None else None) or decl.hash_style or env_style
+        resource = cms.to_resource(decl, content, hash_length, style)
         if env.namespace is not None:
             resource.metadata["namespace"] = env.namespace
         out.append(resource)

@@ -354,3 +354,94 @@ def test_plain_configmap_data_typed_as_written(tmp_path: Path) -> None:
     result = run("render", "--repo", repo)
     assert result.exit_code == 1
     assert "base/web/cm.yaml:6:" in result.output and "`Off` is read as the boolean false" in result.output
+
+
+# --- hashStyle: kustomize ----------------------------------------------------------------------
+
+def _names(tmp_path: Path, files: dict[str, str | bytes], env: str = "dev") -> dict[str, str]:
+    """Rendered ConfigMap name and the Deployment's reference, by declared name."""
+    repo = write_repo(tmp_path, {**BASIC_APP, **files})
+    result = run("render", "--repo", repo, "--env", env, "--stdout")
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.output))
+    names = {d["metadata"]["annotations"]["gitops-gen.io/config-name"]: d["metadata"]["name"]
+             for d in docs if d["kind"] == "ConfigMap"}
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"] == names["web-config"]
+    return names
+
+
+_DATA = {"LOG_LEVEL": "info", "greeting": "hello"}
+
+
+def test_hash_style_kustomize_per_repo(tmp_path: Path) -> None:
+    from generator.steps.hashing import kustomize_hash
+
+    names = _names(tmp_path, {"gitops-gen.yaml": "hashStyle: kustomize\nhashLength: 12\n"})
+    assert names["web-config"] == f"web-config-{kustomize_hash(_DATA, {})}"  # hashLength does not apply
+
+
+def test_hash_style_environment_declaration_and_overlay_precedence(tmp_path: Path) -> None:
+    from generator.steps.hashing import kustomize_hash
+
+    second = {"LOG_LEVEL": "debug"}
+    files: dict[str, str | bytes] = {
+        "base/web/app.yaml": """
+            configMaps:
+              - name: web-config
+                literals: {LOG_LEVEL: info, greeting: hello}
+              - name: other
+                literals: {LOG_LEVEL: debug}
+                hashStyle: gitops-gen
+        """,
+        "environments/dev/env.yaml": "namespace: dev\nhashStyle: kustomize\n",
+        "environments/prod/env.yaml": "namespace: prod\nhashStyle: kustomize\nconfigMaps:\n  web-config: {hashStyle: gitops-gen}\n",
+    }
+    dev = _names(tmp_path / "a", files)
+    assert dev == {"web-config": f"web-config-{kustomize_hash(_DATA, {})}", "other": f"other-{content_hash(second, {})}"}
+    prod = _names(tmp_path / "b", files, env="prod")
+    assert prod == {"web-config": f"web-config-{content_hash(_DATA, {})}", "other": f"other-{content_hash(second, {})}"}
+
+
+def test_hash_style_kustomize_binary_data(tmp_path: Path) -> None:
+    from generator.steps.hashing import kustomize_hash
+
+    blob = bytes(range(256))
+    files: dict[str, str | bytes] = {
+        "base/web/app.yaml": "configMaps:\n  - {name: web-config, files: [blob.bin], hashStyle: kustomize}\n",
+        "base/web/blob.bin": blob,
+    }
+    names = _names(tmp_path, files)
+    assert names["web-config"] == f"web-config-{kustomize_hash({}, {'blob.bin': base64.b64encode(blob).decode()})}"
+
+
+def test_hash_style_kustomize_versions_are_retained(tmp_path: Path) -> None:
+    """A superseded version named in kustomize's style is recognized as a valid retained version."""
+    repo = write_repo(tmp_path, {**BASIC_APP, "gitops-gen.yaml": "hashStyle: kustomize\n"})
+    assert run("render", "--repo", repo).exit_code == 0
+    write_repo(repo, {"base/web/app.yaml": "configMaps:\n  - {name: web-config, literals: {LOG_LEVEL: warn}}\n"})
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in (repo / "out/dev/web").iterdir())
+    assert len([f for f in files if f.startswith("configmap-web-config-")]) == 1, files
+    assert run("check", "--repo", repo).exit_code == 0
+
+
+def test_switching_one_configmap_to_plain_hex_retains_the_kustomize_version(tmp_path: Path) -> None:
+    """README: switch one ConfigMap at a time; the version named in Kustomize's style stays in out/."""
+    from generator.steps.hashing import kustomize_hash
+
+    repo = write_repo(tmp_path, {**BASIC_APP, "gitops-gen.yaml": "hashStyle: kustomize\n"})
+    assert run("render", "--repo", repo).exit_code == 0
+    write_repo(repo, {"base/web/app.yaml": """
+        configMaps:
+          - name: web-config
+            literals: {LOG_LEVEL: info, greeting: hello}
+            hashStyle: gitops-gen
+    """})
+    assert run("render", "--repo", repo).exit_code == 0
+    current = yaml.safe_load((repo / "out/dev/web/configmap-web-config.yaml").read_text())
+    assert current["metadata"]["name"] == f"web-config-{content_hash(_DATA, {})}"
+    retained = yaml.safe_load((repo / f"out/dev/web/configmap-web-config-{kustomize_hash(_DATA, {})}.yaml").read_text())
+    assert retained["metadata"]["annotations"]["gitops-gen.io/superseded-by"] == current["metadata"]["name"]
+    assert run("check", "--repo", repo).exit_code == 0

@@ -313,7 +313,9 @@ def validate_content(decl: ConfigMapDecl, content: Content) -> None:
         )
 
 
-def to_resource(decl: ConfigMapDecl, content: Content, hash_length: int) -> Resource:
+def to_resource(
+    decl: ConfigMapDecl, content: Content, hash_length: int, hash_style: str = hashing.HASH_STYLES[0]
+) -> Resource:
     """The ConfigMap object: hashed name and immutable unless the declaration opts out."""
     base = decl.manifest or {}
     meta: dict[str, Any] = dict(base.get("metadata") or {})
@@ -327,7 +329,7 @@ def to_resource(decl: ConfigMapDecl, content: Content, hash_length: int) -> Reso
         if key not in ("apiVersion", "kind", "metadata", "data", "binaryData", "immutable"):
             obj[key] = value
     if decl.hashed:
-        suffix = hashing.content_hash(content.data, content.binary, hash_length)
+        suffix = hashing.suffix_for(hash_style, content.data, content.binary, hash_length)
         meta["name"] = hashing.hashed_name(decl.name, suffix)
         meta["annotations"] = {**(meta.get("annotations") or {}), CONFIG_NAME_ANNOTATION: decl.name}
         obj["immutable"] = True

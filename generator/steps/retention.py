@@ -268,7 +268,7 @@ def _check_whole(obj: dict[str, Any], shown: str, line: int | None) -> None:
         if problem is None:
             data, binary = content(obj)
             if not all(isinstance(v, str) for v in (*data.values(), *binary.values())) or \
-                    hashing.content_hash(data, binary, len(suffix)) != suffix:
+                    not hashing.suffix_matches(suffix, data, binary):
                 problem = f"its data no longer matches the hash suffix of its name {name!r}"
     elif hashing.object_hash(hash_payload(obj), len(suffix)) != suffix:
         problem = f"its content no longer matches the hash suffix of its name {name!r}"
