@@ -23,7 +23,8 @@ from generator.errors import GeneratorError
 from generator.review.graph import FORMATS, dot, graph_repo, mermaid
 from generator.io.output import KUSTOMIZATION
 from generator.pipeline import Repo, render_env, render_many
-from generator.io.write import apply, locked, orphaned_envs, plan
+from generator.errors import WriteError
+from generator.io.write import apply, locked, orphaned_envs, os_error, out_folder, plan, recover, why_gone
 
 EXIT_INPUT = 1
 EXIT_CHANGES = 3
@@ -40,6 +41,9 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except GeneratorError as exc:
             click.echo(exc.render(), err=True)
+            sys.exit(EXIT_INPUT)
+        except OSError as exc:  # the machine's state (full disk, permissions, ...), not a bug of ours
+            click.echo(os_error(exc, None, "nothing was changed by the failed step").render(), err=True)
             sys.exit(EXIT_INPUT)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -116,8 +120,12 @@ def main() -> None:
 @click.option("--app", "apps", multiple=True, metavar="NAME", help="With --stdout: only this app's objects (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use: environments in parallel (default: one per core); given, also one large environment's apps.")
 @click.option("--no-cache", is_flag=True, help="Do not use or update the parse memo in ~/.cache/gitops-gen (same output, slower).")
+@click.option("--prune-env", "prune", multiple=True, metavar="NAME",
+              help="Delete out/NAME, the output of an environment whose folder or env.yaml is gone (repeatable). "
+              "Without it such a render stops: with pruning on, the GitOps engine would delete the environment.")
 @friendly_errors
-def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None, no_cache: bool) -> None:
+def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None,
+           no_cache: bool, prune: tuple[str, ...]) -> None:
     """Render environments into out/<env>/ (or print one with --stdout).
 
     Everything is rendered and checked before anything is written; on any error out/ is left
@@ -132,14 +140,46 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
             raise click.UsageError("--stdout prints one environment; choose it with --env NAME")
         print_env(repo, selected[0], apps)
         return
-    rendered = render_many(repo, selected, jobs)
-    out = repo.root / "out"
+    out = out_folder(repo.root)
     with locked(out):
-        todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs=not envs))
+        completed = recover(out)  # before rendering: retention reads out/
+        if completed:
+            click.echo(f"out/: completed an interrupted render's publication ({completed} files)")
+        stale = envs_to_prune(repo, out, all_envs=not envs, prune=prune)
+        rendered = render_many(repo, selected, jobs)
+        todo = plan(out, rendered, stale)
         apply(out, todo)
+    for env in stale:
+        click.echo(f"pruned environment {env}: out/{env}/ removed")
     for env, files in rendered.items():
         click.echo(f"rendered {env}: {len(files)} files")
     click.echo(f"out/: {len(todo.writes)} written, {len(todo.removes)} removed, {todo.unchanged} unchanged")
+
+
+def envs_to_prune(repo: Repo, out: Path, all_envs: bool, prune: tuple[str, ...]) -> list[str]:
+    """The folders of out/ whose environment is gone and that the user said to delete; a full
+    render stops when another such folder exists (deleting an environment is never implicit)."""
+    for name in prune:
+        if name in repo.envs:
+            raise click.BadParameter(
+                f"environment {name!r} still exists (environments/{name}/env.yaml): --prune-env deletes "
+                f"the output of an environment that is gone", param_hint="--prune-env")
+    orphans = orphaned_envs(out, repo.envs)
+    refused = [env for env in orphans if env not in prune]
+    if all_envs and refused:
+        raise env_removal_error(repo.root, out, refused)
+    return [env for env in orphans if env in prune]
+
+
+def env_removal_error(root: Path, out: Path, envs: list[str]) -> WriteError:
+    reasons = "; ".join(f"out/{env}/ ({why_gone(root, env)})" for env in envs)
+    flags = " ".join(f"--prune-env {env}" for env in envs)
+    return WriteError(
+        f"this render would delete the output of {len(envs)} environment(s) whose env.yaml is gone: {reasons}",
+        file=out / envs[0],
+        hint=f"restore the env.yaml, or, to retire the environment for good (with pruning on, Argo CD or Flux "
+        f"then delete everything it deployed), run `gitops-gen render {flags}`",
+    )
 
 
 @main.command("check")
@@ -162,16 +202,26 @@ def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], job
     if result.ok:
         click.echo(f"out/ is up to date: {len(selected)} environments, {result.unchanged} files")
         return
+    for env, why in result.removed_envs:
+        click.echo(click.style(f"ENVIRONMENT REMOVED: out/{env}/ would be deleted ({why}); `render` stops unless "
+                               f"given --prune-env {env}, and with pruning on the GitOps engine then deletes "
+                               f"everything it deployed from it", fg="red", bold=True))
     for problem in result.problems:
         click.echo(click.style(f"{problem.status}: {problem.path}", bold=True))
+        if problem.status == "interrupted":
+            click.echo("    a render was interrupted while publishing out/: `render` completes it")
+        elif problem.status == "stray":
+            click.echo("    a temporary file of an interrupted render: `render` deletes it")
         for line in problem.diff:
             click.echo("    " + _diff_style(line))
         if problem.cut:
             click.echo(f"    ... {problem.cut} more diff lines cut")
     counts = ", ".join(f"{sum(1 for p in result.problems if p.status == s)} {s}" for s in ("stale", "missing", "extra"))
+    odd = [f"{n} {s}" for s in ("stray", "interrupted") if (n := sum(1 for p in result.problems if p.status == s))]
+    counts = ", ".join([counts, *odd])
     given = None if ctx.get_parameter_source("repo_dir") is click.core.ParameterSource.DEFAULT else str(repo_dir)
     click.echo(f"out/ does not match the sources ({counts}). To fix it, run:")
-    click.echo(f"    {fix_command(program_name(ctx.find_root().info_name), given, envs)}")
+    click.echo(f"    {fix_command(program_name(ctx.find_root().info_name), given, envs, [e for e, _ in result.removed_envs])}")
     ctx.exit(EXIT_INPUT)
 
 

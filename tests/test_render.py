@@ -116,7 +116,15 @@ def test_removed_environment_is_cleaned_up(tmp_path: Path) -> None:
     (repo / "environments/prod/env.yaml").unlink()
     run("render", "--repo", repo, "--env", "dev")
     assert (repo / "out/prod/kustomization.yaml").exists()  # --env limits what is touched
-    run("render", "--repo", repo)
+    before = snapshot(repo / "out")
+    refused = run("render", "--repo", repo)
+    assert refused.exit_code == 1
+    assert "error: " in refused.output and "out/prod/ (environments/prod/ has no env.yaml)" in refused.output
+    assert "--prune-env prod" in refused.output and "Traceback" not in refused.output
+    assert snapshot(repo / "out") == before  # deleting an environment is never implicit
+    result = run("render", "--repo", repo, "--prune-env", "prod")
+    assert result.exit_code == 0, result.output
+    assert "pruned environment prod" in result.output
     assert not (repo / "out/prod").exists()
 
 
