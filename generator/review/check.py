@@ -16,7 +16,7 @@ from pathlib import Path
 
 from generator.hints import unified_diff as _unified_diff
 from generator.pipeline import Repo, render_many
-from generator.io.write import JOURNAL, Plan, orphaned_envs, out_folder, pending, plan, why_gone
+from generator.io.write import JOURNAL, Plan, orphaned_envs, out_folder, pending, plan, top_strays, why_gone
 
 OUT = "out"
 DEFAULT_DIFF_LINES = 40  # per file
@@ -97,6 +97,7 @@ def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = No
     rendered = render_many(repo, envs, jobs)
     removed = orphaned_envs(out, repo.envs) if all_envs else []
     todo = plan(out, rendered, removed)
+    todo.strays += top_strays(out)
     return CheckResult(tuple(envs), tuple(interrupted + problems_of(repo.root, todo, limit)), todo.unchanged,
                        tuple((env, why_gone(repo.root, env)) for env in removed))
 
