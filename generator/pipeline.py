@@ -25,6 +25,7 @@ from generator.config import EnvConfig, RepoConfig, forget_real_paths, load_app_
 from generator.errors import ConfigError, ConfigMapError, ValidationError
 from generator.steps.k8s_schema import precompile, schema_step
 from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
+from generator.io import gitref
 from generator.io.memo import Memo, OutputMemo
 from generator.io.parallel import cores, fork_map, split
 from generator.model import CLUSTER_SCOPED_KINDS, ConfigMapDecl, Resource
@@ -233,11 +234,13 @@ def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
 
 
 def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: Files) -> list[retention.Retained]:
-    """Superseded ConfigMap versions to keep, from the history in the committed out/<env>/.
+    """Superseded ConfigMap versions to keep, from the history in out/<env>/ (and git's copy of it).
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
+    folder = f"{OUT}/{env.name}"
     history = retention.read_history(
-        repo.root / OUT / env.name, f"{OUT}/{env.name}", unchanged=files, current=files.is_current
+        repo.root / folder, folder, unchanged=files, current=files.is_current,
+        committed=gitref.committed(repo.root, folder, retention.is_version_file),
     )
     keep = env.retention if env.retention is not None else repo.config.retention
     return retention.supersede(resources, history, keep, env.namespace)

@@ -159,6 +159,12 @@ def _walk(folder: Path, prefix: str, strays: list[Path]) -> Iterator[tuple[str, 
             yield prefix + entry.name, path
 
 
+def read_regular(path: Path | str) -> str | None:
+    """A file's UTF-8 text, never through a symbolic link and never blocking on a FIFO; None
+    when it cannot be read so."""
+    return _read(path)
+
+
 def _read(path: Path | str, limit: int = -1) -> str | None:
     try:
         fd = os.open(path, _READ_FLAGS)
@@ -255,7 +261,7 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
                     result.unchanged += 1
                     continue
                 text = _read(path)
-                if text is None or not is_owned(text):
+                if text is None or not _ours(text):
                     raise _not_ours(path)
                 owned.add(rel_path)
                 if text == files[rel_path]:
@@ -278,9 +284,18 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
     return result
 
 
+def _ours(text: str) -> bool:
+    """Generated: it starts with our header, or it is a generated file in which git marked a
+    merge conflict right at the top."""
+    return is_owned(text) or (text.startswith(_CONFLICT) and f"\n{HEADER}" in text)
+
+
+_CONFLICT = "<<<<<<< "
+
+
 def _owned_by_head(path: Path) -> bool:
     head = _read(path, len(HEADER))
-    return head is not None and is_owned(head)
+    return head is not None and (is_owned(head) or (head.startswith(_CONFLICT) and _ours(_read(path) or "")))
 
 
 def _not_ours(path: Path) -> WriteError:
