@@ -100,6 +100,27 @@ def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
     return sorted(set(wanted)) if wanted else known
 
 
+UTF8_RERUN = "GITOPS_GEN_UTF8_RERUN"
+
+
+def utf8_mode() -> None:
+    """Run in Python's UTF-8 mode whatever the locale. Under LANG=C (or any non-UTF-8 locale)
+    Python encodes file names as ASCII, so a data file named `café.conf` could not even be
+    opened: the process then runs itself again with `-X utf8` (once; the cost is one more
+    interpreter start, only under such a locale). Repo files are UTF-8 by definition, and
+    messages go out as UTF-8."""
+    if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
+        return
+    if os.environ.get(UTF8_RERUN) or not sys.executable:
+        for stream in (sys.stdout, sys.stderr):  # could not re-run: at least never fail on a message
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="replace")
+        return
+    os.environ[UTF8_RERUN] = "1"
+    args = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    os.execv(sys.executable, [sys.executable, "-X", "utf8", *args[1:]])
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="gitops-gen")
 def main() -> None:
@@ -111,6 +132,12 @@ def main() -> None:
       gitops-gen render                 render every environment into out/
       gitops-gen render --env prod --stdout   preview one environment, write nothing
     """
+
+
+def run() -> None:
+    """The `gitops-gen` and `python -m generator` entry point."""
+    utf8_mode()
+    main()
 
 
 @main.command()

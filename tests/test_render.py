@@ -247,3 +247,36 @@ def test_files_are_emitted_on_demand_and_equal_eager_emission(tmp_path: Path) ->
     assert render_file(deployment) in dict(files).values()
     smaller = files.without("kustomization.yaml")
     assert "kustomization.yaml" not in smaller and len(smaller) == len(files) - 1
+
+
+def test_non_utf8_locale_renders_non_ascii_names_and_content(tmp_path: Path) -> None:
+    """LANG=C makes Python encode file names as ASCII; the CLI re-runs itself in UTF-8 mode, so
+    a data file named `café.conf` and non-ASCII values render exactly as under a UTF-8 locale."""
+    import os
+    import subprocess
+    import sys
+
+    files = {
+        **BASIC_APP,
+        "base/web/app.yaml": """
+            configMaps:
+              - name: web-config
+                literals: {LOG_LEVEL: info, greeting: "grüß dich ✓"}
+                files: ["cafe.conf=café.conf"]
+        """,
+        "base/web/café.conf": "server { # crème brûlée\n}\n",
+    }
+    outs = []
+    for name, lang in (("utf8", "C.UTF-8"), ("c", "C")):
+        repo = write_repo(tmp_path / name, files)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONUTF8", "LANG"))}
+        env.update(LC_ALL=lang, LANG=lang, PYTHONCOERCECLOCALE="0", PYTHONUTF8="0")
+        for command in (["render"], ["check"], ["diff"], ["render", "--stdout"]):
+            proc = subprocess.run([sys.executable, "-m", "generator", *command, "--repo", str(repo)],
+                                  env=env, capture_output=True, check=False)
+            assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+            assert b"Traceback" not in proc.stderr
+        assert "grüß dich ✓".encode() in proc.stdout  # --stdout: UTF-8 YAML whatever the locale
+        outs.append(snapshot(repo / "out"))
+    assert outs[0] == outs[1]
+    assert "crème brûlée" in outs[1]["dev/web/configmap-web-config.yaml"].decode()

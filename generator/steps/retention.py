@@ -131,10 +131,10 @@ def read_history(
     skip = committed.unmerged if committed is not None else frozenset()
     texts: dict[str, str] = {}
     present: set[str] = set()
-    if folder.is_dir():
+    if folder.is_dir() and not folder.is_symlink():  # links in out/ are refused when writing (io/write.py)
         for path in sorted(folder.glob(_CONFIGMAP_GLOB)):
             rel = path.relative_to(folder).as_posix()
-            if rel in skip:
+            if rel in skip or path.parent.is_symlink():
                 continue
             present.add(rel)
             if current is not None and current(rel, path):
