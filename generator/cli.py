@@ -43,7 +43,9 @@ def friendly_errors(func: F) -> F:
             click.echo(exc.render(), err=True)
             sys.exit(EXIT_INPUT)
         except OSError as exc:  # the machine's state (full disk, permissions, ...), not a bug of ours
-            click.echo(os_error(exc, None, "nothing was changed by the failed step").render(), err=True)
+            problem = os_error(exc, exc.filename if isinstance(exc.filename, str) else None,
+                               "out/ was not changed by it", doing="the operating system refused")
+            click.echo(problem.render(), err=True)
             sys.exit(EXIT_INPUT)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -92,20 +92,20 @@ _WHAT_TO_DO = {
     errno.ENOSPC: ("the disk is full", "free some space"),
     errno.EDQUOT: ("the disk quota is exceeded", "free some space"),
     errno.EROFS: ("the file system is read-only", "render on a writable copy of the repo"),
-    errno.EACCES: ("permission denied", "make the folder and its files writable for this user"),
-    errno.EPERM: ("operation not permitted", "make the folder and its files writable for this user"),
+    errno.EACCES: ("permission denied", "make the files and folders readable and writable for this user"),
+    errno.EPERM: ("operation not permitted", "make the files and folders readable and writable for this user"),
     errno.ENOTDIR: ("a file stands where a folder is needed", "move the file away"),
     errno.EISDIR: ("a folder stands where a file is needed", "move the folder away"),
     errno.ELOOP: ("a symbolic link stands in the way", "replace the link by a plain folder or file"),
 }
 
 
-def os_error(exc: OSError, where: Path | str | None, state: str) -> WriteError:
+def os_error(exc: OSError, where: Path | str | None, state: str, doing: str = "cannot write out/") -> WriteError:
     """An operating-system error while writing out/, as a user error saying what to do.
     `state`: what out/ looks like now (unchanged, or completed by the next render)."""
     what, todo = _WHAT_TO_DO.get(exc.errno or 0, (exc.strerror or str(exc), "fix the cause"))
     path = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else where
-    return WriteError(f"cannot write out/: {what}", file=path, hint=f"{todo} and run `render` again; {state}")
+    return WriteError(f"{doing}: {what}", file=path, hint=f"{todo} and run the command again; {state}")
 
 
 def read_owned(folder: Path) -> dict[str, str]:
