@@ -170,12 +170,13 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
         print_env(repo, selected[0], apps)
         return
     out = out_folder(repo.root)
+    stale = envs_to_prune(repo, out, all_envs=not envs, prune=prune)
+    rendered = render_many(repo, selected, jobs)  # before the lock, which creates out/: an error leaves no trace
     with locked(out):
-        completed = recover(out)  # before rendering: retention reads out/
-        if completed:
+        completed = recover(out)
+        if completed:  # retention read a half-published out/: render again from the completed one
             click.echo(f"out/: completed an interrupted render's publication ({completed} files)")
-        stale = envs_to_prune(repo, out, all_envs=not envs, prune=prune)
-        rendered = render_many(repo, selected, jobs)
+            rendered = render_many(repo, selected, jobs)
         todo = plan(out, rendered, stale)
         apply(out, todo)
     for env in stale:
