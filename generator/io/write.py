@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from generator.errors import WriteError
 from generator.io.output import HEADER, Files, is_owned
@@ -465,7 +466,12 @@ def apply(out: Path, todo: Plan) -> None:
             files.known.save()
 
 
-Journal = dict[str, list[list[str]]]  # "renames": [folder, name, sha256], "removes": [folder, name]
+class Journal(TypedDict):
+    """What a publication does, in out/.gitops-gen-journal (JSON; folders relative to out/)."""
+
+    format: str
+    renames: list[list[str]]  # [folder, name, sha256 of the staged text]
+    removes: list[list[str]]  # [folder, name]
 
 
 def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults) -> Journal:
@@ -480,13 +486,13 @@ def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults) -> Journal:
             staged.append([folder, name, hashlib.sha256(data).hexdigest()])
             _write_new(TMP_PREFIX + name, data, fd, faults)
         _sync(dirs.root)
-    except (OSError, KeyboardInterrupt) as exc:
+    except BaseException as exc:  # an OSError, a link found on the way, Ctrl-C: leave nothing behind
         _discard(dirs, staged)
         if isinstance(exc, OSError):
             raise os_error(exc, out, "out/ is unchanged") from None
         raise
     removes = [list(_split(out, p)) for p in sorted(todo.removes)]
-    return {"format": [[JOURNAL_FORMAT]], "renames": staged, "removes": removes}
+    return {"format": JOURNAL_FORMAT, "renames": staged, "removes": removes}
 
 
 def _discard(dirs: _Dirs, staged: list[list[str]]) -> None:
@@ -639,7 +645,7 @@ def _load_journal(path: Path) -> Journal | None:
     """The journal's data, checked entry by entry (names without `/`, folders without `..`)."""
     try:
         data = json.loads(path.read_bytes())
-        if data.get("format") != [[JOURNAL_FORMAT]]:
+        if data.get("format") != JOURNAL_FORMAT:
             return None
         renames = [[str(f), str(n), str(d)] for f, n, d in data["renames"]]
         removes = [[str(f), str(n)] for f, n in data["removes"]]
@@ -649,4 +655,4 @@ def _load_journal(path: Path) -> Journal | None:
         parts = folder.split("/") if folder else []
         if "/" in name or name in ("", ".", "..") or any(p in ("", ".", "..") for p in parts):
             return None
-    return {"format": [[JOURNAL_FORMAT]], "renames": renames, "removes": removes}
+    return {"format": JOURNAL_FORMAT, "renames": renames, "removes": removes}
