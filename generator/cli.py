@@ -158,7 +158,8 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
     """Render environments into out/<env>/ (or print one with --stdout).
 
     Everything is rendered and checked before anything is written; on any error out/ is left
-    exactly as it was. Files the generator did not write are never touched.
+    exactly as it was. Files the generator did not write are never touched. Changes are
+    published through a journal: a render interrupted while writing is completed by the next.
     """
     repo = Repo.open(repo_dir, cache=not no_cache)
     selected = pick_envs(repo, envs)
