@@ -350,13 +350,14 @@ class _Dirs:
         fd = os.dup(self.root)
         try:
             for part in rel_dir.split("/") if rel_dir else ():
-                if create:
-                    try:
-                        os.mkdir(part, 0o777, dir_fd=fd)
-                    except FileExistsError:
-                        pass
                 try:
-                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    try:
+                        nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    except FileNotFoundError:
+                        if not create:
+                            raise
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                        nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise _refuse_link(self.out / rel_dir, "a symbolic link or file on the way to a folder") from None
@@ -482,9 +483,12 @@ def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults) -> Journal:
             folder, name = _split(out, target)
             fd = dirs.open(folder, create=True)
             data = todo.writes[target].encode("utf-8")
-            _unlink(TMP_PREFIX + name, fd)  # ours, from an interrupted render
             staged.append([folder, name, hashlib.sha256(data).hexdigest()])
-            _write_new(TMP_PREFIX + name, data, fd, faults)
+            try:
+                _write_new(TMP_PREFIX + name, data, fd, faults)
+            except FileExistsError:  # ours, from an interrupted render (a link was refused when planning)
+                _unlink(TMP_PREFIX + name, fd)
+                _write_new(TMP_PREFIX + name, data, fd, faults)
         _sync(dirs.root)
     except BaseException as exc:  # an OSError, a link found on the way, Ctrl-C: leave nothing behind
         _discard(dirs, staged)
