@@ -22,8 +22,9 @@ from generator.review.check import check as run_check
 from generator.errors import GeneratorError, TargetError
 from generator.review.graph import FORMATS, dot, graph_repo, mermaid
 from generator.io.output import KUSTOMIZATION
-from generator.pipeline import Repo, render_env, render_many
-from generator.io.write import apply, locked, orphaned_envs, plan
+from generator.pipeline import Repo, publish, render_env
+from generator.errors import WriteError
+from generator.io.write import orphaned_envs, os_error, out_folder, why_gone
 
 EXIT_INPUT = 1
 EXIT_USAGE = 2
@@ -44,6 +45,11 @@ def friendly_errors(func: F) -> F:
             sys.exit(EXIT_USAGE)
         except GeneratorError as exc:
             click.echo(exc.render(), err=True)
+            sys.exit(EXIT_INPUT)
+        except OSError as exc:  # the machine's state (full disk, permissions, ...), not a bug of ours
+            problem = os_error(exc, exc.filename if isinstance(exc.filename, str) else None,
+                               "out/ was not changed by it", doing="the operating system refused")
+            click.echo(problem.render(), err=True)
             sys.exit(EXIT_INPUT)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -105,6 +111,27 @@ def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
     return sorted(set(wanted)) if wanted else known
 
 
+UTF8_RERUN = "GITOPS_GEN_UTF8_RERUN"
+
+
+def utf8_mode() -> None:
+    """Run in Python's UTF-8 mode whatever the locale. Under LANG=C (or any non-UTF-8 locale)
+    Python encodes file names as ASCII, so a data file named `café.conf` could not even be
+    opened: the process then runs itself again with `-X utf8` (once; the cost is one more
+    interpreter start, only under such a locale). Repo files are UTF-8 by definition, and
+    messages go out as UTF-8."""
+    if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
+        return
+    if os.environ.get(UTF8_RERUN) or not sys.executable:
+        for stream in (sys.stdout, sys.stderr):  # could not re-run: at least never fail on a message
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="replace")
+        return
+    os.environ[UTF8_RERUN] = "1"
+    args = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    os.execv(sys.executable, [sys.executable, "-X", "utf8", *args[1:]])
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="gitops-gen")
 def main() -> None:
@@ -118,6 +145,12 @@ def main() -> None:
     """
 
 
+def run() -> None:
+    """The `gitops-gen` and `python -m generator` entry point."""
+    utf8_mode()
+    main()
+
+
 @main.command()
 @repo_option
 @env_option
@@ -125,12 +158,17 @@ def main() -> None:
 @click.option("--app", "apps", multiple=True, metavar="NAME", help="With --stdout: only this app's objects (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use: environments in parallel (default: one per core); given, also one large environment's apps.")
 @click.option("--no-cache", is_flag=True, help="Do not use or update the parse memo in ~/.cache/gitops-gen (same output, slower).")
+@click.option("--prune-env", "prune", multiple=True, metavar="NAME",
+              help="Delete out/NAME, the output of an environment whose folder or env.yaml is gone (repeatable). "
+              "Without it such a render stops: with pruning on, the GitOps engine would delete the environment.")
 @friendly_errors
-def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None, no_cache: bool) -> None:
+def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[str, ...], jobs: int | None,
+           no_cache: bool, prune: tuple[str, ...]) -> None:
     """Render environments into out/<env>/ (or print one with --stdout).
 
     Everything is rendered and checked before anything is written; on any error out/ is left
-    exactly as it was. Files the generator did not write are never touched.
+    exactly as it was. Files the generator did not write are never touched. Changes are
+    published through a journal: a render interrupted while writing is completed by the next.
     """
     repo = Repo.open(repo_dir, cache=not no_cache)
     selected = pick_envs(repo, envs)
@@ -141,14 +179,43 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
             raise click.UsageError("--stdout prints one environment; choose it with --env NAME")
         print_env(repo, selected[0], apps)
         return
-    rendered = render_many(repo, selected, jobs, warn)
-    out = repo.root / "out"
-    with locked(out):
-        todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs=not envs))
-        apply(out, todo)
+    out = out_folder(repo.root)
+    stale = envs_to_prune(repo, out, all_envs=not envs, prune=prune)
+    published = publish(repo, selected, jobs, stale, warn)
+    if published.completed:
+        click.echo(f"out/: completed an interrupted render's publication ({published.completed} files)")
+    rendered, todo = published.rendered, published.todo
+    for env in stale:
+        click.echo(f"pruned environment {env}: out/{env}/ removed")
     for env, files in rendered.items():
         click.echo(f"rendered {env}: {len(files)} files")
     click.echo(f"out/: {len(todo.writes)} written, {len(todo.removes)} removed, {todo.unchanged} unchanged")
+
+
+def envs_to_prune(repo: Repo, out: Path, all_envs: bool, prune: tuple[str, ...]) -> list[str]:
+    """The folders of out/ whose environment is gone and that the user said to delete; a full
+    render stops when another such folder exists (deleting an environment is never implicit)."""
+    for name in prune:
+        if name in repo.envs:
+            raise click.BadParameter(
+                f"environment {name!r} still exists (environments/{name}/env.yaml): --prune-env deletes "
+                f"the output of an environment that is gone", param_hint="--prune-env")
+    orphans = orphaned_envs(out, repo.envs)
+    refused = [env for env in orphans if env not in prune]
+    if all_envs and refused:
+        raise env_removal_error(repo.root, out, refused)
+    return [env for env in orphans if env in prune]
+
+
+def env_removal_error(root: Path, out: Path, envs: list[str]) -> WriteError:
+    reasons = "; ".join(f"out/{env}/ ({why_gone(root, env)})" for env in envs)
+    flags = " ".join(f"--prune-env {env}" for env in envs)
+    return WriteError(
+        f"this render would delete the output of {len(envs)} environment(s) whose env.yaml is gone: {reasons}",
+        file=out / envs[0],
+        hint=f"restore the env.yaml, or, to retire the environment for good (with pruning on, Argo CD or Flux "
+        f"then delete everything it deployed), run `gitops-gen render {flags}`",
+    )
 
 
 @main.command("check")
@@ -171,22 +238,32 @@ def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], job
     if result.ok:
         click.echo(f"out/ is up to date: {len(selected)} environments, {result.unchanged} files")
         return
+    for env, why in result.removed_envs:
+        click.echo(click.style(f"ENVIRONMENT REMOVED: out/{env}/ would be deleted ({why}); `render` stops unless "
+                               f"given --prune-env {env}, and with pruning on the GitOps engine then deletes "
+                               f"everything it deployed from it", fg="red", bold=True))
     for entry in result.unused_allowances:
         click.echo(click.style(f"unused allow-list entry: {entry.origin or 'gitops-gen.yaml'}: ", bold=True)
                    + f"{entry.describe()} holds no finding of the credential scanner in any environment; "
                    "remove the entry (it would let a credential written there later through)")
-    if not result.problems:
+    if not result.problems and not result.removed_envs:
         ctx.exit(EXIT_INPUT)
     for problem in result.problems:
         click.echo(click.style(f"{problem.status}: {problem.path}", bold=True))
+        if problem.status == "interrupted":
+            click.echo("    a render was interrupted while publishing out/: `render` completes it")
+        elif problem.status == "stray":
+            click.echo("    a temporary file of an interrupted render: `render` deletes it")
         for line in problem.diff:
             click.echo("    " + _diff_style(line))
         if problem.cut:
             click.echo(f"    ... {problem.cut} more diff lines cut")
     counts = ", ".join(f"{sum(1 for p in result.problems if p.status == s)} {s}" for s in ("stale", "missing", "extra"))
+    odd = [f"{n} {s}" for s in ("stray", "interrupted") if (n := sum(1 for p in result.problems if p.status == s))]
+    counts = ", ".join([counts, *odd])
     given = None if ctx.get_parameter_source("repo_dir") is click.core.ParameterSource.DEFAULT else str(repo_dir)
     click.echo(f"out/ does not match the sources ({counts}). To fix it, run:")
-    click.echo(f"    {fix_command(program_name(ctx.find_root().info_name), given, envs)}")
+    click.echo(f"    {fix_command(program_name(ctx.find_root().info_name), given, envs, [e for e, _ in result.removed_envs])}")
     ctx.exit(EXIT_INPUT)
 
 
@@ -334,9 +411,7 @@ def import_kustomize(path: Path, out_dir: Path | None, no_verify: bool) -> None:
     if no_verify:
         return
     repo = Repo.open(target)
-    rendered = render_many(repo, repo.envs, None)
-    with locked(target / "out"):
-        apply(target / "out", plan(target / "out", rendered))
+    publish(repo, repo.envs)
     differences: list[compare.Difference] = []
     for env in imported.envs:
         count, found = compare.compare_env(kubectl, env.name, env.root.dir, env.root.shown, target / "out" / env.name)
@@ -370,9 +445,7 @@ def init_command(directory: Path, app: str, env_name: str, deploy: str, ci: str,
 
     written = write(directory, Options(app=app, env=env_name, deploy=deploy, ci=ci, source=source or SOURCE_URL))
     repo = Repo.open(directory)
-    rendered = render_many(repo, repo.envs, None)
-    with locked(repo.root / "out"):
-        apply(repo.root / "out", plan(repo.root / "out", rendered))
+    rendered = publish(repo, repo.envs).rendered
     for rel in written:
         click.echo(f"wrote {rel}")
     click.echo(f"rendered {', '.join(f'out/{e}' for e in rendered)}; next: git init && git add -A && "

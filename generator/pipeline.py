@@ -30,6 +30,8 @@ from generator.steps.k8s_schema import precompile, schema_step
 from generator.steps.mutable import mutable_step
 from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
 from generator.io.inputs import Refused, forget_real_paths, is_dir
+from generator.io import gitref
+from generator.io.write import Plan, apply, locked, out_folder, plan, recover
 from generator.io.memo import Memo, OutputMemo
 from generator.io.parallel import cores, fork_map, split
 from generator.model import ConfigMapDecl, Resource
@@ -293,12 +295,14 @@ def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
 
 
 def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: Files) -> list[retention.Retained]:
-    """Superseded versions of ConfigMaps and Secret producers to keep, from the history in the
-    committed out/<env>/.
+    """Superseded versions of ConfigMaps and Secret producers to keep, from the history in
+    out/<env>/ (and git's copy of it).
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
+    folder = f"{OUT}/{env.name}"
     history = retention.read_history(
-        repo.root / OUT / env.name, f"{OUT}/{env.name}", unchanged=files, current=files.is_current
+        repo.root / folder, folder, unchanged=files, current=files.is_current,
+        committed=gitref.committed(repo.root, folder, retention.is_version_file),
     )
     keep = env.retention if env.retention is not None else repo.config.retention
     return retention.supersede(resources, history, keep, env.namespace)
@@ -384,3 +388,27 @@ def _tell(warnings: list[GeneratorError], warn: Warn | None) -> None:
     if warn is not None:
         for w in warnings:
             warn(w)
+
+
+@dataclass
+class Published:
+    rendered: Rendered
+    todo: Plan
+    completed: int  # files of an interrupted publication completed first (0: none was pending)
+
+
+def publish(repo: Repo, envs: Sequence[str], jobs: int | None = None, stale: Sequence[str] = (),
+            warn: Warn | None = None) -> Published:
+    """Render `envs` and publish them into out/ through the journal (generator/io/write.py), also
+    deleting the `stale` environments' folders. Rendered before the lock, which creates out/, so
+    an input error leaves no trace; a publication an interrupted render left is completed first,
+    and then the render is redone from the completed out/ (retention reads it)."""
+    out = out_folder(repo.root)
+    rendered = render_many(repo, envs, jobs, warn)
+    with locked(out):
+        completed = recover(out)
+        if completed:
+            rendered = render_many(repo, envs, jobs)
+        todo = plan(out, rendered, stale)
+        apply(out, todo)
+    return Published(rendered, todo, completed)

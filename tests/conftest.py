@@ -28,3 +28,17 @@ def _helm_for_the_example() -> None:
 
     if not os.environ.get("GITOPS_GEN_HELM") and X86_64_LINUX:
         binaries.download(["helm"])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_flush_to_disk() -> Iterator[None]:
+    """Renders in tests skip flushing out/ to disk (write.FSYNC_ENV): what a flush protects
+    against (power loss) cannot happen to a test's temporary folder, and on a busy disk each
+    flush costs seconds. tests/test_write_faults.py checks the flushes' order on its own."""
+    old = os.environ.get("GITOPS_GEN_FSYNC")
+    os.environ["GITOPS_GEN_FSYNC"] = "off"
+    yield
+    if old is None:
+        os.environ.pop("GITOPS_GEN_FSYNC", None)
+    else:
+        os.environ["GITOPS_GEN_FSYNC"] = old

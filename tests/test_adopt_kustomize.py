@@ -3,7 +3,6 @@ with the real `kubectl kustomize` of the original (the command's own proof, chec
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 

@@ -172,6 +172,44 @@ def _values_symlink_outside(repo: Path) -> None:
     (repo / "base/web/extra-values.yaml").symlink_to(_outside_file(repo))
 
 
+def _out_is_a_file(repo: Path) -> None:
+    shutil.rmtree(repo / "out")
+    (repo / "out").write_text("not a folder\n")
+
+
+def _out_env_is_a_file(repo: Path) -> None:
+    shutil.rmtree(repo / "out/dev")
+    (repo / "out/dev").write_text("not a folder\n")
+
+
+def _symlink_at_temporary_name(repo: Path) -> None:
+    # A link planted where the writer stages a file: writing through it would leave the repo.
+    (repo / "out/dev/web/.gitops-gen-tmp.deployment-web.yaml").symlink_to(_outside_file(repo))
+
+
+def _out_env_symlink_outside(repo: Path) -> None:
+    outside = repo.parent / "elsewhere"
+    shutil.copytree(repo / "out/dev", outside)
+    shutil.rmtree(repo / "out/dev")
+    (repo / "out/dev").symlink_to(outside)
+
+
+def _out_symlink_outside(repo: Path) -> None:
+    outside = repo.parent / "elsewhere"
+    shutil.copytree(repo / "out", outside)
+    shutil.rmtree(repo / "out")
+    (repo / "out").symlink_to(outside)
+
+
+def _retired_env(env_file: Callable[[Path], None]) -> Callable[[Path], None]:
+    """An environment `qa` rendered before, whose env.yaml is now gone in some way."""
+    def setup(repo: Path) -> None:
+        shutil.copytree(repo / "out/dev", repo / "out/qa")
+        (repo / "environments/qa").mkdir()
+        env_file(repo / "environments/qa")
+    return setup
+
+
 SETUP: dict[str, Callable[[Path], None]] = {
     "manifest_symlink_outside": _manifest_symlink_outside,
     "app_folder_symlink_outside": _app_folder_symlink_outside,
@@ -189,6 +227,13 @@ SETUP: dict[str, Callable[[Path], None]] = {
     "jinja_include_fifo": lambda repo: _fifo(repo / "base/web/part.txt"),
     "data_file_too_big": _huge_data_file,
     "manifest_too_big": lambda repo: _sparse(repo / "base/web/huge.yaml", 32 * 1024**2),
+    "out_is_a_file": _out_is_a_file,
+    "out_env_is_a_file": _out_env_is_a_file,
+    "symlink_in_out": _symlink_at_temporary_name,
+    "out_env_symlink_outside": _out_env_symlink_outside,
+    "out_symlink_outside": _out_symlink_outside,
+    "env_yaml_renamed": _retired_env(lambda qa: (qa / "env.yml").write_text("namespace: qa\n")),
+    "env_yaml_dangling_symlink": _retired_env(lambda qa: (qa / "env.yaml").symlink_to(qa / "gone.yaml")),
     "configmap_too_big": _big_configmap,
     "file_symlink_outside": _symlink_outside,
     "jinja_include_symlink": _include_symlink_outside,

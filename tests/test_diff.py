@@ -431,3 +431,20 @@ def test_against_errors(repo: Path) -> None:
         assert result.exit_code == 1
         assert "is neither a folder nor a git ref" in result.output
         assert "Traceback" not in result.output
+
+
+def test_a_removed_environment_is_shown_loudly(tmp_path: Path) -> None:
+    from tests.helpers import BASIC_APP, run, write_repo
+
+    repo = write_repo(tmp_path, {**BASIC_APP, "environments/qa/env.yaml": "namespace: qa\n"})
+    assert run("render", "--repo", repo).exit_code == 0
+    (repo / "environments/qa/env.yaml").rename(repo / "environments/qa/env.yml")
+    text = run("diff", "--repo", repo)
+    assert text.exit_code == 3
+    assert "  ENVIRONMENT REMOVED: environments/qa/env.yaml is gone" in text.output
+    assert "--prune-env qa" in text.output
+    markdown = run("diff", "--repo", repo, "--format", "markdown").output
+    assert "| qa | **ENVIRONMENT REMOVED** | `out/qa/` |" in markdown
+    import json
+    envs = {e["name"]: e for e in json.loads(run("diff", "--repo", repo, "--format", "json").output)["environments"]}
+    assert envs["qa"]["removed"] is True and envs["dev"]["removed"] is False

@@ -4,6 +4,7 @@ import pytest
 
 from generator.io.memo import Memo, load_entry, store_entry
 from generator.io.yaml_io import load_documents
+from generator.model import Origin, Resource
 from tests.helpers import BASIC_APP, run, snapshot, write_repo
 
 
@@ -54,8 +55,7 @@ def test_render_output_identical_with_and_without_memo(tmp_path: Path, monkeypat
     assert any((tmp_path / "cache").rglob("*.memo")) == (setting == "on")
 
 
-def _configmap(data: dict[str, str]) -> "Resource":
-    from generator.model import Origin, Resource
+def _configmap(data: dict[str, str]) -> Resource:
 
     obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data}
     return Resource(obj, Origin("base/a/app.yaml", 1), "a", declared="c")

@@ -116,7 +116,15 @@ def test_removed_environment_is_cleaned_up(tmp_path: Path) -> None:
     (repo / "environments/prod/env.yaml").unlink()
     run("render", "--repo", repo, "--env", "dev")
     assert (repo / "out/prod/kustomization.yaml").exists()  # --env limits what is touched
-    run("render", "--repo", repo)
+    before = snapshot(repo / "out")
+    refused = run("render", "--repo", repo)
+    assert refused.exit_code == 1
+    assert "error: " in refused.output and "out/prod/ (environments/prod/ has no env.yaml)" in refused.output
+    assert "--prune-env prod" in refused.output and "Traceback" not in refused.output
+    assert snapshot(repo / "out") == before  # deleting an environment is never implicit
+    result = run("render", "--repo", repo, "--prune-env", "prod")
+    assert result.exit_code == 0, result.output
+    assert "pruned environment prod" in result.output
     assert not (repo / "out/prod").exists()
 
 
@@ -239,3 +247,54 @@ def test_files_are_emitted_on_demand_and_equal_eager_emission(tmp_path: Path) ->
     assert render_file(deployment) in dict(files).values()
     smaller = files.without("kustomization.yaml")
     assert "kustomization.yaml" not in smaller and len(smaller) == len(files) - 1
+
+
+def test_non_utf8_locale_renders_non_ascii_names_and_content(tmp_path: Path) -> None:
+    """LANG=C makes Python encode file names as ASCII; the CLI re-runs itself in UTF-8 mode, so
+    a data file named `café.conf` and non-ASCII values render exactly as under a UTF-8 locale."""
+    import os
+    import subprocess
+    import sys
+
+    files = {
+        **BASIC_APP,
+        "base/web/app.yaml": """
+            configMaps:
+              - name: web-config
+                literals: {LOG_LEVEL: info, greeting: "grüß dich ✓"}
+                files: ["cafe.conf=café.conf"]
+        """,
+        "base/web/café.conf": "server { # crème brûlée\n}\n",
+    }
+    outs = []
+    for name, lang in (("utf8", "C.UTF-8"), ("c", "C")):
+        repo = write_repo(tmp_path / name, files)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONUTF8", "LANG"))}
+        env.update(LC_ALL=lang, LANG=lang, PYTHONCOERCECLOCALE="0", PYTHONUTF8="0")
+        for command in (["render"], ["check"], ["diff"], ["render", "--stdout"]):
+            proc = subprocess.run([sys.executable, "-m", "generator", *command, "--repo", str(repo)],
+                                  env=env, capture_output=True, check=False)
+            assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+            assert b"Traceback" not in proc.stderr
+        assert "grüß dich ✓".encode() in proc.stdout  # --stdout: UTF-8 YAML whatever the locale
+        outs.append(snapshot(repo / "out"))
+    assert outs[0] == outs[1]
+    assert "crème brûlée" in outs[1]["dev/web/configmap-web-config.yaml"].decode()
+
+
+def test_an_os_error_anywhere_is_exit_1_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from generator import cli
+
+    repo = write_repo(tmp_path, TWO_ENVS)
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise PermissionError(errno.EACCES, "Permission denied", str(repo / "base/web/app.yaml"))
+
+    monkeypatch.setattr(cli, "publish", refuse)
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 1
+    assert f"error: {repo}/base/web/app.yaml: the operating system refused: permission denied" in result.output
+    assert "hint: make the files and folders readable and writable for this user" in result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output

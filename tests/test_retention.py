@@ -322,7 +322,7 @@ def test_a_broken_version_file_is_a_clear_error(old: str, new: str, expected: st
         retention.parse_history(_edited(v2, path, old, new), "out/dev")
     assert expected in err.value.message
     assert err.value.file == f"out/dev/{path}"
-    assert err.value.hint is not None and "git checkout -- out/dev/" in err.value.hint
+    assert err.value.hint is not None and "git checkout HEAD -- out/dev/" in err.value.hint
 
 
 def test_data_edited_by_hand_in_the_current_version_is_a_clear_error() -> None:

@@ -325,3 +325,82 @@ def test_secret_rotation_retains_old_producers_and_a_revert_restores_out_exactly
     assert git(repo, "status", "--porcelain") == ""
     for env in ENVS:
         assert [v for _, v in producer_versions(repo, env, "SealedSecret")] == [None]
+
+
+# --- history that survives the working tree ------------------------------------------------
+
+
+def _three_engine_versions(repo: Path) -> dict[int, str]:
+    """Commits v1..v3, each changing the engine's config in prod; returns their commit ids."""
+    commits = {1: render_and_commit(repo, "v1")}
+    for version in (2, 3):
+        edit_env(repo, "prod", set_literal(ENGINE, "LOG_LEVEL", f"level-{version}"))
+        commits[version] = render_and_commit(repo, f"v{version}")
+    return commits
+
+
+def test_retained_versions_come_back_from_git_after_rm_rf_out(repo: Path) -> None:
+    _three_engine_versions(repo)
+    committed = snapshot(repo / "out")
+    assert len(retained(repo, "prod", ENGINE)) == 2
+    shutil.rmtree(repo / "out")
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    assert snapshot(repo / "out") == committed
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_check_names_a_retained_version_missing_from_the_working_tree(repo: Path) -> None:
+    _three_engine_versions(repo)
+    kept = retained(repo, "prod", ENGINE)[-1]
+    (repo / "out/prod/engine" / f"configmap-{kept}.yaml").unlink()
+    result = run("check", "--repo", repo)
+    assert result.exit_code == 1
+    assert f"missing: out/prod/engine/configmap-{kept}.yaml" in result.output
+    assert run("render", "--repo", repo).exit_code == 0
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_an_interrupted_render_keeps_the_committed_history(repo: Path) -> None:
+    """Even a render killed without its journal (files lost by hand here) gets the versions back."""
+    _three_engine_versions(repo)
+    committed = snapshot(repo / "out")
+    for path in (repo / "out/prod/engine").glob("configmap-*.yaml"):
+        path.unlink()
+    assert run("render", "--repo", repo).exit_code == 0
+    assert snapshot(repo / "out") == committed
+
+
+def test_a_conflicted_revert_is_resolved_by_rendering(repo: Path, tmp_path: Path) -> None:
+    """`git revert` of an older config change conflicts in out/ (the later change touched the
+    same lines). Resolving the sources and running `render` resolves out/: the conflicted files
+    are ignored and their history comes from HEAD, so out/ is exactly what a clean render of
+    the resolved sources on HEAD's out/ gives; `git add` and `revert --continue` finish it."""
+    commits = _three_engine_versions(repo)
+    v1_env = git(repo, "show", f"{commits[1]}:environments/prod/env.yaml") + "\n"
+    names = {v: git(repo, "show", f"{commits[v]}:out/prod/engine/configmap-{ENGINE}.yaml") for v in (1, 2, 3)}
+    proc = subprocess.run(["git", "revert", "--no-edit", commits[2]], cwd=repo, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode != 0 and "conflict" in (proc.stdout + proc.stderr).lower()
+    unmerged = git(repo, "diff", "--name-only", "--diff-filter=U")
+    assert f"out/prod/engine/configmap-{ENGINE}.yaml" in unmerged
+    # the hint this used to print, `git checkout -- <path>`, fails on an unmerged path
+    stuck = subprocess.run(["git", "checkout", "--", f"out/prod/engine/configmap-{ENGINE}.yaml"], cwd=repo,
+                           capture_output=True, text=True, check=False)
+    assert stuck.returncode != 0 and "unmerged" in stuck.stderr
+    (repo / "environments/prod/env.yaml").write_text(v1_env)  # resolve the source: v1's value
+    result = run("render", "--repo", repo)
+    assert result.exit_code == 0, result.output
+    assert "<<<<<<<" not in "".join(p.read_text() for p in (repo / "out").rglob("*.yaml"))
+    # what a clean render of the resolved sources on HEAD's out/ gives
+    clean = tmp_path / "clean"
+    git(tmp_path, "clone", "-q", str(repo), str(clean))
+    (clean / "environments/prod/env.yaml").write_text(v1_env)
+    assert run("render", "--repo", clean).exit_code == 0
+    assert snapshot(repo / "out") == snapshot(clean / "out")
+    v1_name = yaml.safe_load(names[1])["metadata"]["name"]
+    assert current_name(repo, "prod", ENGINE) == v1_name
+    assert retained(repo, "prod", ENGINE) == [yaml.safe_load(names[v])["metadata"]["name"] for v in (3, 2)]
+    git(repo, "add", "-A")
+    git(repo, "-c", "core.editor=true", "revert", "--continue")
+    assert_sound(repo)

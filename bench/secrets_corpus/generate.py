@@ -250,7 +250,7 @@ def secrets() -> None:
     secret("aws", "boto.cfg", f"[Credentials]\naws_access_key_id = {aws_id()}\n")
     for _ in range(3):
         sa = {"type": "service_account", "project_id": f"proj-{rnd(6).lower()}", "private_key_id": rnd(40, HEX),
-              "private_key": pem_private("pkcs8"), "client_email": f"svc@proj.iam.gserviceaccount.com",
+              "private_key": pem_private("pkcs8"), "client_email": "svc@proj.iam.gserviceaccount.com",
               "client_id": str(R.randrange(10**20, 10**21))}
         secret("gcp", R.choice(["gcp.json", "sa.json", "google.json"]), json.dumps(sa, indent=2))
     secret("gcp", "GOOGLE_MAPS", "AIza" + rnd(35, URLSAFE))

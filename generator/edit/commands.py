@@ -13,7 +13,7 @@ from pathlib import Path
 from generator.edit.files import Edit, changed_lines, planned, unified, written
 from generator.edit.targets import EnvView, plan_config, plan_image, plan_replicas
 from generator.errors import TargetError
-from generator.pipeline import Repo, render_many
+from generator.pipeline import Repo, publish
 
 Changes = dict[Path, tuple[str, str, str]]
 
@@ -42,13 +42,8 @@ class Outcome:
 
 def write_out(repo: Repo, envs: Sequence[str], jobs: int | None = None) -> list[str]:
     """Render `envs` into out/ as `render --env ...` does; the summary lines."""
-    from generator.io.write import apply, locked, orphaned_envs, plan
-
-    rendered = render_many(repo, envs, jobs)
-    out = repo.root / "out"
-    with locked(out):
-        todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs=False))
-        apply(out, todo)
+    published = publish(repo, envs, jobs)
+    rendered, todo = published.rendered, published.todo
     return [f"rendered {env}: {len(files)} files" for env, files in rendered.items()] + [
         f"out/: {len(todo.writes)} written, {len(todo.removes)} removed, {todo.unchanged} unchanged"]
 

@@ -1,11 +1,14 @@
 """Read the generator-owned files of a folder as it is at a git ref, without touching the user's
 working tree or index: `git rev-parse` resolves the ref, `git ls-tree` lists the folder at that
-commit and `git cat-file --batch` reads its blobs into memory.
+commit and `git cat-file --batch` reads its blobs into memory. `committed` gives retention the
+history that git keeps when the working tree lost it.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from generator.errors import GitError
@@ -79,3 +82,64 @@ def _cat_blobs(root: Path, oids: list[str]) -> list[bytes]:
         blobs.append(data[end + 1 : end + 1 + size])
         pos = end + 1 + size + 1
     return blobs
+
+
+# Files that git leaves in its folder while a merge, revert or cherry-pick waits for conflicts
+# to be resolved.
+_IN_PROGRESS = ("MERGE_HEAD", "REVERT_HEAD", "CHERRY_PICK_HEAD")
+
+
+@dataclass(frozen=True)
+class Committed:
+    """One folder of out/ as git holds it: for each wanted file, the blob of the first commit
+    that has it (HEAD, then MERGE_HEAD while a merge is in progress), and the paths that a
+    merge, revert or cherry-pick left unmerged in the working tree."""
+
+    root: Path
+    blobs: dict[str, tuple[str, str]]  # path relative to the folder -> (commit label, blob id)
+    unmerged: frozenset[str]
+
+    def texts(self, paths: list[str]) -> dict[str, tuple[str, str]]:
+        """path -> (commit label, text) for those of `paths` git has (UTF-8 text only)."""
+        wanted = [p for p in paths if p in self.blobs]
+        found: dict[str, tuple[str, str]] = {}
+        for path, blob in zip(wanted, _cat_blobs(self.root, [self.blobs[p][1] for p in wanted])):
+            try:
+                found[path] = (self.blobs[path][0], blob.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+        return found
+
+
+def committed(root: Path, folder: str, wanted: Callable[[str], bool]) -> Committed | None:
+    """The files of `folder` (relative to `root`) that `wanted` accepts, as git has them; None
+    outside a git repo or without git."""
+    try:
+        proc = _git(root, "rev-parse", "--show-prefix", "--git-dir")
+    except GitError:
+        return None
+    if proc.returncode != 0:
+        return None
+    prefix, git_dir = (proc.stdout.decode().split("\n") + ["", ""])[:2]
+    state = root / git_dir
+    commits = ["HEAD"] + (["MERGE_HEAD"] if (state / "MERGE_HEAD").exists() else [])
+    blobs: dict[str, tuple[str, str]] = {}
+    for commit in commits:
+        listing = _git(root, "ls-tree", "-r", "-z", "--full-tree", f"{commit}:{prefix}{folder}")
+        if listing.returncode != 0:
+            continue  # no such commit yet, or no such folder in it
+        for record in listing.stdout.split(b"\0"):
+            meta, _, raw_path = record.partition(b"\t")
+            if not record or meta.split()[0] == b"120000":
+                continue
+            path = raw_path.decode("utf-8", errors="surrogateescape")
+            if wanted(path):
+                blobs.setdefault(path, (commit, meta.split()[2].decode()))
+    unmerged: set[str] = set()
+    if any((state / name).exists() for name in _IN_PROGRESS):
+        files = _git(root, "ls-files", "-u", "-z", "--", folder)
+        for record in files.stdout.split(b"\0"):
+            path = record.partition(b"\t")[2].decode("utf-8", errors="surrogateescape")
+            if path.startswith(folder + "/"):
+                unmerged.add(path[len(folder) + 1:])
+    return Committed(root, blobs, frozenset(unmerged))

@@ -4,26 +4,77 @@ Ownership: a file under out/ belongs to the generator when its first line is the
 header comment. Owned files that a render no longer produces are removed; files without the
 header are never modified or removed (a render that would overwrite one stops with an error
 before writing anything). Unchanged files are not rewritten, so their mtimes stay put.
+
+Publication is crash-safe through a journal (`out/.gitops-gen-journal`):
+
+1. stage: every new or changed file is written beside its target under a temporary name
+   (`.gitops-gen-tmp.<name>`, created with O_EXCL|O_NOFOLLOW through directory descriptors
+   opened with O_NOFOLLOW, so nothing is ever written through a symbolic link);
+2. the file system is flushed (syncfs), then the journal, listing every rename (with the
+   SHA-256 of the staged text) and every removal, is written and flushed: the commit point;
+3. the journal is applied (renames, removals, empty folders pruned), the touched folders are
+   flushed and the journal is deleted.
+
+An interruption before the commit point leaves the old out/ plus temporary files, which the
+next render deletes (and `check` reports); after it, the next render applies the journal again
+before rendering (`recover`), so out/ ends exactly as the interrupted render would have left it.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
+import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from generator.errors import WriteError
 from generator.io.output import HEADER, Files, is_owned
+
+TMP_PREFIX = ".gitops-gen-tmp."
+JOURNAL = ".gitops-gen-journal"
+JOURNAL_FORMAT = "gitops-gen-journal/1"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Test hook (tests/test_write_faults.py only): "kill:N" SIGKILLs this process, "raise:N:ENOSPC"
+# raises that OSError, just before the N-th file operation of a publication or recovery.
+FAULT_ENV = "GITOPS_GEN_TEST_FAULT"
+
+
+def out_folder(root: Path) -> Path:
+    """The repo's out/ folder, checked: a folder (or nothing yet), and when it is a symbolic
+    link, one that stays inside the repo."""
+    out = root / "out"
+    if out.is_symlink():
+        real = Path(os.path.realpath(out))
+        if not real.is_relative_to(root.resolve()):
+            raise WriteError(
+                f"out is a symbolic link to {real}, outside the repo", file=out,
+                hint="make out/ a plain folder of the repo: gitops-gen writes nothing outside it",
+            )
+    if out.exists() and not out.is_dir():
+        raise WriteError("out is a file, not a folder", file=out,
+                         hint="move or delete it: gitops-gen writes the folder out/ there")
+    return out
+
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
     """One render at a time per out/ folder: an exclusive flock on the folder itself, so no
     lock file is left in the output."""
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_RDONLY)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise os_error(exc, out, "out/ is unchanged") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,29 +89,90 @@ def locked(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
+_WHAT_TO_DO = {
+    errno.ENOSPC: ("the disk is full", "free some space"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space"),
+    errno.EROFS: ("the file system is read-only", "render on a writable copy of the repo"),
+    errno.EACCES: ("permission denied", "make the files and folders readable and writable for this user"),
+    errno.EPERM: ("operation not permitted", "make the files and folders readable and writable for this user"),
+    errno.ENOTDIR: ("a file stands where a folder is needed", "move the file away"),
+    errno.EISDIR: ("a folder stands where a file is needed", "move the folder away"),
+    errno.ELOOP: ("a symbolic link stands in the way", "replace the link by a plain folder or file"),
+}
+
+
+def os_error(exc: OSError, where: Path | str | None, state: str, doing: str = "cannot write out/") -> WriteError:
+    """An operating-system error while writing out/, as a user error saying what to do.
+    `state`: what out/ looks like now (unchanged, or completed by the next render)."""
+    what, todo = _WHAT_TO_DO.get(exc.errno or 0, (exc.strerror or str(exc), "fix the cause"))
+    path = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else where
+    return WriteError(f"{doing}: {what}", file=path, hint=f"{todo} and run the command again; {state}")
+
+
 def read_owned(folder: Path) -> dict[str, str]:
     """Every generator-owned file below `folder`, by path relative to it."""
     owned: dict[str, str] = {}
-    for rel_path, path in _files_below(folder):
+    for rel_path, path in _files_below(folder, []):
         text = _read(path)
         if text is not None and is_owned(text):
             owned[rel_path] = text
     return owned
 
 
-def _files_below(folder: Path) -> Iterator[tuple[str, Path]]:
-    if not folder.is_dir():
-        return
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            yield path.relative_to(folder).as_posix(), path
+def _refuse_link(path: Path, what: str = "a symbolic link") -> WriteError:
+    return WriteError(
+        f"{what} inside out/: gitops-gen never writes or reads through one there", file=path,
+        hint="delete it, or replace it by a plain folder or file (out/ holds only what the render writes "
+        "and your own plain files)",
+    )
 
 
-def _read(path: Path, limit: int = -1) -> str | None:
+def _files_below(folder: Path, strays: list[Path]) -> Iterator[tuple[str, Path]]:
+    """Regular files below `folder` in a stable order, by path relative to it; our temporary
+    files go to `strays`. A symbolic link, FIFO, socket or device anywhere below is an error."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        if folder.is_symlink():
+            raise _refuse_link(folder)
+        if not folder.is_dir():
+            if folder.exists():
+                raise WriteError("a file stands where an environment's folder of out/ belongs", file=folder,
+                                 hint="move or delete it: the render writes a folder there")
+            return
+        yield from _walk(folder, "", strays)
+    except OSError as exc:
+        raise os_error(exc, folder, "out/ is unchanged") from None
+
+
+def _walk(folder: Path, prefix: str, strays: list[Path]) -> Iterator[tuple[str, Path]]:
+    with os.scandir(folder) as listing:  # types from the listing itself: no stat, no link followed
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
+        path = folder / entry.name
+        if entry.is_symlink():
+            raise _refuse_link(path)
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(path, f"{prefix}{entry.name}/", strays)
+        elif not entry.is_file(follow_symlinks=False):
+            raise _refuse_link(path, "a FIFO, socket or device file")
+        elif entry.name.startswith(TMP_PREFIX):
+            strays.append(path)
+        else:
+            yield prefix + entry.name, path
+
+
+def read_regular(path: Path | str) -> str | None:
+    """A file's UTF-8 text, never through a symbolic link and never blocking on a FIFO; None
+    when it cannot be read so."""
+    return _read(path)
+
+
+def _read(path: Path | str, limit: int = -1) -> str | None:
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, encoding="utf-8") as handle:
             return handle.read(limit)
     except (UnicodeDecodeError, OSError):
         return None
@@ -96,16 +208,40 @@ class Plan:
 
     writes: Writes = field(default_factory=Writes)
     removes: list[Path] = field(default_factory=list)
+    strays: list[Path] = field(default_factory=list)  # our temporary files left by an interrupted render
     unchanged: int = 0
     rendered: list[Mapping[str, str]] = field(default_factory=list)  # whose output memos to save
 
 
-def orphaned_envs(out: Path, rendered: Mapping[str, object], all_envs: bool) -> list[str]:
-    """Env folders in out/ that no environment produces any more (only when every env is rendered),
-    for `render` and `check` alike."""
-    if not all_envs or not out.is_dir():
+def orphaned_envs(out: Path, envs: Iterable[str]) -> list[str]:
+    """Folders of out/ holding generated files whose environment is gone (not in `envs`):
+    a render removes them only when told to (`--prune-env`); `check` reports them."""
+    known = set(envs)
+    if not out.is_dir():
         return []
-    return [p.name for p in out.iterdir() if p.is_dir() and p.name not in rendered]
+    found = []
+    for p in sorted(out.iterdir()):
+        if p.name in known or p.name.startswith(".") or p.is_symlink() or not p.is_dir():
+            continue
+        if any(_owned_by_head(path) for _, path in _files_below(p, [])):
+            found.append(p.name)
+    return found
+
+
+def why_gone(root: Path, env: str) -> str:
+    """Why environment `env` no longer renders, in the user's words."""
+    folder = root / "environments" / env
+    env_file = folder / "env.yaml"
+    if not os.path.lexists(folder):
+        return f"environments/{env}/ does not exist"
+    if not folder.is_dir():
+        return f"environments/{env} is not a folder (or a link to nothing)"
+    if env_file.is_symlink() and not env_file.exists():
+        return f"environments/{env}/env.yaml is a symbolic link to nothing"
+    for other in ("env.yml", "env.yaml.j2", "Env.yaml"):
+        if (folder / other).exists():
+            return f"environments/{env}/ has {other} but no env.yaml"
+    return f"environments/{env}/ has no env.yaml"
 
 
 def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Iterable[str] = ()) -> Plan:
@@ -119,14 +255,14 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
         folder = out / env
         owned: set[str] = set()
         tracked = files if isinstance(files, Files) else None  # knows what it wrote before
-        for rel_path, path in _files_below(folder):
+        for rel_path, path in _files_below(folder, result.strays):
             if rel_path in files:
                 if tracked is not None and tracked.is_current(rel_path, path):
                     owned.add(rel_path)  # untouched since it was written from the same object
                     result.unchanged += 1
                     continue
                 text = _read(path)
-                if text is None or not is_owned(text):
+                if text is None or not _ours(text):
                     raise _not_ours(path)
                 owned.add(rel_path)
                 if text == files[rel_path]:
@@ -141,17 +277,26 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
             if rel_path in owned:
                 continue
             path = folder / rel_path
-            if path.exists() or path.is_symlink():
+            if os.path.lexists(path):
                 raise _not_ours(path)
             result.writes.add(path, files, rel_path)
     for env in stale_envs:
-        result.removes += [path for _, path in _files_below(out / env) if _owned_by_head(path)]
+        result.removes += [path for _, path in _files_below(out / env, result.strays) if _owned_by_head(path)]
     return result
+
+
+def _ours(text: str) -> bool:
+    """Generated: it starts with our header, or it is a generated file in which git marked a
+    merge conflict right at the top."""
+    return is_owned(text) or (text.startswith(_CONFLICT) and f"\n{HEADER}" in text)
+
+
+_CONFLICT = "<<<<<<< "
 
 
 def _owned_by_head(path: Path) -> bool:
     head = _read(path, len(HEADER))
-    return head is not None and is_owned(head)
+    return head is not None and (is_owned(head) or (head.startswith(_CONFLICT) and _ours(_read(path) or "")))
 
 
 def _not_ours(path: Path) -> WriteError:
@@ -162,51 +307,356 @@ def _not_ours(path: Path) -> WriteError:
     )
 
 
-TMP_PREFIX = ".gitops-gen-tmp."
+class _Faults:
+    """Counts file operations and injects the fault FAULT_ENV asks for (tests only)."""
+
+    def __init__(self) -> None:
+        spec = os.environ.get(FAULT_ENV, "")
+        kind, _, rest = spec.partition(":")
+        at, _, name = rest.partition(":")
+        self.kind, self.at, self.errno = kind, int(at) if at.isdigit() else 0, getattr(errno, name, errno.EIO)
+        self.count = 0
+
+    def step(self) -> None:
+        if not self.at:
+            return
+        self.count += 1
+        if self.count < self.at:
+            return
+        if self.kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.kind == "raise":
+            raise OSError(self.errno, os.strerror(self.errno))
+        if self.kind == "int":
+            self.at = 0
+            raise KeyboardInterrupt
+
+
+class _Dirs:
+    """Directory descriptors below out/, opened one component at a time with O_NOFOLLOW, so a
+    symbolic link anywhere on the way fails instead of being followed. One folder open at a
+    time besides out/ itself (there may be thousands)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.root = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._rel: str | None = None
+        self._fd = -1
+
+    def open(self, rel_dir: str, create: bool = False) -> int:
+        if rel_dir == self._rel:
+            return self._fd
+        self._drop()
+        fd = os.dup(self.root)
+        try:
+            for part in rel_dir.split("/") if rel_dir else ():
+                try:
+                    try:
+                        nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    except FileNotFoundError:
+                        if not create:
+                            raise
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                        nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise _refuse_link(self.out / rel_dir, "a symbolic link or file on the way to a folder") from None
+                    raise
+                os.close(fd)
+                fd = nxt
+        except BaseException:
+            os.close(fd)
+            raise
+        self._rel, self._fd = rel_dir, fd
+        return fd
+
+    def _drop(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._rel, self._fd = None, -1
+
+    def close(self) -> None:
+        self._drop()
+        os.close(self.root)
+
+
+def _split(out: Path, path: Path) -> tuple[str, str]:
+    rel = path.relative_to(out).as_posix()
+    folder, _, name = rel.rpartition("/")
+    return folder, name
+
+
+def _write_new(name: str, data: bytes, dir_fd: int, faults: _Faults) -> None:
+    faults.step()
+    fd = os.open(name, _NEW_FLAGS, 0o666, dir_fd=dir_fd)
+    try:
+        faults.step()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _unlink(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+# "off": no flush to disk (survives SIGKILL, not power loss): for throwaway machines such as CI
+# runners and the test suite, where the flushes cost more than they protect.
+FSYNC_ENV = "GITOPS_GEN_FSYNC"
+
+
+def _durable() -> bool:
+    return os.environ.get(FSYNC_ENV, "").lower() not in ("off", "0", "no", "false")
+
+
+def _fsync(fd: int) -> None:
+    if _durable():
+        os.fsync(fd)
+
+
+def _sync(fd: int) -> None:
+    """Flush the file system holding `fd` to disk: one syncfs(2) rather than an fsync per staged
+    file (3,000 of them); fsync of the folder where syncfs is not available."""
+    if not _durable():
+        return
+    syncfs = _syncfs()
+    if syncfs is None or syncfs(fd) != 0:
+        os.fsync(fd)
+
+
+_SYNCFS: list[Callable[[int], int] | None] = []
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    if not _SYNCFS:
+        found = None
+        if sys.platform.startswith("linux"):
+            import ctypes  # only when a publication happens: the import costs a few ms
+
+            found = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        _SYNCFS.append(found)
+    return _SYNCFS[0]
 
 
 def apply(out: Path, todo: Plan) -> None:
-    """Write every planned file (temporary file + atomic rename), then remove stale ones.
-
-    A fixed temporary name beside each file is safe: the out/ lock is held. Plain string
-    paths and raw os calls: on 3,000 files the pathlib overhead was as large as the syscalls.
-    """
-    for folder in sorted({str(p.parent) for p in todo.writes}):
-        os.makedirs(folder, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    tmp = ""
+    """Publish the plan through the journal (see the module's docstring), then remove stray
+    temporary files and save the output memos."""
+    dirs = _Dirs(out)
+    faults = _Faults()
     try:
-        for target in sorted(todo.writes):
-            path, text = str(target), todo.writes[target]
-            folder, _, name = path.rpartition("/")
-            tmp = f"{folder}/{TMP_PREFIX}{name}"
-            fd = os.open(tmp, flags, 0o644)
-            try:
-                data = memoryview(text.encode("utf-8"))
-                while data:
-                    data = data[os.write(fd, data):]
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            tmp = ""
-            files, rel_path = todo.writes.source(target)
-            if isinstance(files, Files):
-                files.remember(rel_path, path, keep=False)
+        for stray in todo.strays:
+            folder, name = _split(out, stray)
+            _unlink(name, dirs.open(folder))
+        if todo.writes or todo.removes:
+            journal = _stage(out, dirs, todo, faults)
+            _commit(dirs, journal, faults)
+            _replay(out, dirs, journal, faults, verify=False)
     finally:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-    for stale in sorted(todo.removes):
-        stale.unlink(missing_ok=True)
-        _prune_empty(stale.parent, out)
+        dirs.close()
+    for target in todo.writes:
+        files, rel_path = todo.writes.source(target)
+        if isinstance(files, Files):
+            files.remember(rel_path, target, keep=False)
     for files in todo.rendered:
         if isinstance(files, Files) and files.known is not None:
             files.known.save()
 
 
-def _prune_empty(folder: Path, stop: Path) -> None:
-    while folder != stop and folder.is_relative_to(stop):
+class Journal(TypedDict):
+    """What a publication does, in out/.gitops-gen-journal (JSON; folders relative to out/)."""
+
+    format: str
+    renames: list[list[str]]  # [folder, name, sha256 of the staged text]
+    removes: list[list[str]]  # [folder, name]
+
+
+def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults) -> Journal:
+    """Write every planned file under its temporary name; on any failure delete what was staged."""
+    staged: list[list[str]] = []
+    try:
+        for target in sorted(todo.writes):
+            folder, name = _split(out, target)
+            fd = dirs.open(folder, create=True)
+            data = todo.writes[target].encode("utf-8")
+            staged.append([folder, name, hashlib.sha256(data).hexdigest()])
+            try:
+                _write_new(TMP_PREFIX + name, data, fd, faults)
+            except FileExistsError:  # ours, from an interrupted render (a link was refused when planning)
+                _unlink(TMP_PREFIX + name, fd)
+                _write_new(TMP_PREFIX + name, data, fd, faults)
+        _sync(dirs.root)
+    except BaseException as exc:  # an OSError, a link found on the way, Ctrl-C: leave nothing behind
+        _discard(dirs, staged)
+        if isinstance(exc, OSError):
+            raise os_error(exc, out, "out/ is unchanged") from None
+        raise
+    removes = [list(_split(out, p)) for p in sorted(todo.removes)]
+    return {"format": JOURNAL_FORMAT, "renames": staged, "removes": removes}
+
+
+def _discard(dirs: _Dirs, staged: list[list[str]]) -> None:
+    """Delete staged files of a publication that never reached its commit point."""
+    for folder, name, _ in staged:
         try:
-            folder.rmdir()
+            _unlink(TMP_PREFIX + name, dirs.open(folder))
+        except OSError:
+            pass
+
+
+def _commit(dirs: _Dirs, journal: Journal, faults: _Faults) -> None:
+    """Write the journal under a temporary name, flush it, rename it into place: from here on
+    the publication is completed by whoever finds the journal."""
+    tmp = TMP_PREFIX + "journal"
+    try:
+        _unlink(tmp, dirs.root)
+        _write_new(tmp, json.dumps(journal).encode(), dirs.root, faults)
+        fd = os.open(tmp, _READ_FLAGS, dir_fd=dirs.root)
+        try:
+            _fsync(fd)
+        finally:
+            os.close(fd)
+        faults.step()
+        os.rename(tmp, JOURNAL, src_dir_fd=dirs.root, dst_dir_fd=dirs.root)
+    except (OSError, KeyboardInterrupt) as exc:
+        _unlink(tmp, dirs.root)
+        _discard(dirs, journal["renames"])
+        if isinstance(exc, OSError):
+            raise os_error(exc, dirs.out, "out/ is unchanged") from None
+        raise
+    try:
+        _fsync(dirs.root)
+    except OSError as exc:
+        raise os_error(exc, dirs.out, f"the next `render` completes it ({JOURNAL} lists what is left to do)") from None
+
+
+def _replay(out: Path, dirs: _Dirs, journal: Journal, faults: _Faults, verify: bool) -> None:
+    """Apply a committed journal: renames, removals, empty folders pruned, folders flushed,
+    journal deleted. Idempotent: an entry done already is skipped. `verify` (on recovery): a
+    staged file must still hold the text whose digest the journal recorded, and a file to
+    remove must still be ours; otherwise it is left for the render that follows to fix."""
+    touched: set[str] = set()
+    try:
+        for folder, name, digest in journal["renames"]:
+            fd = dirs.open(folder)
+            tmp = TMP_PREFIX + name
+            if verify and _digest(tmp, fd) != digest:
+                _unlink(tmp, fd)
+                continue
+            faults.step()
+            try:
+                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except FileNotFoundError:
+                continue  # renamed before the interruption
+            touched.add(folder)
+        for folder, name in journal["removes"]:
+            try:
+                fd = dirs.open(folder)
+            except FileNotFoundError:
+                continue
+            if verify and not _owned_at(name, fd):
+                continue
+            faults.step()
+            _unlink(name, fd)
+            touched.add(folder)
+        for folder in sorted(touched, reverse=True):
+            _prune_empty(dirs, folder)
+        for folder in sorted(touched):
+            try:
+                _fsync(dirs.open(folder))
+            except FileNotFoundError:
+                pass  # pruned
+        faults.step()
+        os.unlink(JOURNAL, dir_fd=dirs.root)
+        _fsync(dirs.root)
+    except OSError as exc:
+        raise os_error(exc, out, f"out/ is partly written, and the next `render` completes it ({JOURNAL} lists "
+                       "what is left to do)") from None
+
+
+def _digest(name: str, dir_fd: int) -> str | None:
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _owned_at(name: str, dir_fd: int) -> bool:
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(len(HEADER)) == HEADER.encode()
+
+
+def _prune_empty(dirs: _Dirs, folder: str) -> None:
+    """Remove `folder` and its parents below out/ while they are empty."""
+    while folder:
+        parent, _, name = folder.rpartition("/")
+        try:
+            os.rmdir(name, dir_fd=dirs.open(parent))
         except OSError:
             return
-        folder = folder.parent
+        folder = parent
+
+
+def top_strays(out: Path) -> list[Path]:
+    """Temporary files directly in out/ (an uncommitted journal)."""
+    try:
+        return sorted(p for p in out.iterdir() if p.name.startswith(TMP_PREFIX))
+    except OSError:
+        return []
+
+
+def pending(out: Path) -> bool:
+    """Whether an interrupted render left a journal to complete."""
+    return os.path.lexists(out / JOURNAL)
+
+
+def recover(out: Path) -> int:
+    """Complete the publication an interrupted render committed (call with the lock held, before
+    rendering: retention reads out/). Returns how many entries the journal held; 0 when none."""
+    journal_path = out / JOURNAL
+    if not out.is_dir():
+        return 0
+    if journal_path.is_symlink() or (journal_path.exists() and not journal_path.is_file()):
+        raise _refuse_link(journal_path, "a symbolic link or special file named like gitops-gen's journal")
+    dirs = _Dirs(out)
+    try:
+        _unlink(TMP_PREFIX + "journal", dirs.root)  # a journal never committed: nothing to do
+        if not journal_path.exists():
+            return 0
+        journal = _load_journal(journal_path)
+        if journal is None:  # unreadable: not ours to follow; the render rewrites what it must
+            os.unlink(JOURNAL, dir_fd=dirs.root)
+            return 0
+        _replay(out, dirs, journal, _Faults(), verify=True)
+        return len(journal["renames"]) + len(journal["removes"])
+    except OSError as exc:
+        raise os_error(exc, out, f"out/ is partly written by an interrupted render ({JOURNAL})") from None
+    finally:
+        dirs.close()
+
+
+def _load_journal(path: Path) -> Journal | None:
+    """The journal's data, checked entry by entry (names without `/`, folders without `..`)."""
+    try:
+        data = json.loads(path.read_bytes())
+        if data.get("format") != JOURNAL_FORMAT:
+            return None
+        renames = [[str(f), str(n), str(d)] for f, n, d in data["renames"]]
+        removes = [[str(f), str(n)] for f, n in data["removes"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    for folder, name, *_ in (*renames, *removes):
+        parts = folder.split("/") if folder else []
+        if "/" in name or name in ("", ".", "..") or any(p in ("", ".", "..") for p in parts):
+            return None
+    return {"format": JOURNAL_FORMAT, "renames": renames, "removes": removes}

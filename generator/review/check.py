@@ -18,7 +18,7 @@ from pathlib import Path
 from generator.hints import unified_diff as _unified_diff
 from generator.config import Allowance
 from generator.pipeline import Repo, Warn, render_many
-from generator.io.write import Plan, orphaned_envs, plan
+from generator.io.write import JOURNAL, Plan, orphaned_envs, out_folder, pending, plan, top_strays, why_gone
 
 OUT = "out"
 DEFAULT_DIFF_LINES = 40  # per file
@@ -30,7 +30,9 @@ class FileProblem:
     """One file of out/ that differs from a fresh render."""
 
     path: str  # relative to the repo, e.g. "out/prod/engine/deployment-exchange-engine.yaml"
-    status: str  # "stale" (content differs), "missing" (render would create it), "extra" (render would remove it)
+    # "stale" (content differs), "missing" (render would create it), "extra" (render would remove
+    # it), "stray" (a temporary file of an interrupted render), "interrupted" (its journal)
+    status: str
     diff: tuple[str, ...]  # unified diff lines, at most the limit given
     cut: int  # diff lines left out
 
@@ -43,10 +45,11 @@ class CheckResult:
     # Allow-list entries that let no scanner finding through in any environment: stale, and a
     # hole for a credential written there later. Known only when every environment was checked.
     unused_allowances: tuple[Allowance, ...] = ()
+    removed_envs: tuple[tuple[str, str], ...] = ()  # (environment, why it is gone): render refuses without --prune-env
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not self.unused_allowances
+        return not self.problems and not self.removed_envs and not self.unused_allowances
 
 
 def bounded_diff(old: str, new: str, old_name: str, new_name: str, limit: int) -> tuple[tuple[str, ...], int]:
@@ -80,6 +83,8 @@ def problems_of(root: Path, todo: Plan, limit: int, total: int = TOTAL_DIFF_LINE
         shown = path.relative_to(root).as_posix()
         diff, cut = bounded_diff(_read(path), "", f"a/{shown}", "/dev/null", limit)
         found.append(FileProblem(shown, "extra", diff, cut))
+    for path in todo.strays:
+        found.append(FileProblem(path.relative_to(root).as_posix(), "stray", (), 0))
     budget, bounded = total, []
     for p in sorted(found, key=lambda p: p.path):
         shown_lines = p.diff[: max(0, budget)]
@@ -92,20 +97,27 @@ def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = No
           limit: int = DEFAULT_DIFF_LINES, warn: Warn | None = None) -> CheckResult:
     """Compare a fresh render of `envs` with out/. `all_envs`: every environment was selected, so
     env folders of out/ that no environment produces are extra (as `render` removes them)."""
+    out = out_folder(repo.root)
+    interrupted = [FileProblem(f"{OUT}/{JOURNAL}", "interrupted", (), 0)] if pending(out) else []
     rendered = render_many(repo, envs, jobs, warn)
-    out = repo.root / OUT
-    todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs))
+    removed = orphaned_envs(out, repo.envs) if all_envs else []
+    todo = plan(out, rendered, removed)
+    todo.strays += top_strays(out)
     unused = tuple(a for a in repo.config.allow if a.key not in rendered.allowed) if all_envs else ()
-    return CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged, unused)
+    return CheckResult(tuple(envs), tuple(interrupted + problems_of(repo.root, todo, limit)), todo.unchanged,
+                       removed_envs=tuple((env, why_gone(repo.root, env)) for env in removed), unused_allowances=unused)
 
 
-def fix_command(program: str, repo_arg: str | None, env_args: Sequence[str]) -> str:
-    """The command that makes out/ current again, spelled with the options the user gave."""
+def fix_command(program: str, repo_arg: str | None, env_args: Sequence[str], prune: Sequence[str] = ()) -> str:
+    """The command that makes out/ current again, spelled with the options the user gave
+    (`prune`: removed environments, deleted only when named)."""
     words = [*shlex.split(program), "render"]
     if repo_arg is not None:
         words += ["--repo", repo_arg]
     for env in env_args:
         words += ["--env", env]
+    for env in prune:
+        words += ["--prune-env", env]
     return shlex.join(words)
 
 

@@ -21,7 +21,7 @@ import base64
 import copy
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from generator.review.against import baseline
@@ -332,10 +332,11 @@ class EnvDiff:
 
     def refused_for(self, kind: str, namespace: str | None, name: str) -> tuple[Refusal, ...]:
         return tuple(r.refusal for r in self.refused if (r.kind, r.namespace, r.name) == (kind, namespace, name))
+    removed: bool = False  # the environment itself is gone: only the old side has it
 
     @property
     def changed(self) -> bool:
-        return bool(self.configmaps or self.rollouts or self.objects)
+        return bool(self.configmaps or self.rollouts or self.objects or self.removed)
 
 
 @dataclass(frozen=True)
@@ -650,7 +651,10 @@ def diff_files(
     for env in sorted(set(old) | set(new)):
         a = snapshot(parse(old.get(env, {}), f"{old_shown}/{env}"))
         b = snapshot(parse(new.get(env, {}), f"(rendered)/{env}"))
-        envs.append(diff_env(env, a, b, specs))
+        found = diff_env(env, a, b, specs)
+        if env not in new and old.get(env):
+            found = replace(found, removed=True)
+        envs.append(found)
     return DiffReport(against, tuple(envs))
 
 

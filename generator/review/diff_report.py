@@ -51,6 +51,14 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
+REMOVED_ENV = "ENVIRONMENT REMOVED"
+
+
+def removed_note(env: str) -> str:
+    return (f"environments/{env}/env.yaml is gone, so every object of out/{env}/ leaves the cluster when the "
+            f"GitOps engine prunes; `render` deletes out/{env}/ only with --prune-env {env}")
+
+
 def summary(env: EnvDiff) -> str:
     if not env.changed:
         return "no changes"
@@ -230,6 +238,8 @@ def text(report: DiffReport, style: Style = plain) -> str:
     out = [style(f"gitops-gen diff: a fresh render compared with {report.against}", "head")]
     for env in report.envs:
         out.append(style(f"{env.name}: {summary(env)}", "head"))
+        if env.removed:
+            out.append(style(f"  {REMOVED_ENV}: {removed_note(env.name)}", "remove"))
         out += _text_env(env, style)
     return "\n".join(out) + "\n"
 
@@ -333,6 +343,8 @@ def markdown(report: DiffReport) -> str:
     out += ["| Environment | Change | Object | Details |", "|---|---|---|---|"]
     for env in report.envs:
         rows = list(_rows(env)) or [("no changes", "", "")]
+        if env.removed:
+            rows.insert(0, (f"**{REMOVED_ENV}**", f"`out/{env.name}/`", removed_note(env.name)))
         out += [f"| {env.name} | {_cell(a)} | {_cell(b)} | {_cell(c)} |" for a, b, c in rows]
     blocks = [block for env in report.envs for block in _details(env)]
     used = sum(len(line) + 1 for line in out)
@@ -390,6 +402,7 @@ def _env_json(env: EnvDiff) -> dict[str, Any]:
     return {
         "name": env.name,
         "changed": env.changed,
+        "removed": env.removed,
         "summary": summary(env),
         **({"charts": [{"app": c.app, "old": list(c.old), "new": list(c.new)} for c in env.charts]}
            if env.charts else {}),  # only when a chart changed: older reports stay as they were

@@ -7,8 +7,9 @@ still mounts) stays in the output as its own immutable file, beside the current 
 version keeps producing the old Secret (`<name>-<old hash>`) that the old ReplicaSet reads. Older versions leave out/, so the GitOps engine's
 prune removes them from the cluster: garbage stays bounded.
 
-History is read from the committed out/<env>/ itself, nothing else: a render is a pure function
-of the sources plus the current out/. The lineage of a version is its kind, its namespace and
+History is read from out/<env>/ itself, nothing else: a render is a pure function of the
+sources plus the current out/, where git's copy of out/ (HEAD) stands in for version files the
+working tree lost. The lineage of a version is its kind, its namespace and
 its lineage annotation (LINEAGE_ANNOTATIONS: `gitops-gen.io/config-name`, the declared name of a
 ConfigMap; `gitops-gen.io/secret-name`, the declared name of the Secret a producer makes); the order among
 superseded versions is a counter written once, when a version is superseded
@@ -34,7 +35,9 @@ from generator.steps.configmaps import CONFIG_NAME_ANNOTATION
 from generator.secrets.producers import PRODUCER_KINDS, SECRET_NAME_ANNOTATION, hash_payload
 from generator.errors import ConfigMapError, LoadError, ValidationError
 from generator.model import Origin, Resource
+from generator.io.gitref import Committed
 from generator.io.output import HEADER, KUSTOMIZATION, Files, file_name, is_owned, kustomization, ordered
+from generator.io.write import read_regular
 from generator.io.yaml_io import dump_document, load_documents
 
 VERSION_ANNOTATION = "gitops-gen.io/version"
@@ -124,7 +127,7 @@ def content(obj: Mapping[str, Any]) -> Any:
 
 def read_history(
     folder: Path, shown: str, unchanged: Mapping[str, str] | None = None,
-    current: Callable[[str, Path], bool] | None = None,
+    current: Callable[[str, Path], bool] | None = None, committed: Committed | None = None,
 ) -> list[Version]:
     """The versions of hashed ConfigMaps and Secret producers in out/<env>/ (`folder`, shown as
     `shown`), in path order.
@@ -133,21 +136,42 @@ def read_history(
     render produces at that path anyway) is skipped without parsing: it is a current version
     that stays current, so it adds nothing to the history. `current(path, file)` may say so
     without reading the file (generator/memo.py, OutputMemo).
+
+    `committed` (git's copy of the folder, generator/io/gitref.py) fills in what the working
+    tree lacks: a version file that is missing there, or left unmerged by a conflicted merge,
+    revert or cherry-pick, is read from HEAD (then MERGE_HEAD). So `rm -rf out`, a conflict in
+    out/ or an interrupted render never lose a version that was committed.
     """
     unchanged = unchanged or {}
+    skip = committed.unmerged if committed is not None else frozenset()
     texts: dict[str, str] = {}
-    if folder.is_dir():
+    present: set[str] = set()
+    if folder.is_dir() and not folder.is_symlink():  # links in out/ are refused when writing (io/write.py)
         for path in sorted({p for pattern in _VERSION_GLOBS for p in folder.glob(pattern)}):
             rel = path.relative_to(folder).as_posix()
+            if rel in skip or path.parent.is_symlink():
+                continue
+            present.add(rel)
             if current is not None and current(rel, path):
                 continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-            if unchanged.get(rel) != text:
+            text = read_regular(path)
+            if text is not None and unchanged.get(rel) != text:
                 texts[rel] = text
-    return parse_history(texts, shown)
+    versions = parse_history(texts, shown)
+    if committed is not None:
+        from_git = committed.texts(sorted(set(committed.blobs) - present))
+        for label in sorted({commit for commit, _ in from_git.values()}):
+            versions += parse_history({rel: text for rel, (commit, text) in from_git.items()
+                                       if commit == label and unchanged.get(rel) != text}, f"{label}:{shown}")
+    return versions
+
+
+def is_version_file(rel: str) -> bool:
+    """Whether a path of out/<env>/ can hold a version (`<app>/configmap-*.yaml`, or the file of
+    a Secret producer kind: `<app>/sealedsecret-*.yaml`, ...), as `_VERSION_GLOBS` finds them."""
+    app, _, name = rel.partition("/")
+    return bool(app) and "/" not in name and name.endswith(".yaml") and \
+        any(name.startswith(f"{kind.lower()}-") for kind in LINEAGE_ANNOTATIONS)
 
 
 def parse_history(texts: Mapping[str, str], shown: str) -> list[Version]:
@@ -167,7 +191,11 @@ def parse_history(texts: Mapping[str, str], shown: str) -> list[Version]:
 
 
 def _edited(shown: str) -> str:
-    return f"this generated file was edited by hand: restore it (`git checkout -- {shown}`) or delete it"
+    ref, _, path = shown.rpartition(":")
+    if ref:
+        return f"this generated file was edited by hand before it was committed at {ref}: delete it from out/ there"
+    return (f"this generated file was edited by hand: restore it (`git checkout HEAD -- {path}`), or delete it "
+            "and render: a version committed at HEAD is read from git")
 
 
 def _parse_version(text: str, rel: str, shown: str) -> Version | None:
