@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from generator.review.skew import Cell, Row, _namespace_only, shown
+from generator.model import Origin, Resource
+from generator.pipeline import RenderedEnv
+from generator.review.skew import Cell, Row, _namespace_only, markdown, shown, skew_of, text, to_json
 from tests.helpers import run
 from tests.test_set import example
 
@@ -53,3 +55,25 @@ def test_long_values_and_namespace_only() -> None:
 
 def test_unknown_environment_is_a_usage_error(tmp_path: Path) -> None:
     assert run("skew", "--repo", example(tmp_path), "--env", "qa").exit_code == 2
+
+
+def _chart_env(env: str, *labels: str) -> RenderedEnv:
+    objects = [Resource({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}", "labels": {
+        "helm.sh/chart": label}}}, Origin("base/shop/app.yaml"), "shop") for i, label in enumerate(labels)]
+    return RenderedEnv(env, objects, {})
+
+
+def test_chart_versions_differ_by_the_helm_chart_label() -> None:
+    skew = skew_of({"prod": _chart_env("prod", "shop-1.0.0", "redis-17.0.0"),
+                    "staging": _chart_env("staging", "shop-1.1.0", "redis-17.0.0")},
+                   {"prod": "environments/prod/", "staging": "environments/staging/"})
+    assert [(r.kind, r.app, r.item) for r in skew.rows] == [("chart", "shop", "version")]
+    assert skew.rows[0].cells["staging"] == Cell("redis-17.0.0, shop-1.1.0") and not skew.promotable
+    report = text(skew)
+    assert "1 chart version difference, 0 ConfigMap key differences" in report
+    assert "Helm charts\n  shop: Helm chart version\n    prod     redis-17.0.0, shop-1.0.0\n" in report
+    assert "| shop | Helm chart | `version` | `redis-17.0.0, shop-1.0.0` |" in markdown(skew)
+    assert json.loads(to_json(skew))["differences"][0]["type"] == "chart"
+    same = skew_of({"prod": _chart_env("prod", "shop-1.0.0"), "staging": _chart_env("staging", "shop-1.0.0")},
+                   {"prod": "environments/prod/", "staging": "environments/staging/"})
+    assert not same.rows

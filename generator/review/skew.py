@@ -1,9 +1,14 @@
-"""`skew`: what differs between environments, app by app: container images and ConfigMap keys.
+"""`skew`: what differs between environments, app by app: container images, Helm chart versions
+and ConfigMap keys.
 
 Every environment is rendered in memory (nothing is written). ConfigMaps are compared by
 lineage (their declared name, never the hashed one), key by key. A value that an environment
 sets itself (an `images:` entry of its env.yaml; an overlay literal or file of its ConfigMap)
 is marked as declared there, with the file: such values differ on purpose.
+
+A chart version is read from the `helm.sh/chart` label (`<chart>-<version>`) that charts
+following Helm's conventions put on their objects, as `diff` reads it; it is changed with
+`charts update`, not promoted.
 
 Image differences are promotable (`promote --images` copies them); ConfigMap keys differ only
 through an environment's own sources (overlays, template variables, the namespace), so they
@@ -21,6 +26,7 @@ from typing import Any
 from generator.config import load_env_config, rel
 from generator.model import Resource
 from generator.pipeline import RenderedEnv, Repo, render_env
+from generator.review.diff import HELM_CHART_LABEL
 
 SCHEMA = "gitops-gen.skew/v1"
 MAX_SHOWN = 100  # longer values are shown by their start, length and digest
@@ -37,9 +43,9 @@ class Cell:
 @dataclass
 class Row:
     app: str
-    kind: str  # "image" or "config"
-    obj: str  # "Deployment/exchange-engine" or "ConfigMap/exchange-engine-config"
-    item: str  # container name or key
+    kind: str  # "image", "chart" or "config"
+    obj: str  # "Deployment/exchange-engine", "Helm chart" or "ConfigMap/exchange-engine-config"
+    item: str  # container name, "version" or key
     cells: dict[str, Cell] = field(default_factory=dict)
 
     @property
@@ -69,6 +75,17 @@ def _image_rows(rendered: RenderedEnv, env_prefix: str, rows: dict[tuple[str, ..
         row = rows.setdefault(key, Row(use.app, "image", f"{use.kind}/{use.name}", use.container))
         declared = str(use.entry.origin) if use.entry is not None and use.entry.origin.file.startswith(env_prefix) else None
         row.cells[rendered.name] = Cell(use.final, declared)
+
+
+def _chart_rows(rendered: RenderedEnv, rows: dict[tuple[str, ...], Row]) -> None:
+    charts: dict[str, set[str]] = {}
+    for r in rendered.resources:
+        labels = r.metadata.get("labels")
+        if isinstance(labels, dict) and isinstance(labels.get(HELM_CHART_LABEL), str):
+            charts.setdefault(r.app, set()).add(labels[HELM_CHART_LABEL])
+    for app, versions in charts.items():  # a chart and its subcharts: every label, sorted
+        row = rows.setdefault(("chart", app), Row(app, "chart", "Helm chart", "version"))
+        row.cells[rendered.name] = Cell(", ".join(sorted(versions)))
 
 
 def _config_value(cm: Resource, key: str) -> str:
@@ -112,6 +129,7 @@ def skew_of(rendered: Mapping[str, RenderedEnv], root_prefix: Mapping[str, str],
     rows: dict[tuple[str, ...], Row] = {}
     for env, r in rendered.items():
         _image_rows(r, root_prefix[env], rows)
+        _chart_rows(r, rows)
         _config_rows(r, root_prefix[env], rows)
     envs = tuple(rendered)
     for row in rows.values():
@@ -146,24 +164,30 @@ def shown(value: str | None) -> str:
 
 def _counts(skew: Skew) -> str:
     images = sum(1 for r in skew.rows if r.kind == "image")
+    charts = sum(1 for r in skew.rows if r.kind == "chart")
     config = sum(1 for r in skew.rows if r.kind == "config")
     text = (f"{images} image difference{'s' if images != 1 else ''} ({len(skew.promotable)} promotable), "
-            f"{config} ConfigMap key difference{'s' if config != 1 else ''}")
+            + (f"{charts} chart version difference{'s' if charts != 1 else ''}, " if charts else "")
+            + f"{config} ConfigMap key difference{'s' if config != 1 else ''}")
     if skew.by_namespace:
         text += f" (and {len(skew.by_namespace)} that differ only by namespace, not listed)"
     return text
 
 
+ITEM_WORDS = {"image": "container", "chart": "", "config": "key"}  # what `item` names, in reports
+JSON_ITEMS = {"image": "container", "chart": "item", "config": "key"}  # its field in JSON
+
+
 def text(skew: Skew) -> str:
     out = [f"gitops-gen skew: {', '.join(skew.envs)}: {_counts(skew)}"]
     width = max((len(e) for e in skew.envs), default=0)
-    for kind, title in (("image", "Images"), ("config", "ConfigMap keys")):
+    for kind, title in (("image", "Images"), ("chart", "Helm charts"), ("config", "ConfigMap keys")):
         rows = [r for r in skew.rows if r.kind == kind]
         if rows:
             out.append(title)
         for r in rows:
-            out.append(f"  {r.app}: {r.obj} {'container' if kind == 'image' else 'key'} {r.item}"
-                       + ("" if r.promotable or kind == "config" else " (not in every environment)"))
+            out.append(" ".join(filter(None, (f"  {r.app}: {r.obj}", ITEM_WORDS[kind], r.item)))
+                       + (" (not in every environment)" if kind == "image" and not r.promotable else ""))
             for env in skew.envs:
                 cell = r.cells[env]
                 mark = f"  (declared in {cell.declared})" if cell.declared else ""
@@ -188,7 +212,7 @@ def markdown(skew: Skew) -> str:
         for env in skew.envs:
             c = r.cells[env]
             cells.append("—" if c.value is None else _md(c.value) + (" *(declared)*" if c.declared else ""))
-        item = ("container " if r.kind == "image" else "key ") + f"`{r.item}`"
+        item = " ".join(filter(None, (ITEM_WORDS[r.kind], f"`{r.item}`")))
         out.append(f"| {r.app} | {r.obj} | {item} | " + " | ".join(cells) + " |")
     out += ["", "*(declared)*: the environment sets this value in its own files; it differs on purpose."]
     return "\n".join(out) + "\n"
@@ -199,7 +223,7 @@ def to_json(skew: Skew) -> str:
         "schema": SCHEMA,
         "environments": list(skew.envs),
         "differences": [
-            {"type": r.kind, "app": r.app, "object": r.obj, ("container" if r.kind == "image" else "key"): r.item,
+            {"type": r.kind, "app": r.app, "object": r.obj, JSON_ITEMS[r.kind]: r.item,
              "promotable": r.promotable,
              "values": {env: {"value": c.value, "declared": c.declared} for env, c in r.cells.items()}}
             for r in skew.rows
