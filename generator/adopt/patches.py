@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from generator.adopt.layers import Layer
+from generator.steps.images import matches as image_matches
 
 Todo = list[tuple[str, str]]
 _PLAIN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -179,29 +180,17 @@ def replicas(layer: Layer, objects: Iterable[dict[str, Any]], todo: Todo) -> lis
     return out
 
 
-def _image_name(image: str) -> tuple[str, str]:
-    """(name, tag-or-digest part with its separator) of an image reference."""
-    if "@" in image:
-        name, _, digest = image.partition("@")
-        return name, "@" + digest
-    slash = image.rfind("/")
-    colon = image.rfind(":")
-    if colon > slash:
-        return image[:colon], image[colon:]
-    return image, ""
-
-
 def images(layer: Layer, objects: Iterable[dict[str, Any]], todo: Todo) -> list[dict[str, str]]:
     """Kustomize `images:` as our `images:` entries (env.yaml; applied after the patches, as
     Kustomize applies them). Kustomize ignores an entry that matches no container; ours refuses
     one, so such an entry is listed as a TODO instead of written."""
-    used = {_image_name(image)[0] for image in _images_of(objects)}
+    used = list(_images_of(objects))
     out: list[dict[str, str]] = []
     for i, rule in enumerate(layer.doc.get("images") or []):
         if not isinstance(rule, dict) or not isinstance(rule.get("name"), str):
             todo.append((layer.where("images", i), "an `images:` entry without a name"))
             continue
-        if rule["name"] not in used:
+        if not any(image_matches(image, rule["name"]) for image in used):  # our rule: Kustomize's
             todo.append((layer.where("images", i), f"image {rule['name']!r} matches no container of this "
                          "overlay (Kustomize ignores it; ours would refuse it): not imported"))
             continue
