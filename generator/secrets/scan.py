@@ -813,13 +813,13 @@ def scan_fields(obj: Mapping[str, Any]) -> dict[FieldPath, list[Finding]]:
     kind = str(obj.get("kind", ""))
     skip = frozenset((*_NOT_SCANNED["*"], *_NOT_SCANNED.get(kind, ())))
     ctx = _Context(skip, frozenset(p[-1] for p in skip), _KEY_NAME_FIELDS.get(kind, frozenset()), kind == "ConfigMap")
-    strings: list[tuple[FieldPath, str, str]] = []  # path, name, value
+    strings: Gathered = []
     _gather_mapping(obj, (), ctx, strings)
-    values = [value for _, _, value in strings]
+    values = [value for _, _, _, value in strings]
     hit = _gate_hits(values)
     colons = sum(map(str.count, values, itertools.repeat(":"))) >= 4
     out: dict[FieldPath, list[Finding]] = {}
-    for i, (path, name, value) in enumerate(strings):
+    for i, (parent, last, name, value) in enumerate(strings):
         gated = i in hit or (colons and value.count(":") >= 4)
         if gated or classify_key(name) is not None:
             found = _scan_named(name, value, gated)
@@ -828,7 +828,7 @@ def scan_fields(obj: Mapping[str, Any]) -> dict[FieldPath, list[Finding]]:
         else:
             found = _encoded_or_random(name, value)
         if found:
-            out[path] = found
+            out[(*parent, last)] = found
     return out
 
 
@@ -853,12 +853,14 @@ class _Context:
     configmap: bool
 
 
-Gathered = list[tuple[FieldPath, str, str]]
+# One string each: the path of its parent, its key or index there, the name it is scanned under,
+# the value. The full path is built only for a string with a finding (most have none).
+Gathered = list[tuple[FieldPath, str | int, str, str]]
 
 
 def _gather(node: Any, path: FieldPath, name: str, ctx: _Context, out: Gathered) -> None:
     if isinstance(node, str):
-        out.append((path, name, node))
+        out.append((path[:-1], path[-1], name, node))
     elif isinstance(node, dict):
         _gather_mapping(node, path, ctx, out)
     elif isinstance(node, list):
@@ -866,14 +868,14 @@ def _gather(node: Any, path: FieldPath, name: str, ctx: _Context, out: Gathered)
 
 
 def _gather_mapping(node: Mapping[str, Any], path: FieldPath, ctx: _Context, out: Gathered) -> None:
-    env_name = node.get("name") if path[-2:-1] == ("env",) else None
+    env_name = node.get("name") if len(path) > 1 and path[-2] == "env" else None
     for key, value in node.items():
         if key in ctx.skip_last and (*path, key) in ctx.skip or key in ctx.key_name_fields:
             continue
         if ctx.configmap and not path and key == "binaryData" and isinstance(value, dict):
             value = {k: t for k, v in value.items() if isinstance(v, str) and (t := _binary_text(v)) is not None}
         if isinstance(value, str):
-            out.append(((*path, key), env_name if key == "value" and isinstance(env_name, str) else str(key), value))
+            out.append((path, key, env_name if key == "value" and isinstance(env_name, str) else str(key), value))
         elif isinstance(value, (dict, list)):
             _gather(value, (*path, key), str(key), ctx, out)
 
