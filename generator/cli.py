@@ -12,19 +12,20 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from generator import __version__
-from generator.review.check import DEFAULT_DIFF_LINES, fix_command, program_name
-from generator.review.check import check as run_check
 from generator.errors import GeneratorError
-from generator.review.graph import FORMATS, dot, graph_repo, mermaid
-from generator.io.output import KUSTOMIZATION
-from generator.pipeline import Repo, render_env, render_many
-from generator.io.write import apply, locked, orphaned_envs, plan
 
+if TYPE_CHECKING:
+    from generator.pipeline import Repo
+
+# The render itself is imported inside the commands, not here: a `render` or `check` of an
+# unchanged repo answers from the render index (generator/io/index.py) without it.
+DEFAULT_DIFF_LINES = 40  # generator.review.check.DEFAULT_DIFF_LINES (tests/test_cli.py keeps them equal)
+GRAPH_FORMATS = ("mermaid", "dot")  # generator.review.graph.FORMATS (likewise)
 EXIT_INPUT = 1
 EXIT_CHANGES = 3
 EXIT_INTERNAL = 70
@@ -84,6 +85,27 @@ def warn(problem: GeneratorError) -> None:
     click.echo(problem.render("warning"), err=True)
 
 
+def _unchanged_render(repo_dir: Path, envs: tuple[str, ...]) -> bool:
+    """`render` of a repo whose render index says nothing changed: out/ is current. Prints
+    what the full render would and returns True; else False (then render)."""
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), envs)
+    if found is None:
+        return False
+    _replay_warnings(found)
+    for env, report in found.items():
+        click.echo(f"rendered {env}: {report.files} files")
+    click.echo(f"out/: 0 written, 0 removed, {sum(r.files for r in found.values())} unchanged")
+    return True
+
+
+def _replay_warnings(found: Any) -> None:
+    for report in found.values():
+        for text in report.warnings:
+            click.echo(text, err=True)
+
+
 def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
     known = repo.envs
     for name in wanted:
@@ -128,6 +150,11 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
     Everything is rendered and checked before anything is written; on any error out/ is left
     exactly as it was. Files the generator did not write are never touched.
     """
+    if not to_stdout and not apps and not no_cache and _unchanged_render(repo_dir, envs):
+        return
+    from generator.io.write import apply, locked, orphaned_envs, plan
+    from generator.pipeline import Repo, render_many, save_index
+
     repo = Repo.open(repo_dir, cache=not no_cache)
     selected = pick_envs(repo, envs)
     if apps and not to_stdout:
@@ -142,6 +169,7 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
     with locked(out):
         todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs=not envs))
         apply(out, todo)
+        save_index(repo, rendered, selected)
     for env, files in rendered.items():
         click.echo(f"rendered {env}: {len(files)} files")
     click.echo(f"out/: {len(todo.writes)} written, {len(todo.removes)} removed, {todo.unchanged} unchanged")
@@ -161,6 +189,16 @@ def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], job
     Otherwise list every stale, missing and extra file of out/ with a bounded diff, print the
     command that fixes it, and exit 1. Nothing is written.
     """
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), envs)
+    if found is not None and not (not envs and index.unused_allowances(found)):
+        _replay_warnings(found)  # nothing changed since out/ was last found current
+        click.echo(f"out/ is up to date: {len(found)} environments, {sum(r.files for r in found.values())} files")
+        return
+    from generator.pipeline import Repo
+    from generator.review.check import check as run_check, fix_command, program_name
+
     repo = Repo.open(repo_dir)
     selected = pick_envs(repo, envs)
     result = run_check(repo, selected, not envs, jobs, max_lines, warn)
@@ -220,6 +258,8 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
 
     Exit 0 when nothing changes, 3 when something does, 1 on an error.
     """
+    from generator.pipeline import Repo
+
     repo = Repo.open(repo_dir)
     # Imported here: the diff machinery (git reads, field diffs) is not needed by `render`,
     # whose start-up time counts in every CI run.
@@ -239,11 +279,14 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
 @main.command("graph")
 @repo_option
 @env_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="mermaid", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="mermaid", show_default=True,
               help="mermaid (renders in GitHub markdown) or dot (Graphviz).")
 @friendly_errors
 def graph_command(repo_dir: Path, envs: tuple[str, ...], fmt: str) -> None:
     """Draw which workloads use which ConfigMaps and Secrets, through which keys and mounts."""
+    from generator.pipeline import Repo
+    from generator.review.graph import dot, graph_repo, mermaid
+
     repo = Repo.open(repo_dir)
     graphs = graph_repo(repo, pick_envs(repo, envs))
     click.echo(mermaid(graphs) if fmt == "mermaid" else dot(graphs), nl=False)
@@ -262,6 +305,8 @@ def charts_pull(repo_dir: Path) -> None:
     charts/lock.yaml; remove archives nothing declares. Also caches Helm if none is found."""
     from generator.charts.vendor import pull
 
+    from generator.pipeline import Repo
+
     report = pull(Repo.open(repo_dir).root)
     for verb, files in (("fetched", report.fetched), ("removed", report.removed)):
         for name in files:
@@ -279,11 +324,16 @@ def charts_update(repo_dir: Path, app: str, version: str | None) -> None:
     """Change APP's chart version in its app.yaml and vendor it; then `render` and review with `diff`."""
     from generator.charts.vendor import update
 
+    from generator.pipeline import Repo
+
     old, new, _ = update(Repo.open(repo_dir).root, app, version)
     click.echo(f"{app}: chart version {old} -> {new}" if old != new else f"{app}: chart version {new} (unchanged)")
 
 
 def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
+    from generator.io.output import KUSTOMIZATION
+    from generator.pipeline import render_env
+
     rendered = render_env(repo, env)
     for problem in rendered.warnings:
         warn(problem)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from generator.hints import unified_diff as _unified_diff
 from generator.config import Allowance
-from generator.pipeline import Repo, Warn, render_many
+from generator.pipeline import Repo, Warn, render_many, save_index
 from generator.io.write import Plan, orphaned_envs, plan
 
 OUT = "out"
@@ -96,7 +96,10 @@ def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = No
     out = repo.root / OUT
     todo = plan(out, rendered, orphaned_envs(out, rendered, all_envs))
     unused = tuple(a for a in repo.config.allow if a.key not in rendered.allowed) if all_envs else ()
-    return CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged, unused)
+    result = CheckResult(tuple(envs), tuple(problems_of(repo.root, todo, limit)), todo.unchanged, unused)
+    if result.ok:
+        save_index(repo, rendered, envs)  # out/ is current: the next check of an unchanged repo is instant
+    return result
 
 
 def fix_command(program: str, repo_arg: str | None, env_args: Sequence[str]) -> str:
