@@ -276,6 +276,23 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
     sys.exit(EXIT_CHANGES if report.changed else 0)
 
 
+@main.command("watch")
+@repo_option
+@env_option
+@click.option("--app", "apps", multiple=True, metavar="NAME", help="Only show this app's changes (repeatable); the whole environment is still rendered and checked.")
+@click.option("--write", is_flag=True, help="Also keep out/ current, as `render` writes it (default: preview only).")
+@friendly_errors
+def watch_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], write: bool) -> None:
+    """Re-render on every save and print what it changed: which ConfigMaps get new versions and
+    which workloads roll (as `diff` shows it), or the error with its file and line.
+
+    The first report compares with out/; later ones with the previous render. Ctrl-C stops it.
+    """
+    from generator.review.watch import watch
+
+    watch(repo_dir, envs, apps, write, click.echo, lambda repo, wanted: pick_envs(repo, tuple(wanted)), _style)
+
+
 @main.command("graph")
 @repo_option
 @env_option
