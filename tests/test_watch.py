@@ -127,3 +127,38 @@ def test_write_keeps_out_current(repo: Path, watcher: list[Watcher]) -> None:
     assert w.interrupt() == 130
     assert run("check", "--repo", repo).exit_code == 0
     assert "fast" in (repo / "out/dev/web/configmap-web-config.yaml").read_text(encoding="utf-8")
+
+
+def _files(root: Path) -> dict[str, dict[str, str]]:
+    from generator.pipeline import Repo, render_many
+
+    repo = Repo.open(root)
+    return {env: dict(files) for env, files in render_many(repo, repo.envs, jobs=1).items()}
+
+
+def test_report_of_a_save_equals_the_full_diff(tmp_path: Path) -> None:
+    """The watch compares only the app folders a save touched (and consumers of a changed
+    ConfigMap elsewhere): the report is the one the whole output gives."""
+    from generator.review import diff_report
+    from generator.review.diff import diff_files
+    from generator.review.watch import report, touched
+    from generator.steps.references import BUILTIN_POD_SPECS
+
+    other = DEPLOYMENT.replace("name: web}", "name: other}").replace("app: web", "app: other")
+    root = write_repo(tmp_path / "repo", {
+        "base/web/app.yaml": APP.replace("literals:", "hash: false\n    literals:"),
+        "base/web/deployment.yaml": DEPLOYMENT,
+        "base/other/deployment.yaml": other,  # uses web-config from another app
+        "base/third/app.yaml": "configMaps: [{name: third-config, literals: {a: b}}]\n",
+        "environments/dev/env.yaml": "namespace: dev\n",
+    })
+    old = _files(root)
+    (root / "base/web/app.yaml").write_text(
+        APP.replace("literals:", "hash: false\n    literals:").replace("mode: normal", "mode: fast"), encoding="utf-8")
+    new = _files(root)
+    cut_old, cut_new = touched(old, new)
+    assert not any(p.startswith("third/") for p in cut_new["dev"])  # untouched app left out
+    assert "other/deployment-other.yaml" in cut_new["dev"]  # a consumer in another app kept
+    full = diff_report.text(diff_files(old, new, BUILTIN_POD_SPECS, "x"))
+    assert report(old, new, BUILTIN_POD_SPECS, "x", diff_report.plain) == full
+    assert "other" in full

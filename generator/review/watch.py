@@ -105,10 +105,44 @@ def only_apps(files: Files, apps: Sequence[str]) -> Files:
     return {env: {p: t for p, t in texts.items() if p.split("/", 1)[0] in apps} for env, texts in files.items()}
 
 
+def touched(old: Mapping[str, Mapping[str, str]], new: Files) -> tuple[Files, Files]:
+    """Both sides cut to the app folders where some file was added, removed or changed (and
+    the environment's kustomization): what a save changed, parsed and compared without the
+    thousands of files it left alone. A workload whose ConfigMap got a new name changed too
+    (its reference was rewritten), so it is in, wherever its app is."""
+    cut_old: Files = {}
+    cut_new: Files = {}
+    for env in sorted(set(old) | set(new)):
+        a, b = old.get(env, {}), new.get(env, {})
+        changed = {p for p in set(a) | set(b) if a.get(p) != b.get(p)}
+        apps = {p.split("/", 1)[0] for p in changed}
+        if env not in old or env not in new:
+            apps |= {p.split("/", 1)[0] for p in set(a) | set(b)}
+        # Consumers in other apps of a ConfigMap or Secret that changed (a mutable one keeps its
+        # name, so their files did not change): any file naming it. Over-inclusion only costs time.
+        names = {n for p in changed for n in _declared(p)}
+        keep = {p for side in (a, b) for p, t in side.items() if any(n in t for n in names)} if names else set()
+        cut_old[env] = {p: t for p, t in a.items() if p.split("/", 1)[0] in apps or p in keep}
+        cut_new[env] = {p: t for p, t in b.items() if p.split("/", 1)[0] in apps or p in keep}
+    return cut_old, cut_new
+
+
+def _declared(path: str) -> set[str]:
+    """What a ConfigMap's or Secret's declared name may be, from its file's path
+    (generator/io/output.py `file_name`: <app>/<kind>-<name>[.<namespace>].yaml; a name may
+    hold dots too, so both readings), else nothing."""
+    stem = path.rsplit("/", 1)[-1].removesuffix(".yaml")
+    for kind in ("configmap-", "secret-"):
+        if stem.startswith(kind):
+            name = stem[len(kind):]
+            return {name, name.split(".", 1)[0]}
+    return set()
+
+
 def report(old: Mapping[str, Mapping[str, str]], new: Files, specs: Sequence[Any], against: str,
            style: diff_report.Style) -> str:
     """What changed from `old` to `new`, as `diff` prints it (or one line when nothing did)."""
-    result = diff_files(old, new, specs, against)
+    result = diff_files(*touched(old, new), specs, against)
     if not result.changed:
         return style("no change in the output", "dim") + "\n"
     return diff_report.text(result, style)
