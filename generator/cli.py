@@ -100,6 +100,56 @@ def _unchanged_render(repo_dir: Path, envs: tuple[str, ...]) -> bool:
     return True
 
 
+def _unchanged_stdout(repo_dir: Path, env: str, apps: tuple[str, ...]) -> bool:
+    """`render --stdout` of an environment the render index says is unchanged: out/<env>/
+    holds exactly its files, so they are printed from there. Else False (then render)."""
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), (env,))
+    if found is None:
+        return False
+    _replay_warnings(found)
+    folder = repo_dir.resolve() / "out" / env
+    texts: dict[str, str] = {}
+    for path in found[env].paths:
+        if path != "kustomization.yaml" and (not apps or path.split("/", 1)[0] in apps):
+            with open(folder / path, encoding="utf-8", newline="") as handle:
+                texts[path] = handle.read()
+    _print_files({p: "" for p in found[env].paths}, texts, env, apps)
+    return True
+
+
+def _print_files(every: Any, texts: Any, env: str, apps: tuple[str, ...]) -> None:
+    """The YAML stream of `render --stdout`: `texts` (path -> text) in order; `every` holds
+    every path of the environment (to name the apps it has)."""
+    known = {path.split("/", 1)[0] for path in every if path != "kustomization.yaml"}
+    for app in apps:
+        if app not in known:
+            raise click.BadParameter(f"no app {app!r} in environment {env!r}; apps: {', '.join(sorted(known))}", param_hint="--app")
+    click.echo("---\n".join(texts.values()), nl=False)
+
+
+def _unchanged_diff(repo_dir: Path, envs: tuple[str, ...], fmt: str) -> bool:
+    """`diff` against out/ when the render index says nothing changed since out/ was written
+    from these sources: a report of no changes, printed by the same code. Else False."""
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), envs)
+    if found is None:
+        return False
+    from generator.review import diff_report
+    from generator.review.diff import DiffReport, EnvDiff
+
+    report = DiffReport("out/", tuple(EnvDiff(env, (), (), ()) for env in sorted(found)))
+    if fmt == "markdown":
+        click.echo(diff_report.markdown(report), nl=False)
+    elif fmt == "json":
+        click.echo(diff_report.to_json(report), nl=False)
+    else:
+        click.echo(diff_report.text(report, _style), nl=False)
+    return True
+
+
 def _replay_warnings(found: Any) -> None:
     for report in found.values():
         for text in report.warnings:
@@ -151,6 +201,8 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
     exactly as it was. Files the generator did not write are never touched.
     """
     if not to_stdout and not apps and not no_cache and _unchanged_render(repo_dir, envs):
+        return
+    if to_stdout and len(envs) == 1 and not no_cache and _unchanged_stdout(repo_dir, envs[0], apps):
         return
     from generator.io.write import apply, locked, orphaned_envs, plan
     from generator.pipeline import Repo, render_many, save_index
@@ -258,6 +310,8 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
 
     Exit 0 when nothing changes, 3 when something does, 1 on an error.
     """
+    if against is None and _unchanged_diff(repo_dir, envs, fmt):
+        sys.exit(0)
     from generator.pipeline import Repo
 
     repo = Repo.open(repo_dir)
@@ -359,8 +413,8 @@ def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
     for app in apps:
         if app not in known:
             raise click.BadParameter(f"no app {app!r} in environment {env!r}; apps: {', '.join(sorted(known))}", param_hint="--app")
-    chunks = [
-        text for path, text in files.items()
+    chunks = {
+        path: text for path, text in files.items()
         if path != KUSTOMIZATION and (not apps or path.split("/", 1)[0] in apps)
-    ]
-    click.echo("---\n".join(chunks), nl=False)
+    }
+    _print_files(files, chunks, env, apps)

@@ -404,5 +404,6 @@ def save_index(repo: Repo, rendered: Rendered, envs: Sequence[str]) -> None:
         report = render_index.Report(
             len(rendered[env]), tuple(w.render("warning") for w in warnings),
             tuple(sorted(json.dumps(list(k)) for k in allowed)), keys, tuple(known), not orphans,
+            tuple(rendered[env]),
         )
         render_index.save(repo.root, env, reads, report)

@@ -176,17 +176,17 @@ def _result(root: Path, *args: str, cache: bool = True) -> tuple[int, str, dict[
     return result.exit_code, result.output.replace(str(root), "<repo>"), snapshot(root / "out")
 
 
-def _same_as_cold(root: Path, scratch: Path, command: str) -> None:
+def _same_as_cold(root: Path, scratch: Path, *command: str) -> None:
     """`command` incrementally on `root` and cold on a copy of it (out/ included) agree."""
     cold = scratch / f"cold-{time.monotonic_ns()}"
     shutil.copytree(root, cold, symlinks=True)
     try:
-        assert _result(root, command) == _result(cold, command, cache=False)
+        assert _result(root, *command) == _result(cold, *command, cache=False)
     finally:
         shutil.rmtree(cold)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.sampled_from(sorted(EDITS)), st.booleans()), min_size=1, max_size=6))
 def test_incremental_matches_cold_after_any_edits(
     tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[str, bool]]
@@ -201,12 +201,16 @@ def test_incremental_matches_cold_after_any_edits(
         if not racy:
             _settle()  # the commands save an index (a racy edit is not indexed)
         _same_as_cold(root, scratch, "check")
+        _same_as_cold(root, scratch, "diff")
+        _same_as_cold(root, scratch, "render", "--env", "dev", "--stdout")
         _same_as_cold(root, scratch, "render")
     # The final state once more, after the racy window: the index is used and still agrees.
     _settle()
     _same_as_cold(root, scratch, "render")
     _same_as_cold(root, scratch, "render")
     _same_as_cold(root, scratch, "check")
+    _same_as_cold(root, scratch, "diff", "--format", "json")
+    _same_as_cold(root, scratch, "render", "--env", "prod", "--stdout", "--app", "extra")
 
 
 # --- the index is used, and only when it may be ---------------------------------------------
@@ -241,7 +245,10 @@ def test_unchanged_render_and_check_use_the_index(rendered: Path, monkeypatch: p
     assert result.exit_code == 0 and "out/: 0 written, 0 removed" in result.output
     check = run("check", "--repo", rendered)
     assert check.exit_code == 0 and "out/ is up to date: 2 environments" in check.output
-    assert seen == [True, True]
+    assert run("diff", "--repo", rendered).exit_code == 0
+    stdout = run("render", "--repo", rendered, "--env", "dev", "--stdout")
+    assert stdout.exit_code == 0 and "kind: Deployment" in stdout.output
+    assert seen == [True, True, True, True]
     assert snapshot(rendered / "out") == before
 
 

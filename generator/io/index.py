@@ -201,6 +201,7 @@ class Report:
     allow_keys: tuple[str, ...]  # every allow-list key of gitops-gen.yaml (JSON)
     envs: tuple[str, ...]  # every environment of the repo at the time
     no_orphans: bool  # out/ held no folder of an environment that no longer exists
+    paths: tuple[str, ...] = ()  # the files of out/<env>/ in the order the render gave them (--stdout)
 
 
 def save(root: Path, env: str, reads: Reads, report: Report) -> bool:
@@ -221,7 +222,7 @@ def save(root: Path, env: str, reads: Reads, report: Report) -> bool:
     body = {
         "inputs": inputs, "outputs": outputs, "files": report.files, "warnings": list(report.warnings),
         "allowed": list(report.allowed), "allow_keys": list(report.allow_keys), "envs": list(report.envs),
-        "no_orphans": report.no_orphans,
+        "no_orphans": report.no_orphans, "paths": list(report.paths),
     }
     memo.store_entry(path, _stamp(), env.encode(), json.dumps(body, separators=(",", ":")).encode())
     return True
@@ -257,15 +258,16 @@ def lookup(root: Path, env: str) -> Report | None:
         return None
     if not isinstance(body, dict):
         return None
-    warnings, allowed, keys, envs = (_strings(body.get(k)) for k in ("warnings", "allowed", "allow_keys", "envs"))
+    warnings, allowed, keys, envs, paths = (
+        _strings(body.get(k)) for k in ("warnings", "allowed", "allow_keys", "envs", "paths"))
     files, no_orphans = body.get("files"), body.get("no_orphans")
-    if warnings is None or allowed is None or keys is None or envs is None:
+    if warnings is None or allowed is None or keys is None or envs is None or paths is None:
         return None
-    if not isinstance(files, int) or not isinstance(no_orphans, bool):
+    if not isinstance(files, int) or not isinstance(no_orphans, bool) or len(paths) != files:
         return None
     if not _unchanged(body.get("inputs")) or not _unchanged(body.get("outputs")):
         return None
-    return Report(files, warnings, allowed, keys, envs, no_orphans)
+    return Report(files, warnings, allowed, keys, envs, no_orphans, paths)
 
 
 def lookup_all(root: Path, wanted: Sequence[str]) -> dict[str, Report] | None:
