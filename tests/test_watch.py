@@ -86,6 +86,7 @@ class Watcher:
 def repo(tmp_path: Path) -> Path:
     root = write_repo(tmp_path / "repo", {
         "base/web/app.yaml": APP, "base/web/deployment.yaml": DEPLOYMENT, "environments/dev/env.yaml": "namespace: dev\n",
+        "environments/prod/env.yaml": "namespace: prod\n",  # two environments: rendered in parallel
     })
     assert run("render", "--repo", root).exit_code == 0
     return root
@@ -109,7 +110,7 @@ def test_a_save_is_reported_and_ctrl_c_exits_130(repo: Path, watcher: list[Watch
     report = w.until("rendered in")
     text = "\n".join(report)
     assert "web-config" in text and '~ mode: "normal" -> "fast"' in text
-    assert "web (Deployment) rolls: web-config changed" in text
+    assert text.count("web (Deployment) rolls: web-config changed") == 2  # dev and prod
     assert snapshot(repo / "out") == before  # preview only
     # A broken save: the error with file and line, and watching goes on.
     (repo / "base/web/app.yaml").write_text("configMaps: [\n", encoding="utf-8")

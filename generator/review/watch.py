@@ -81,7 +81,8 @@ def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: boo
         repo = Repo.open(root)
         selected = pick(repo, envs)
         specs += repo.config.pod_spec_paths
-        rendered = render_many(repo, selected, jobs=1, warn=lambda w: echo(w.render("warning")))
+        # Environments in parallel as `render` does (one process each); the reads come back with them.
+        rendered = render_many(repo, selected, warn=lambda w: echo(w.render("warning")))
         files = {env: dict(texts) for env, texts in rendered.items()}
         for app in apps:
             if not any(p.split("/", 1)[0] == app for texts in files.values() for p in texts):
