@@ -7,12 +7,16 @@ Generates the synthetic repos (bench/synth.py) for N and 2N apps, then times, in
 (every command once per round, rounds repeated R times):
 
     render      python -m generator render --repo DIR        cold: out/ and the memo removed first
+    render-0    python -m generator render --repo DIR        right after it, nothing changed (render index)
+    check-0     python -m generator check --repo DIR         likewise (expects exit 0)
     kustomize   kubectl kustomize OVERLAY > FILE              once per environment, summed
     floor       python bench/floor.py run ...                 libyaml read+parse / emit+write
     check       python -m generator check --repo DIR          cold, on the fresh out/ (expects exit 0)
     diff        python -m generator diff --repo DIR           cold, after one app's literal changed (expects 3)
     render-1    python -m generator render --repo DIR        renders that one-app change onto out/ with
                                                               the memo the cold render left (the developer loop)
+    watch-1     python -m generator watch --repo DIR         started untimed; the time from a one-app save
+                                                              to the end of its printed report
 
 "Cold" means the renderer's parse memo (generator/memo.py, pointed by GITOPS_GEN_CACHE_DIR
 at a folder of the benchmark) is emptied first, as on CI or a fresh clone.
@@ -57,7 +61,9 @@ from tests.kubectl import KubectlNotFound, find_kubectl, kubectl_version  # noqa
 SAMPLE_INTERVAL = 0.02
 CHANGED_APP = "app-0000"
 WORK_MARKER = ".gitops-gen-bench"
-COMMANDS = ("render", "kustomize", "floor", "check", "diff", "render-1")
+COMMANDS = ("render", "render-0", "check-0", "kustomize", "floor", "check", "diff", "render-1", "watch-1")
+WATCH_BUDGET = 300.0  # seconds a watch may take to start or to report a save before the bench fails
+RACY_S = 2.1  # generator/io/index.py RACY_NS (and a tick): inputs edited more recently are not indexed
 
 
 class BenchError(RuntimeError):
@@ -80,6 +86,7 @@ class Command:
     before: Callable[[], None] | None = None  # untimed preparation
     after: Callable[[], None] | None = None  # untimed, once the command has run
     stdout_files: list[Path] | None = None  # where each argv's stdout goes (else a log file)
+    watch: bool = False  # argvs[0] is a `watch`: time from a one-app save to its report (not its run)
 
 
 @dataclass
@@ -248,6 +255,7 @@ class Bench:
         self.kubectl_version = ""
         self.results: dict[tuple[int, str], list[Sample]] = {}
         self.edits = 0
+        self.last_edit = 0.0  # time.time() of the last one-app edit
         self.trashed = 0
         self.source_digest = ""
         self.wanted: set[str] = set(args.commands)
@@ -302,6 +310,7 @@ class Bench:
         if text == synth.ours_app_yaml(CHANGED_APP):
             raise BenchError("could not apply the one-app edit (synth output changed?)")
         app_yaml.write_text(text, encoding="utf-8")
+        self.last_edit = time.time()
 
     def setup_size(self, apps: int) -> SizeSetup:
         args = self.args
@@ -325,6 +334,9 @@ class Bench:
 
         def clean_render() -> None:
             # A full render: no memo, and nothing the renderer left in the repo (out/, anything else).
+            # Its inputs older than the render index's racy window, so the rows after it (render-0,
+            # check-0) time an index that could be saved, as in a developer's loop.
+            time.sleep(max(0.0, self.last_edit + RACY_S - time.time()))
             cold()
             for entry in ours.iterdir():
                 if entry.name not in ("base", "environments", "gitops-gen.yaml"):
@@ -362,6 +374,9 @@ class Bench:
                 shutil.copytree(after_render, memo)
 
         cmds.append(Command("render", [render], 0, before=clean_render, after=keep_memo))
+        # Nothing changed since that render: answered from the render index (generator/io/index.py).
+        cmds.append(Command("render-0", [render], 0))
+        cmds.append(Command("check-0", [[py, "-m", "generator", "check", "--repo", str(ours)]], 0))
         if self.kubectl is not None:
             kout.mkdir(parents=True, exist_ok=True)
             cmds.append(Command(
@@ -382,10 +397,51 @@ class Bench:
         # onto the out/ of the cold render, with the memo that render left: the developer loop
         # (render, change one app, render again); check and diff ran cold in between.
         cmds.append(Command("render-1", [render], 0, before=edited_since_render))
+        # watch-1: a running `watch` (started untimed) sees a one-app save and prints its report.
+        cmds.append(Command("watch-1", [[py, "-m", "generator", "watch", "--repo", str(ours)]], 0, watch=True))
         setup.commands = [c for c in cmds if c.name in self.wanted]
         return setup
 
+    def time_watch(self, setup: SizeSetup, argv: list[str]) -> Sample:
+        """Start `watch` (untimed), save a one-app edit, and time until the report is printed.
+        Wall time only: CPU and memory are those of a long-running process, not of the save."""
+        proc = subprocess.Popen(argv, cwd=self.work, env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        lines: list[str] = []
+        got = threading.Event()
+        wanted = ["watching"]
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if wanted[0] in line:
+                    got.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            if not got.wait(WATCH_BUDGET):
+                raise BenchError(f"n{setup.apps} watch-1: no 'watching' line in {WATCH_BUDGET:.0f} s:\n{''.join(lines[-20:])}")
+            time.sleep(0.5)  # past the first render's racy window (generator/review/watch.py TICK_NS)
+            got.clear()
+            wanted[0] = "rendered in"
+            start = time.perf_counter()
+            self.edit_one_app(setup.repo)
+            if not got.wait(WATCH_BUDGET):
+                raise BenchError(f"n{setup.apps} watch-1: the save was not reported in {WATCH_BUDGET:.0f} s:\n{''.join(lines[-20:])}")
+            wall = time.perf_counter() - start
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return Sample(wall=wall, cpu=float("nan"), maxrss_kb=0, tree_kb=0)
+
     def time_command(self, setup: SizeSetup, cmd: Command, round_no: int) -> Sample:
+        if cmd.watch:
+            return self.time_watch(setup, cmd.argvs[0])
         if cmd.before is not None:
             cmd.before()
         parts: list[Sample] = []
@@ -480,6 +536,10 @@ class Bench:
         print("scaling t(2N)/t(N), wall: " + "  ".join(
             f"{name} {self.median(n2, name) / self.median(n, name):.3f}" for name in names))
         print(f"one-app change: render-1 / render = {self.median(n, 'render-1') / self.median(n, 'render'):.3f} at {n} apps")
+        print(f"watch: a one-app save reported {self.median(n, 'watch-1'):.3f} s after it at {n} apps "
+              f"({self.median(n, 'watch-1') / self.median(n, 'render'):.3f} of a cold render)")
+        print(f"nothing changed: render-0 / render = {self.median(n, 'render-0') / self.median(n, 'render'):.3f}, "
+              f"check-0 / render = {self.median(n, 'check-0') / self.median(n, 'render'):.3f} at {n} apps")
         if self.args.json:
             data = {
                 "apps": [n, n2],

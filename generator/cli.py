@@ -12,20 +12,20 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from generator import __version__
-from generator.review.check import DEFAULT_DIFF_LINES, fix_command, program_name
-from generator.review.check import check as run_check
-from generator.errors import GeneratorError, TargetError
-from generator.review.graph import FORMATS, dot, graph_repo, mermaid
-from generator.io.output import KUSTOMIZATION
-from generator.pipeline import Repo, publish, render_env
-from generator.errors import WriteError
-from generator.io.write import orphaned_envs, os_error, out_folder, why_gone
+from generator.errors import GeneratorError, TargetError, WriteError
 
+if TYPE_CHECKING:
+    from generator.pipeline import Repo
+
+# The render itself is imported inside the commands, not here: a `render` or `check` of an
+# unchanged repo answers from the render index (generator/io/index.py) without it.
+DEFAULT_DIFF_LINES = 40  # generator.review.check.DEFAULT_DIFF_LINES (tests/test_cli.py keeps them equal)
+GRAPH_FORMATS = ("mermaid", "dot")  # generator.review.graph.FORMATS (likewise)
 EXIT_INPUT = 1
 EXIT_USAGE = 2
 EXIT_CHANGES = 3
@@ -47,6 +47,8 @@ def friendly_errors(func: F) -> F:
             click.echo(exc.render(), err=True)
             sys.exit(EXIT_INPUT)
         except OSError as exc:  # the machine's state (full disk, permissions, ...), not a bug of ours
+            from generator.io.write import os_error
+
             problem = os_error(exc, exc.filename if isinstance(exc.filename, str) else None,
                                "out/ was not changed by it", doing="the operating system refused")
             click.echo(problem.render(), err=True)
@@ -92,6 +94,77 @@ env_option = click.option(
 def warn(problem: GeneratorError) -> None:
     """A render warning on stderr (the render goes on, the exit code stays 0)."""
     click.echo(problem.render("warning"), err=True)
+
+
+def _unchanged_render(repo_dir: Path, envs: tuple[str, ...]) -> bool:
+    """`render` of a repo whose render index says nothing changed: out/ is current. Prints
+    what the full render would and returns True; else False (then render)."""
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), envs)
+    if found is None:
+        return False
+    _replay_warnings(found)
+    for env, report in found.items():
+        click.echo(f"rendered {env}: {report.files} files")
+    click.echo(f"out/: 0 written, 0 removed, {sum(r.files for r in found.values())} unchanged")
+    return True
+
+
+def _unchanged_stdout(repo_dir: Path, env: str, apps: tuple[str, ...]) -> bool:
+    """`render --stdout` of an environment the render index says is unchanged: out/<env>/
+    holds exactly its files, so they are printed from there. Else False (then render)."""
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), (env,))
+    if found is None:
+        return False
+    _replay_warnings(found)
+    folder = repo_dir.resolve() / "out" / env
+    texts: dict[str, str] = {}
+    for path in found[env].paths:
+        if path != "kustomization.yaml" and (not apps or path.split("/", 1)[0] in apps):
+            with open(folder / path, encoding="utf-8", newline="") as handle:
+                texts[path] = handle.read()
+    _print_files({p: "" for p in found[env].paths}, texts, env, apps)
+    return True
+
+
+def _print_files(every: Any, texts: Any, env: str, apps: tuple[str, ...]) -> None:
+    """The YAML stream of `render --stdout`: `texts` (path -> text) in order; `every` holds
+    every path of the environment (to name the apps it has)."""
+    known = {path.split("/", 1)[0] for path in every if path != "kustomization.yaml"}
+    for app in apps:
+        if app not in known:
+            raise click.BadParameter(f"no app {app!r} in environment {env!r}; apps: {', '.join(sorted(known))}", param_hint="--app")
+    click.echo("---\n".join(texts.values()), nl=False)
+
+
+def _unchanged_diff(repo_dir: Path, envs: tuple[str, ...], fmt: str) -> bool:
+    """`diff` against out/ when the render index says nothing changed since out/ was written
+    from these sources: a report of no changes, printed by the same code. Else False."""
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), envs)
+    if found is None:
+        return False
+    from generator.review import diff_report
+    from generator.review.diff import DiffReport, EnvDiff
+
+    report = DiffReport("out/", tuple(EnvDiff(env, (), (), ()) for env in sorted(found)))
+    if fmt == "markdown":
+        click.echo(diff_report.markdown(report), nl=False)
+    elif fmt == "json":
+        click.echo(diff_report.to_json(report), nl=False)
+    else:
+        click.echo(diff_report.text(report, _style), nl=False)
+    return True
+
+
+def _replay_warnings(found: Any) -> None:
+    for report in found.values():
+        for text in report.warnings:
+            click.echo(text, err=True)
 
 
 def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
@@ -170,6 +243,13 @@ def render(repo_dir: Path, envs: tuple[str, ...], to_stdout: bool, apps: tuple[s
     exactly as it was. Files the generator did not write are never touched. Changes are
     published through a journal: a render interrupted while writing is completed by the next.
     """
+    if not to_stdout and not apps and not no_cache and not prune and _unchanged_render(repo_dir, envs):
+        return
+    if to_stdout and len(envs) == 1 and not no_cache and _unchanged_stdout(repo_dir, envs[0], apps):
+        return
+    from generator.io.write import out_folder
+    from generator.pipeline import Repo, publish
+
     repo = Repo.open(repo_dir, cache=not no_cache)
     selected = pick_envs(repo, envs)
     if apps and not to_stdout:
@@ -200,6 +280,8 @@ def envs_to_prune(repo: Repo, out: Path, all_envs: bool, prune: tuple[str, ...])
             raise click.BadParameter(
                 f"environment {name!r} still exists (environments/{name}/env.yaml): --prune-env deletes "
                 f"the output of an environment that is gone", param_hint="--prune-env")
+    from generator.io.write import orphaned_envs
+
     orphans = orphaned_envs(out, repo.envs)
     refused = [env for env in orphans if env not in prune]
     if all_envs and refused:
@@ -208,6 +290,8 @@ def envs_to_prune(repo: Repo, out: Path, all_envs: bool, prune: tuple[str, ...])
 
 
 def env_removal_error(root: Path, out: Path, envs: list[str]) -> WriteError:
+    from generator.io.write import why_gone
+
     reasons = "; ".join(f"out/{env}/ ({why_gone(root, env)})" for env in envs)
     flags = " ".join(f"--prune-env {env}" for env in envs)
     return WriteError(
@@ -232,6 +316,16 @@ def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], job
     Otherwise list every stale, missing and extra file of out/ with a bounded diff, print the
     command that fixes it, and exit 1. Nothing is written.
     """
+    from generator.io import index
+
+    found = index.lookup_all(repo_dir.resolve(), envs)
+    if found is not None and not (not envs and index.unused_allowances(found)):
+        _replay_warnings(found)  # nothing changed since out/ was last found current
+        click.echo(f"out/ is up to date: {len(found)} environments, {sum(r.files for r in found.values())} files")
+        return
+    from generator.pipeline import Repo
+    from generator.review.check import check as run_check, fix_command, program_name
+
     repo = Repo.open(repo_dir)
     selected = pick_envs(repo, envs)
     result = run_check(repo, selected, not envs, jobs, max_lines, warn)
@@ -301,6 +395,10 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
 
     Exit 0 when nothing changes, 3 when something does, 1 on an error.
     """
+    if against is None and _unchanged_diff(repo_dir, envs, fmt):
+        sys.exit(0)
+    from generator.pipeline import Repo
+
     repo = Repo.open(repo_dir)
     # Imported here: the diff machinery (git reads, field diffs) is not needed by `render`,
     # whose start-up time counts in every CI run.
@@ -317,14 +415,34 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
     sys.exit(EXIT_CHANGES if report.changed else 0)
 
 
+@main.command("watch")
+@repo_option
+@env_option
+@click.option("--app", "apps", multiple=True, metavar="NAME", help="Only show this app's changes (repeatable); the whole environment is still rendered and checked.")
+@click.option("--write", is_flag=True, help="Also keep out/ current, as `render` writes it (default: preview only).")
+@friendly_errors
+def watch_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], write: bool) -> None:
+    """Re-render on every save and print what it changed: which ConfigMaps get new versions and
+    which workloads roll (as `diff` shows it), or the error with its file and line.
+
+    The first report compares with out/; later ones with the previous render. Ctrl-C stops it.
+    """
+    from generator.review.watch import watch
+
+    watch(repo_dir, envs, apps, write, click.echo, lambda repo, wanted: pick_envs(repo, tuple(wanted)), _style)
+
+
 @main.command("graph")
 @repo_option
 @env_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="mermaid", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="mermaid", show_default=True,
               help="mermaid (renders in GitHub markdown) or dot (Graphviz).")
 @friendly_errors
 def graph_command(repo_dir: Path, envs: tuple[str, ...], fmt: str) -> None:
     """Draw which workloads use which ConfigMaps and Secrets, through which keys and mounts."""
+    from generator.pipeline import Repo
+    from generator.review.graph import dot, graph_repo, mermaid
+
     repo = Repo.open(repo_dir)
     graphs = graph_repo(repo, pick_envs(repo, envs))
     click.echo(mermaid(graphs) if fmt == "mermaid" else dot(graphs), nl=False)
@@ -343,6 +461,8 @@ def charts_pull(repo_dir: Path) -> None:
     charts/lock.yaml; remove archives nothing declares. Also caches Helm if none is found."""
     from generator.charts.vendor import pull
 
+    from generator.pipeline import Repo
+
     report = pull(Repo.open(repo_dir).root)
     for verb, files in (("fetched", report.fetched), ("removed", report.removed)):
         for name in files:
@@ -360,11 +480,16 @@ def charts_update(repo_dir: Path, app: str, version: str | None) -> None:
     """Change APP's chart version in its app.yaml and vendor it; then `render` and review with `diff`."""
     from generator.charts.vendor import update
 
+    from generator.pipeline import Repo
+
     old, new, _ = update(Repo.open(repo_dir).root, app, version)
     click.echo(f"{app}: chart version {old} -> {new}" if old != new else f"{app}: chart version {new} (unchanged)")
 
 
 def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
+    from generator.io.output import KUSTOMIZATION
+    from generator.pipeline import render_env
+
     rendered = render_env(repo, env)
     for problem in rendered.warnings:
         warn(problem)
@@ -373,11 +498,11 @@ def print_env(repo: Repo, env: str, apps: tuple[str, ...]) -> None:
     for app in apps:
         if app not in known:
             raise click.BadParameter(f"no app {app!r} in environment {env!r}; apps: {', '.join(sorted(known))}", param_hint="--app")
-    chunks = [
-        text for path, text in files.items()
+    chunks = {
+        path: text for path, text in files.items()
         if path != KUSTOMIZATION and (not apps or path.split("/", 1)[0] in apps)
-    ]
-    click.echo("---\n".join(chunks), nl=False)
+    }
+    _print_files(files, chunks, env, apps)
 
 
 @main.group("import")
@@ -398,6 +523,7 @@ def import_kustomize(path: Path, out_dir: Path | None, no_verify: bool) -> None:
     (file:line) in IMPORT.md. Exit 0: identical; 3: differences (all printed); 1: error."""
     from generator.adopt import compare, kustomize
     from generator.adopt.kubectl import find_kubectl
+    from generator.pipeline import Repo, publish
 
     kubectl = find_kubectl()
     target = out_dir or path.resolve().parent / f"{path.resolve().name}-gitops-gen"
@@ -442,6 +568,7 @@ def init_command(directory: Path, app: str, env_name: str, deploy: str, ci: str,
     render out/. `gitops-gen check` passes right after."""
     from generator import SOURCE_URL
     from generator.adopt.init import Options, write
+    from generator.pipeline import Repo, publish
 
     written = write(directory, Options(app=app, env=env_name, deploy=deploy, ci=ci, source=source or SOURCE_URL))
     repo = Repo.open(directory)

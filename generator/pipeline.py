@@ -29,6 +29,7 @@ from generator.steps.api_rules import api_step
 from generator.steps.k8s_schema import precompile, schema_step
 from generator.steps.mutable import mutable_step
 from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
+from generator.io import index as render_index
 from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io import gitref
 from generator.io.write import Plan, apply, locked, out_folder, plan, recover
@@ -64,11 +65,14 @@ Warn = Callable[[GeneratorError], None]
 
 class Rendered(dict[str, Mapping[str, str]]):
     """The files of out/<env>/ by environment, and the allow-list entries that let a scanner
-    finding through in those environments (`check` reports the others as no longer needed)."""
+    finding through in those environments (`check` reports the others as no longer needed);
+    per environment, its warnings and allowances (kept in the render index)."""
 
-    def __init__(self, files: Mapping[str, Mapping[str, str]], allowed: frozenset[AllowKey] = frozenset()) -> None:
+    def __init__(self, files: Mapping[str, Mapping[str, str]], allowed: frozenset[AllowKey] = frozenset(),
+                 reports: Mapping[str, tuple[list[GeneratorError], frozenset[AllowKey]]] | None = None) -> None:
         super().__init__(files)
         self.allowed = allowed
+        self.reports = dict(reports or {})
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Repo:
     def open(cls, root: Path, cache: bool = True) -> Repo:
         root = root.resolve()
         forget_real_paths()  # symlinks may have changed since an earlier render in this process
+        render_index.start(root)  # record what the render reads from here on
         if not _top_folder(root, "base") and not _top_folder(root, "environments"):
             raise ConfigError(
                 f"{root} has neither base/ nor environments/",
@@ -164,6 +169,7 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
                 configmaps.append((decl, content))
             chart = chart_decl(chart, config.chart)
         if chart is not None:
+            render_index.unindexable("Helm charts")  # Helm and its cache are inputs outside the repo
             charts = charts or chart_step(repo.root, repo.templates, env, repo.cache)
             charts.add(app, chart, ctx)
         elif app in env.chart_values:
@@ -342,10 +348,11 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
                        [r.resource for r in retained], list(warnings), allowed, images)
 
 
-def _render_files(root: Path, env_name: str, cache: bool) -> tuple[str, dict[str, str], list[GeneratorError], frozenset[AllowKey]]:
-    # Sent back to the parent as texts (not the objects they are emitted from).
+def _render_files(root: Path, env_name: str, cache: bool) -> tuple[
+        str, dict[str, str], list[GeneratorError], frozenset[AllowKey], render_index.Reads | None]:
+    # Sent back to the parent as texts (not the objects they are emitted from), with what it read.
     rendered = render_env(Repo.open(root, cache), env_name)
-    return env_name, dict(rendered.files), rendered.warnings, rendered.allowed
+    return env_name, dict(rendered.files), rendered.warnings, rendered.allowed, render_index.recorded()
 
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
@@ -365,9 +372,10 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
         for e in envs:  # keep only the files (and the allowances), not the objects
             rendered = render_env(repo, e, jobs or 1)
             _tell(rendered.warnings, warn)
-            results.append((e, rendered.files, rendered.allowed))
+            results.append((e, rendered.files, rendered.warnings, rendered.allowed))
             del rendered
-        return Rendered({env: files for env, files, _ in results}, frozenset().union(*(a for _, _, a in results)))
+        return Rendered({env: files for env, files, _, _ in results}, frozenset().union(*(a for _, _, _, a in results)),
+                        {env: (w, a) for env, _, w, a in results})
     import gc
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
@@ -379,9 +387,11 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
             done = [f.result() for f in futures]
     finally:
         gc.unfreeze()
-    for _, _, warnings, _ in done:
+    for _, _, warnings, _, reads in done:
         _tell(warnings, warn)
-    return Rendered({env: files for env, files, _, _ in done}, frozenset().union(*(a for _, _, _, a in done)))
+        render_index.merge(reads)
+    return Rendered({env: files for env, files, _, _, _ in done}, frozenset().union(*(a for _, _, _, a, _ in done)),
+                    {env: (w, a) for env, _, w, a, _ in done})
 
 
 def _tell(warnings: list[GeneratorError], warn: Warn | None) -> None:
@@ -398,17 +408,45 @@ class Published:
 
 
 def publish(repo: Repo, envs: Sequence[str], jobs: int | None = None, stale: Sequence[str] = (),
-            warn: Warn | None = None) -> Published:
+            warn: Warn | None = None, rendered: Rendered | None = None) -> Published:
     """Render `envs` and publish them into out/ through the journal (generator/io/write.py), also
     deleting the `stale` environments' folders. Rendered before the lock, which creates out/, so
     an input error leaves no trace; a publication an interrupted render left is completed first,
-    and then the render is redone from the completed out/ (retention reads it)."""
+    and then the render is redone from the completed out/ (retention reads it). `rendered`: the
+    caller's render of `envs`, when it has one already (`watch --write`)."""
     out = out_folder(repo.root)
-    rendered = render_many(repo, envs, jobs, warn)
+    if rendered is None:
+        rendered = render_many(repo, envs, jobs, warn)
     with locked(out):
         completed = recover(out)
         if completed:
             rendered = render_many(repo, envs, jobs)
         todo = plan(out, rendered, stale)
         apply(out, todo)
+        save_index(repo, rendered, envs)
     return Published(rendered, todo, completed)
+
+
+def save_index(repo: Repo, rendered: Rendered, envs: Sequence[str]) -> None:
+    """`out/<env>/` now holds exactly what `rendered` has for each of `envs`: save their render
+    indexes, so an unchanged repo is not rendered again (generator/io/index.py). Best effort."""
+    reads = render_index.recorded()
+    if reads is None or not repo.cache:
+        return
+    import json
+
+    known = repo.envs
+    out = repo.root / OUT
+    try:
+        orphans = any(p.is_dir() and p.name not in known for p in out.iterdir()) if out.is_dir() else False
+    except OSError:
+        return
+    keys = tuple(json.dumps(list(a.key)) for a in repo.config.allow)
+    for env in envs:
+        warnings, allowed = rendered.reports.get(env, ([], frozenset()))
+        report = render_index.Report(
+            len(rendered[env]), tuple(w.render("warning") for w in warnings),
+            tuple(sorted(json.dumps(list(k)) for k in allowed)), keys, tuple(known), not orphans,
+            tuple(rendered[env]),
+        )
+        render_index.save(repo.root, env, reads, report)

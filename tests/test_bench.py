@@ -64,7 +64,7 @@ def test_bench_smoke_without_kustomize(tmp_path: Path) -> None:
     assert math.isnan(vs_kustomize)
     assert vs_floor > 0 and math.isfinite(vs_floor)
     assert scaling > 0 and math.isfinite(scaling)
-    for name in ("render", "floor", "check", "diff", "render-1"):
+    for name in ("render", "render-0", "check-0", "floor", "check", "diff", "render-1", "watch-1"):
         assert f"| 3 | {name} |" in proc.stdout and f"| 6 | {name} |" in proc.stdout
     assert not (tmp_path / "work").exists()  # scratch removed without --keep
 

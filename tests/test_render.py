@@ -285,14 +285,14 @@ def test_non_utf8_locale_renders_non_ascii_names_and_content(tmp_path: Path) -> 
 def test_an_os_error_anywhere_is_exit_1_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from generator import cli
+    from generator import pipeline
 
     repo = write_repo(tmp_path, TWO_ENVS)
 
     def refuse(*args: object, **kwargs: object) -> object:
         raise PermissionError(errno.EACCES, "Permission denied", str(repo / "base/web/app.yaml"))
 
-    monkeypatch.setattr(cli, "publish", refuse)
+    monkeypatch.setattr(pipeline, "publish", refuse)
     result = run("render", "--repo", repo)
     assert result.exit_code == 1
     assert f"error: {repo}/base/web/app.yaml: the operating system refused: permission denied" in result.output

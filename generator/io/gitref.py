@@ -111,6 +111,23 @@ class Committed:
         return found
 
 
+def _note_git_state(state: Path) -> None:
+    """What git's answers depend on are inputs of the render (generator/io/index.py): HEAD and the
+    ref it names, packed refs, the index (unmerged paths) and the files of a merge, revert or
+    cherry-pick in progress. A commit, a checkout or a conflict then makes the index miss."""
+    from generator.io import index
+
+    names = ["HEAD", "packed-refs", "index", *_IN_PROGRESS]
+    try:
+        head = (state / "HEAD").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        head = ""
+    if head.startswith("ref: "):
+        names.append(head[5:].strip())
+    for name in names:
+        index.note(state / name)
+
+
 def committed(root: Path, folder: str, wanted: Callable[[str], bool]) -> Committed | None:
     """The files of `folder` (relative to `root`) that `wanted` accepts, as git has them; None
     outside a git repo or without git."""
@@ -122,6 +139,7 @@ def committed(root: Path, folder: str, wanted: Callable[[str], bool]) -> Committ
         return None
     prefix, git_dir = (proc.stdout.decode().split("\n") + ["", ""])[:2]
     state = root / git_dir
+    _note_git_state(state)
     commits = ["HEAD"] + (["MERGE_HEAD"] if (state / "MERGE_HEAD").exists() else [])
     blobs: dict[str, tuple[str, str]] = {}
     for commit in commits:

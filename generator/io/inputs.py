@@ -12,6 +12,7 @@ checked by `probe`, so that:
 - a file's size is checked from `fstat` before a byte of it is read, so a huge (or sparse) file
   is an error, not a MemoryError.
 
+Every path probed or read is noted as an input of the render (generator/io/index.py).
 Folders' real paths are looked up once per render (`_real`, cleared by `forget_real_paths`);
 a file that is not a symlink costs one `lstat` more than a plain read.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Literal, overload
 
 from generator.errors import LoadError
+from generator.io import index
 
 # YAML files and templates: generous for a bundle of CRDs, far below what would hurt memory.
 MAX_INPUT_BYTES = 16 * 1024 * 1024
@@ -78,7 +80,8 @@ def _inside(top: str, real: str) -> bool:
 def inside_repo(root: Path, path: Path) -> bool:
     """Whether `path`, with every symlink followed, stays inside the repo.
 
-    Folders' real paths are looked up once per render; the file itself is checked each time
+    Every path probed or read is noted as an input of the render (generator/io/index.py).
+Folders' real paths are looked up once per render; the file itself is checked each time
     (a symlink is followed all the way)."""
     try:
         link = stat.S_ISLNK(os.lstat(path).st_mode)
@@ -140,6 +143,7 @@ def probe(root: Path, path: Path) -> os.stat_result | None:
 
 def _probe(root: Path, path: Path) -> tuple[os.stat_result, bool] | None:
     """`probe`, and whether `path` itself is a symlink."""
+    index.note(path)  # an input of the render, whatever is (or is not) there
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):

@@ -25,13 +25,16 @@ import os
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from generator import __version__
 from generator.steps.hashing import sha256
-from generator.secrets.scan import FieldPath, Finding, object_digest, scan_fields
+
+if TYPE_CHECKING:
+    from generator.secrets.scan import FieldPath, Finding
+
+# PyYAML and the scanner are imported where used, not here: the render index
+# (generator/io/index.py) reads memo files on the start-up path of a no-change render.
 
 # Bump when parsing or emitting changes in a way the key does not capture.
 FORMAT = 7  # 6: data-only records with an HMAC; 7: input rules (yaml_io.Rules) part of the parse key
@@ -58,6 +61,8 @@ class Memo:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        import yaml
+
         self._stamp = (FORMAT, __version__, yaml.__version__)
         self._old_parse: dict[bytes, bytes] = {}
         self.parse_used: dict[bytes, bytes] = {}
@@ -106,6 +111,8 @@ class Memo:
     def scan(self, obj: Mapping[str, Any]) -> dict[FieldPath, list[Finding]]:
         """`scan.scan_fields(obj)`, skipped for an object that scanned clean before (same object,
         same scanner rules); one with a finding is always scanned again, so its error is reported."""
+        from generator.secrets.scan import object_digest, scan_fields
+
         if self.path is None:
             return scan_fields(obj)
         key = object_digest(obj)
@@ -329,6 +336,8 @@ class OutputMemo:
     """
 
     def __init__(self, path: Path | None) -> None:
+        import yaml
+
         self.path = path
         # The emitter's code and PyYAML (its libyaml fallback) decide the text as much as the object.
         self._stamp = (FORMAT, __version__, yaml.__version__, _emitter_digest().hex() if path is not None else "")

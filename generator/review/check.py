@@ -17,7 +17,7 @@ from pathlib import Path
 
 from generator.hints import unified_diff as _unified_diff
 from generator.config import Allowance
-from generator.pipeline import Repo, Warn, render_many
+from generator.pipeline import Repo, Warn, render_many, save_index
 from generator.io.write import JOURNAL, Plan, orphaned_envs, out_folder, pending, plan, top_strays, why_gone
 
 OUT = "out"
@@ -104,8 +104,11 @@ def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = No
     todo = plan(out, rendered, removed)
     todo.strays += top_strays(out)
     unused = tuple(a for a in repo.config.allow if a.key not in rendered.allowed) if all_envs else ()
-    return CheckResult(tuple(envs), tuple(interrupted + problems_of(repo.root, todo, limit)), todo.unchanged,
+    result = CheckResult(tuple(envs), tuple(interrupted + problems_of(repo.root, todo, limit)), todo.unchanged,
                        removed_envs=tuple((env, why_gone(repo.root, env)) for env in removed), unused_allowances=unused)
+    if result.ok:
+        save_index(repo, rendered, envs)  # out/ is current: the next check of an unchanged repo is instant
+    return result
 
 
 def fix_command(program: str, repo_arg: str | None, env_args: Sequence[str], prune: Sequence[str] = ()) -> str:

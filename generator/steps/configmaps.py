@@ -15,6 +15,7 @@ from typing import Any
 from generator.steps import hashing
 from generator.config import rel
 from generator.errors import ConfigMapError, TemplateError
+from generator.io import index as render_index
 from generator.io.inputs import Refused, TooBig, decode_text, probe, read_input
 from generator.model import ConfigMapDecl, ConfigMapOverlay, KeyedOrigin, KeyOrigins, Origin, Resource, Source
 from generator.io.readers import KUSTOMIZE_UNSAFE, describe_char
@@ -150,6 +151,7 @@ class Builder:
         """The regular files directly in a `dirs:` folder (names starting with '.' skipped);
         a symlink among them is checked like any data file, a FIFO, socket or device refused."""
         files = []
+        render_index.note(source.path)  # its listing is an input of the render
         with os.scandir(source.path) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 if entry.name.startswith(".") or entry.is_dir(follow_symlinks=False):

@@ -20,6 +20,7 @@ from generator.io.memo import Memo
 from generator.model import ConfigMapDecl, Origin, Reread, Resource
 from generator.schema import Doc, scalar_text, text_map, type_name
 from generator.steps.templating import Templates
+from generator.io import index as render_index
 from generator.io.inputs import Refused, is_dir, probe, read_text
 from generator.io.yaml_io import load_documents
 
@@ -58,6 +59,7 @@ def list_apps(root: Path, base: Path) -> list[str]:
     try:
         if not is_dir(root, base):
             return []
+        render_index.note(base)
         with os.scandir(base) as entries:
             return [e.name for e in _sorted(entries) if _visible(e.name) and _checked_dir(root, e)]
     except Refused as exc:
@@ -70,6 +72,7 @@ def list_envs(root: Path, environments: Path) -> list[str]:
     try:
         if not is_dir(root, environments):
             return []
+        render_index.note(environments)
         with os.scandir(environments) as entries:
             folders = [e.name for e in _sorted(entries) if _visible(e.name) and _checked_dir(root, e)]
     except Refused as exc:
@@ -92,6 +95,7 @@ def manifest_files(root: Path, folder: Path, skip: frozenset[str] = frozenset())
     File types come from the directory listing (no stat each); anything but a regular file
     or a folder with a manifest's name (a symlink, FIFO, socket, device) is checked."""
     names = []
+    render_index.note(folder)  # its listing is an input (a new manifest, a removed one)
     with os.scandir(folder) as entries:
         for e in _sorted(entries):
             if not e.name.endswith(MANIFEST_SUFFIXES) or e.name == APP_FILE or not _visible(e.name) or e.name in skip:

@@ -109,11 +109,15 @@ def _too_long(what: str, size: int) -> Limit:
                  f"of {MAX_STRING:,}", _SIMPLER)
 
 
-def weight(value: Any, limit: int = MAX_STRING) -> int:
+def weight(value: Any, limit: int = MAX_STRING, nested: bool = False) -> int:
     """About how many characters `str(value)` has, without building it; stops counting soon
-    after `limit` (a list holding one string many times weighs what it would print as)."""
+    after `limit` (a list holding one string many times weighs what it would print as). Within
+    a container a string prints as its repr: a printable one at most twice its length (escaped
+    backslashes), others escaped per character (`\U0001f600`), so those are measured."""
     if isinstance(value, str):
-        return len(value)
+        if not nested:
+            return len(value)
+        return len(value) + 2 if value.isprintable() else len(repr(value))
     if isinstance(value, (int, float, bool)) or value is None:
         return 24 if not isinstance(value, int) else value.bit_length() // 3 + 2
     total = 2
@@ -125,7 +129,7 @@ def weight(value: Any, limit: int = MAX_STRING) -> int:
     else:
         return 64  # other objects (undefined, macros, loop helpers) print as something short
     for item in items:
-        total += weight(item, limit - total) + 2
+        total += weight(item, limit - total, nested=True) + 2
         if total > limit:
             break
     return total
