@@ -431,3 +431,24 @@ def test_against_errors(repo: Path) -> None:
         assert result.exit_code == 1
         assert "is neither a folder nor a git ref" in result.output
         assert "Traceback" not in result.output
+
+
+def test_a_text_both_sides_hold_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import generator.review.diff as diff_module
+
+    parsed: list[str] = []
+    real = diff_module.load_documents
+
+    def counting(text: str, file: Any, rules: Any = None) -> Any:
+        parsed.append(str(file))
+        return real(text, file, rules)
+
+    old = env_files(cm("cfg", "aaaa", {"a": "1"}), deploy("web", "cfg-aaaa"), deploy("api", "cfg-aaaa"))
+    new = env_files(cm("cfg", "bbbb", {"a": "2"}), deploy("web", "cfg-bbbb"), deploy("api", "cfg-aaaa"))
+    plain = run_diff(old, new)
+    monkeypatch.setattr(diff_module, "load_documents", counting)
+    shared = run_diff(old, new)
+    assert shared == plain  # the same report as parsing every file on each side
+    assert sorted(parsed) == sorted([*(f"out/e/{p}" for p in old), "(rendered)/e/app/configmap-cfg-bbbb.yaml",
+                                     "(rendered)/e/app/deployment-web.yaml"])
+    assert [r.name for r in shared.rollouts] == ["web"]
