@@ -34,6 +34,15 @@ MAX_DEPTH = 200
 _LIBYAML_DEPTH = "exceeded maximum nesting depth"
 
 
+# The first characters of PyYAML's implicit types (bool, int, float, null, timestamp, merge,
+# value): a plain scalar starting with any other character is a string. Unique values (host
+# names, image names) miss the tag caches below, so this saves a regex pass for most of them.
+# No resolver is keyed by None (one that tries every first character), or this would be wrong.
+if None in yaml.SafeLoader.yaml_implicit_resolvers:  # pragma: no cover - not in any PyYAML so far
+    raise ImportError("PyYAML has an implicit resolver for every first character; update yaml_io._RESOLVER_FIRSTS")
+_RESOLVER_FIRSTS = frozenset(yaml.SafeLoader.yaml_implicit_resolvers)
+
+
 class _FastResolve:
     """PyYAML's implicit-tag resolution without the path-resolver machinery we never register.
 
@@ -56,6 +65,8 @@ class _FastResolve:
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:
             if implicit[0]:
+                if value[:1] not in _RESOLVER_FIRSTS:
+                    return "tag:yaml.org,2002:str"  # no implicit type starts with this character
                 tag = self._resolved.get(value)
                 if tag is not None:
                     return tag
@@ -70,6 +81,8 @@ class _FastResolve:
 
     def _resolve_plain(self, value: str) -> str:
         table = self.yaml_implicit_resolvers
+        if value[:1] not in _RESOLVER_FIRSTS:
+            return "tag:yaml.org,2002:str"
         for tag, regexp in table.get(value[:1], ()):
             if regexp.match(value):
                 return tag
