@@ -239,3 +239,19 @@ def test_realistic_kustomize_layout_matches_our_render(tmp_path: Path) -> None:
         assert config["key00"] == synth.env_literals(sample, env)["key00"]
         nginx = their_view[("ConfigMap", env, synth_realistic.nginx_name(sample))]["data"]
         assert set(nginx) == {"nginx.conf", *synth_realistic.CONFD_FILES}
+
+
+def test_write_cost_smoke(tmp_path: Path) -> None:
+    """bench/write_cost.py at 20 files: every variant writes the same bytes and reports a row."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "write_cost.py"), "--files", "20", "--per-folder", "3", "--size", "100",
+         "--repeat", "1", "--dest", str(tmp_path / "w"), "--keep"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    variants = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| tmp") or line.startswith("| plain")]
+    assert variants == ["plain", "tmp+rename", "tmp+fsync+rename", "tmp+rename+dirsync", "tmp+fsync+rename+dirsync", "tmp+rename+syncfs"]
+    for folder in (tmp_path / "w").iterdir():
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        assert len(files) == 20 and not any(p.name.startswith(".tmp.") for p in files)
+        assert {p.read_bytes() for p in files} == {files[0].read_bytes()} and len(files[0].read_bytes()) == 100
