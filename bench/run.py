@@ -2,6 +2,7 @@
 
     python bench/run.py --apps 1000 --envs 1 --repeat 3
     python bench/run.py --charts 50 --envs 3 --repeat 3     (the Helm chart row: bench/charts.py)
+    python bench/run.py --shape realistic --apps 500 ...    (9 objects per app, large config files)
 
 Generates the synthetic repos (bench/synth.py) for N and 2N apps, then times, interleaved
 (every command once per round, rounds repeated R times):
@@ -304,10 +305,11 @@ class Bench:
         """Change one literal of one app: a one-app change for `diff` and `render-1`."""
         self.edits += 1
         app_yaml = repo.ours / "base" / CHANGED_APP / "app.yaml"
-        text = synth.ours_app_yaml(CHANGED_APP).replace(
+        original = synth.app_yaml(CHANGED_APP, repo.shape)
+        text = original.replace(
             f'key09: "{CHANGED_APP}-value-09"', f'key09: "{CHANGED_APP}-value-09-edit-{self.edits}"'
         )
-        if text == synth.ours_app_yaml(CHANGED_APP):
+        if text == original:
             raise BenchError("could not apply the one-app edit (synth output changed?)")
         app_yaml.write_text(text, encoding="utf-8")
         self.last_edit = time.time()
@@ -316,8 +318,8 @@ class Bench:
         args = self.args
         root = self.work / f"n{apps}"
         t0 = time.perf_counter()
-        repo = synth.write_repos(root, apps, args.envs)
-        print(f"  generated {apps} apps x {args.envs} envs in {time.perf_counter() - t0:.1f} s: {root}", flush=True)
+        repo = synth.write_repos(root, apps, args.envs, args.shape)
+        print(f"  generated {apps} apps x {args.envs} envs ({args.shape} shape) in {time.perf_counter() - t0:.1f} s: {root}", flush=True)
         floor_dest = root / "floor-out"
         setup = SizeSetup(apps=apps, repo=repo, floor_dest=floor_dest)
         ours = repo.ours
@@ -469,7 +471,7 @@ class Bench:
         sizes = [args.apps, 2 * args.apps]
         self.reset_work()
         self.source_digest = snapshot_generator(self.work)
-        print(f"gitops-gen benchmark: N={args.apps} and 2N={2 * args.apps} apps, M={args.envs} envs, "
+        print(f"gitops-gen benchmark: {args.shape} shape, N={args.apps} and 2N={2 * args.apps} apps, M={args.envs} envs, "
               f"{args.repeat} rounds; python {platform.python_version()}, {os.cpu_count()} cores"
               + (f", kubectl {self.kubectl_version} ({self.kubectl})" if self.kubectl else ", kustomize skipped"),
               flush=True)
@@ -544,6 +546,7 @@ class Bench:
             data = {
                 "apps": [n, n2],
                 "envs": self.args.envs,
+                "shape": self.args.shape,
                 "repeat": self.args.repeat,
                 "kubectl": self.kubectl_version or None,
                 "generator_sha256": self.source_digest,
@@ -563,6 +566,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--apps", type=int, required=True, help="N: apps in the smaller repo (the other has 2N)")
     parser.add_argument("--envs", type=int, default=1, help="M: environments (default 1)")
+    parser.add_argument("--shape", choices=synth.SHAPES, default="basic",
+                        help="the synthetic repo: basic (3 small objects per app) or realistic "
+                             "(9 objects per app, large config files; bench/synth_realistic.py)")
     parser.add_argument("--repeat", type=int, default=3, help="R: timed rounds (default 3)")
     parser.add_argument("--no-kustomize", action="store_true", help="skip kubectl kustomize (quick runs)")
     parser.add_argument("--commands", type=lambda v: [c.strip() for c in v.split(",") if c.strip()],

@@ -25,6 +25,12 @@ Both produce, per environment and app, a Deployment, a Service and a ConfigMap w
 content; only the ConfigMap name suffix (hash format), `immutable: true` and whatever metadata
 each tool adds differ. :func:`semantic_view` reduces either output to what must agree.
 Everything is deterministic: the same arguments write the same bytes.
+
+``--shape realistic`` writes what real apps carry instead (bench/synth_realistic.py: a
+Deployment with three containers, probes and resources, a Service, ServiceAccount, HPA, PDB,
+CronJob and three ConfigMaps from literals, a 200-line TOML, properties, an nginx config and a
+folder; env files and patches of containers in the environments); :func:`full_view` compares
+those outputs object by object.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from typing import Any
 LITERALS_PER_APP = 10
 PROPERTIES_LINES = 30
 OVERRIDDEN_KEYS = ("key00", "key01")
+SHAPES = ("basic", "realistic")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class SynthRepo:
     kustomize: Path  # Kustomize layout: base/, overlays/
     apps: list[str]
     envs: list[str]
+    shape: str = "basic"
 
     def overlay(self, env: str) -> Path:
         return self.kustomize / "overlays" / env
@@ -233,10 +241,41 @@ def _write(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def write_repos(root: Path, apps: int, envs: int) -> SynthRepo:
+def app_yaml(app: str, shape: str = "basic") -> str:
+    """The app's app.yaml in our format, for either shape."""
+    if shape == "realistic":
+        from bench import synth_realistic
+
+        return synth_realistic.ours_app_yaml(app)
+    return ours_app_yaml(app)
+
+
+def _write_files(folder: Path, files: Mapping[str, str]) -> None:
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, text)
+
+
+def _write_realistic(ours: Path, kust: Path, app_names: list[str], env_names: list[str]) -> None:
+    from bench import synth_realistic as real
+
+    for app in app_names:
+        shared = real.base_files(app)
+        _write_files(ours / "base" / app, {**shared, "app.yaml": real.ours_app_yaml(app)})
+        _write_files(kust / "base" / app, {**shared, "kustomization.yaml": real.kustomize_base_yaml(app)})
+    for k, env in enumerate(env_names):
+        data = real.env_files(env, app_names)
+        _write_files(ours / "environments" / env, {**data, "env.yaml": real.ours_env_yaml(env, k, app_names)})
+        _write_files(kust / "overlays" / env, {**data, "kustomization.yaml": real.kustomize_overlay_yaml(env, k, app_names)})
+
+
+def write_repos(root: Path, apps: int, envs: int, shape: str = "basic") -> SynthRepo:
     """Write ``root/ours`` and ``root/kustomize`` (both replaced if they exist)."""
     if apps < 1 or envs < 1:
         raise ValueError("need at least one app and one environment")
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
     root = root.resolve()
     ours = root / "ours"
     kust = root / "kustomize"
@@ -245,6 +284,9 @@ def write_repos(root: Path, apps: int, envs: int) -> SynthRepo:
             shutil.rmtree(folder)
     app_names = [app_name(i) for i in range(apps)]
     env_names = [env_name(k) for k in range(envs)]
+    if shape == "realistic":
+        _write_realistic(ours, kust, app_names, env_names)
+        return SynthRepo(root=root, ours=ours, kustomize=kust, apps=app_names, envs=env_names, shape=shape)
     for app in app_names:
         props = properties_text(app)
         deployment = deployment_yaml(app)
@@ -323,9 +365,54 @@ def semantic_view(objects: Iterable[Mapping[str, Any]], declared_configmaps: set
     return view
 
 
+def _normalise(value: Any, declared: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _normalise(v, declared) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v, declared) for v in value]
+    if isinstance(value, str):
+        return _strip_suffix(value, declared)
+    return value
+
+
+def full_view(objects: Iterable[Mapping[str, Any]], declared_configmaps: set[str]) -> dict[tuple[str, str, str], Any]:
+    """Every object whole, keyed by (kind, namespace, name), with what only one tool does removed.
+
+    Any string naming a declared ConfigMap with a hash suffix loses the suffix (the name itself
+    and every reference to it); a ConfigMap loses ``immutable`` and our ``gitops-gen.io/``
+    annotations (the provenance of its declared name). Everything else must be equal: the
+    patched containers and their lists' order, probes, resources, the data of every ConfigMap.
+    """
+    view: dict[tuple[str, str, str], Any] = {}
+    for obj in objects:
+        norm = _normalise(dict(obj), declared_configmaps)
+        meta = norm.setdefault("metadata", {})
+        notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith("gitops-gen.io/")}
+        if notes:
+            meta["annotations"] = notes
+        else:
+            meta.pop("annotations", None)
+        if norm.get("kind") == "ConfigMap":
+            norm.pop("immutable", None)
+        view[(str(norm.get("kind")), str(meta.get("namespace", "")), str(meta.get("name")))] = norm
+    return view
+
+
+def declared_configmaps(repo: SynthRepo) -> set[str]:
+    if repo.shape == "realistic":
+        from bench import synth_realistic
+
+        return {name for app in repo.apps for name in synth_realistic.configmap_names(app)}
+    return {config_name(app) for app in repo.apps}
+
+
 def expected_counts(repo: SynthRepo) -> dict[str, int]:
     """Objects per environment, by kind."""
     n = len(repo.apps)
+    if repo.shape == "realistic":
+        from bench import synth_realistic
+
+        return {kind: count * n for kind, count in synth_realistic.KINDS_PER_APP.items()}
     return {"Deployment": n, "Service": n, "ConfigMap": n}
 
 
@@ -334,12 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apps", type=int, required=True, help="number of apps (N)")
     parser.add_argument("--envs", type=int, default=1, help="number of environments (M)")
     parser.add_argument("--out", type=Path, required=True, help="folder to write ours/ and kustomize/ into")
+    parser.add_argument("--shape", choices=SHAPES, default="basic",
+                        help="basic (3 small objects per app, the default) or realistic (9 objects, large files)")
     args = parser.parse_args(argv)
-    repo = write_repos(args.out, args.apps, args.envs)
+    repo = write_repos(args.out, args.apps, args.envs, args.shape)
     files = sum(len(f) for _, _, f in os.walk(repo.root))
     print(f"wrote {repo.ours} and {repo.kustomize} ({len(repo.apps)} apps, {len(repo.envs)} envs, {files} files)")
     return 0
 
 
 if __name__ == "__main__":
+    # run as a script: make `bench.synth_realistic` importable (bench/run.py does the same)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())

@@ -28,12 +28,12 @@ from generator.errors import ConfigError, ConfigMapError, GeneratorError, Valida
 from generator.steps.api_rules import api_step
 from generator.steps.k8s_schema import precompile, schema_step
 from generator.steps.mutable import mutable_step
-from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files
+from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files, share_base_parses
 from generator.io import index as render_index
 from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io import gitref
 from generator.io.write import Plan, apply, locked, out_folder, plan, recover
-from generator.io.memo import Memo, OutputMemo
+from generator.io.memo import Memo, OutputMemo, clear_shared
 from generator.io.parallel import cores, fork_map, split
 from generator.model import ConfigMapDecl, Resource
 from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
@@ -380,6 +380,9 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
 
+    # Every environment parses the same base manifests: parse them once here, and the fork
+    # hands the results to every worker (memo.share_parse).
+    share_base_parses(repo.root, repo.apps)
     gc.freeze()  # the forked workers share these objects' pages; a collection would copy them
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
@@ -387,6 +390,7 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
             done = [f.result() for f in futures]
     finally:
         gc.unfreeze()
+        clear_shared()
     for _, _, warnings, _, reads in done:
         _tell(warnings, warn)
         render_index.merge(reads)

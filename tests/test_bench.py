@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench import synth
+from bench import synth, synth_realistic
 from tests.kubectl import KubectlNotFound, find_kubectl, kustomize_build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,3 +176,82 @@ def test_chart_row_smoke(tmp_path: Path) -> None:
     assert match, last
     assert all(float(g) > 0 for g in match.groups())
     assert not (tmp_path / "w").exists()  # the scratch folder is removed
+
+
+def test_realistic_shape_smoke(tmp_path: Path) -> None:
+    proc = _bench("--shape", "realistic", "--apps", "2", "--envs", "2", "--repeat", "1", "--no-kustomize",
+                  "--commands", "render,floor,diff,render-1", work=tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "realistic shape" in proc.stdout
+    _, vs_floor, _ = _ratios(proc.stdout)
+    assert vs_floor > 0 and math.isfinite(vs_floor)
+    # 9 objects per app and environment, plus one kustomization.yaml per environment
+    assert "output at 2 apps: ours 38 files" in proc.stdout
+
+
+def test_realistic_synth_is_deterministic_and_shares_files(tmp_path: Path) -> None:
+    a = synth.write_repos(tmp_path / "a", 2, 2, "realistic")
+    synth.write_repos(tmp_path / "b", 2, 2, "realistic")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    app = a.ours / "base" / "app-0001"
+    assert len((app / "app.toml").read_text().splitlines()) == synth_realistic.TOML_LINES
+    # the files both layouts read are byte-identical
+    for path in app.rglob("*"):
+        if path.is_file() and path.name != "app.yaml":
+            assert path.read_bytes() == (a.kustomize / "base" / "app-0001" / path.relative_to(app)).read_bytes()
+    env_file = Path("environments/env-1") / synth_realistic.env_file_path("app-0001")
+    assert (a.ours / env_file).read_bytes() == (a.kustomize / "overlays/env-1" / env_file.relative_to("environments/env-1")).read_bytes()
+
+
+def test_realistic_kustomize_layout_matches_our_render(tmp_path: Path) -> None:
+    """Real kubectl on the realistic Kustomize layout yields our render's objects, whole: every
+    container, probe, list order and ConfigMap byte (only hash suffixes and our annotations differ)."""
+    kubectl = _kubectl_or_skip()
+    repo = synth.write_repos(tmp_path, 3, 2, "realistic")
+    proc = subprocess.run(
+        [sys.executable, "-m", "generator", "render", "--repo", str(repo.ours)],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout
+    declared = synth.declared_configmaps(repo)
+    for k, env in enumerate(repo.envs):
+        theirs = kustomize_build(kubectl, repo.overlay(env))
+        ours = _rendered_objects(repo.ours / "out" / env)
+        expected = Counter(synth.expected_counts(repo))
+        assert Counter(o["kind"] for o in theirs) == expected
+        assert Counter(o["kind"] for o in ours) == expected
+        their_view = synth.full_view(theirs, declared)
+        assert their_view == synth.full_view(ours, declared)
+        # the overlay really changed things: a patched container, the env file, the literals
+        sample = synth.app_name(1)
+        deployment = their_view[("Deployment", env, sample)]
+        app_container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert app_container["image"] == synth_realistic.env_image(sample, k)
+        assert [e["name"] for e in app_container["env"]] == ["ENVIRONMENT", "KEY00", "KEY01", "POD_NAME"]
+        assert deployment["spec"]["replicas"] == synth.env_replicas(k)
+        env_data = their_view[("ConfigMap", env, synth_realistic.env_config_name(sample))]["data"]
+        assert env_data["ENV_SETTING_0"] == f"{env} setting 0 of {sample}"
+        assert env_data["FEATURE_0"] == synth_realistic.env_cm_literals(sample)["FEATURE_0"]
+        config = their_view[("ConfigMap", env, synth.config_name(sample))]["data"]
+        assert config["app.toml"] == synth_realistic.toml_text(sample)
+        assert config["key00"] == synth.env_literals(sample, env)["key00"]
+        nginx = their_view[("ConfigMap", env, synth_realistic.nginx_name(sample))]["data"]
+        assert set(nginx) == {"nginx.conf", *synth_realistic.CONFD_FILES}
+
+
+def test_write_cost_smoke(tmp_path: Path) -> None:
+    """bench/write_cost.py at 20 files: every variant writes the same bytes and reports a row."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "write_cost.py"), "--files", "20", "--per-folder", "3", "--size", "100",
+         "--repeat", "1", "--dest", str(tmp_path / "w"), "--keep"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    variants = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| tmp") or line.startswith("| plain")]
+    assert variants == ["plain", "tmp+rename", "tmp+fsync+rename", "tmp+rename+dirsync", "tmp+fsync+rename+dirsync", "tmp+rename+syncfs"]
+    for folder in (tmp_path / "w").iterdir():
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        assert len(files) == 20 and not any(p.name.startswith(".tmp.") for p in files)
+        assert {p.read_bytes() for p in files} == {files[0].read_bytes()} and len(files[0].read_bytes()) == 100

@@ -448,3 +448,24 @@ def test_a_removed_environment_is_shown_loudly(tmp_path: Path) -> None:
     import json
     envs = {e["name"]: e for e in json.loads(run("diff", "--repo", repo, "--format", "json").output)["environments"]}
     assert envs["qa"]["removed"] is True and envs["dev"]["removed"] is False
+
+
+def test_a_text_both_sides_hold_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import generator.review.diff as diff_module
+
+    parsed: list[str] = []
+    real = diff_module.load_documents
+
+    def counting(text: str, file: Any, rules: Any = None) -> Any:
+        parsed.append(str(file))
+        return real(text, file, rules)
+
+    old = env_files(cm("cfg", "aaaa", {"a": "1"}), deploy("web", "cfg-aaaa"), deploy("api", "cfg-aaaa"))
+    new = env_files(cm("cfg", "bbbb", {"a": "2"}), deploy("web", "cfg-bbbb"), deploy("api", "cfg-aaaa"))
+    plain = run_diff(old, new)
+    monkeypatch.setattr(diff_module, "load_documents", counting)
+    shared = run_diff(old, new)
+    assert shared == plain  # the same report as parsing every file on each side
+    assert sorted(parsed) == sorted([*(f"out/e/{p}" for p in old), "(rendered)/e/app/configmap-cfg-bbbb.yaml",
+                                     "(rendered)/e/app/deployment-web.yaml"])
+    assert [r.name for r in shared.rollouts] == ["web"]

@@ -298,3 +298,50 @@ def test_a_planted_or_damaged_entry_is_a_miss(tmp_path: Path, monkeypatch: pytes
             other.setenv("GITOPS_GEN_CACHE_KEY", "someone else's key")
             store_entry(path, STAMP, b"k", b"kind: Secret\n")
     assert load_entry(path, STAMP, b"k") is None
+
+
+def test_base_manifests_parsed_once_are_shared_until_cleared(tmp_path: Path) -> None:
+    from generator.io import memo as memo_module
+    from generator.steps.load import share_base_parses
+
+    app = tmp_path / "base" / "web"
+    app.mkdir(parents=True)
+    manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+    (app / "service.yaml").write_text(manifest)
+    (app / "broken.yaml").write_text("a: [\n")  # left to the worker, which reports it
+    (app / "app.yaml").write_text("configMaps: []\n")
+
+    def never(text: str) -> list[tuple[object, int]]:
+        raise AssertionError("parsed again")
+
+    share_base_parses(tmp_path, ["web", "missing-app"])
+    try:
+        for memo in (Memo(None), Memo(tmp_path / "m")):
+            docs = memo.parse(manifest, never, "manifest")
+            assert docs == load_documents(manifest, "x", "manifest")
+            docs[0][0]["kind"] = "changed"  # a fresh copy each time
+            assert memo.parse(manifest, never, "manifest")[0][0]["kind"] == "Service"
+            assert memo.parse("configMaps: []\n", never, "config") == [({"configMaps": []}, 1)]
+        with pytest.raises(AssertionError):  # the same text under other rules is another entry
+            Memo(None).parse(manifest, never, "config")
+    finally:
+        memo_module.clear_shared()
+    with pytest.raises(AssertionError):
+        Memo(None).parse(manifest, never, "manifest")
+
+
+def test_several_environments_render_as_each_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent's shared parses change nothing: a parallel render equals one env at a time."""
+    import shutil
+
+    from bench import synth
+
+    together = synth.write_repos(tmp_path / "s", 3, 3, "realistic").ours
+    alone = tmp_path / "alone"
+    shutil.copytree(together, alone)
+    monkeypatch.setenv("GITOPS_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    assert run("render", "--repo", together, "--jobs", "2").exit_code == 0
+    for env in ("env-0", "env-1", "env-2"):
+        assert run("render", "--repo", alone, "--env", env, "--no-cache").exit_code == 0
+    assert snapshot(together / "out") == snapshot(alone / "out")
+    assert len(snapshot(together / "out")) == 3 * (9 * 3 + 1)

@@ -46,6 +46,9 @@ class Watcher:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "generator", "watch", "--repo", str(root), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
+            # As from a terminal: Ctrl-C is not ignored. A child inherits an ignored SIGINT (a
+            # test runner started in the background has one), and Python then keeps ignoring it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []

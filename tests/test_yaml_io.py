@@ -215,3 +215,70 @@ def test_input_rules_refuse_escaped_characters_kustomize_refuses(escape: str) ->
         with pytest.raises(LoadError, match="kubectl kustomize` refuses or rewrites it"):
             load_documents(text, "x.yaml", rules)  # type: ignore[arg-type]
     load_documents(text, "x.yaml")  # our own output read back: no rules
+
+
+# --- aliases need anchors: a text without one skips the alias walk -------------------------------
+
+from generator.io.yaml_io import _may_alias  # noqa: E402
+
+
+def _has_alias(text: str) -> bool:
+    """Whether libyaml composes the text with a node used twice (an alias)."""
+    seen: set[int] = set()
+    for root in yaml.compose_all(text, Loader=yaml.CSafeLoader):
+        stack = [root] if root is not None else []
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                return True
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                stack += [c for pair in node.value for c in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                stack += node.value
+    return False
+
+
+_leaf = st.one_of(st.text(alphabet="ab &*-:[]{}#'\"", max_size=6), st.integers())
+_trees = st.recursive(_leaf, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text("kq", min_size=1, max_size=2), c, max_size=3)), max_leaves=12)
+
+
+@given(_trees, st.booleans(), st.sampled_from([None, True, False]), st.integers(0, 2))
+def test_every_text_with_an_alias_is_seen(shared: Any, twice: bool, flow: bool | None, where: int) -> None:
+    # yaml.dump writes an object used twice as an anchor and an alias, in block or flow style
+    doc: Any = [shared, shared] if twice else {"a": shared, "b": [shared]} if where == 1 else [{"x": shared}, shared]
+    text = yaml.dump(doc, default_flow_style=flow, width=1_000_000)
+    if _has_alias(text):
+        assert _may_alias(text)
+
+
+@pytest.mark.parametrize("text", [
+    "&a x\n", "--- &a x\n", "- &a x\n- *a\n", "a: &b x\nc: *b\n", "[&a x, *a]\n", "{k: &a x, j: *a}\n",
+    "{? &a x : 1, j: *a}\n", "a:\t&b x\nc: *b\n", "\ufeff&a x\n", "a: [1,&b x, *b]\n",
+    "a: !!str &b x\nc: *b\n", "a: &b-c_9 x\nc: *b-c_9\n",
+])
+def test_anchors_anywhere_are_seen(text: str) -> None:
+    assert _has_alias(text) or text.startswith(("&a x", "--- &a", "\ufeff&a"))
+    assert _may_alias(text)
+
+
+@pytest.mark.parametrize("text", [
+    'schedule: "17 3 * * *"\n', "args: [sh, -c, 'a && b']\n", "url: http://x/?a=1&b=2\n", "k: a&b\n",
+])
+def test_texts_without_anchors_are_not_walked(text: str) -> None:
+    assert not _may_alias(text)
+    assert load_documents(text, "x.yaml") == [(yaml.load(text, Loader=yaml.CSafeLoader), 1)]
+
+
+def test_an_undefined_alias_is_an_error_without_the_walk() -> None:
+    # why the gate may look for anchors only: libyaml refuses an alias to no anchor
+    with pytest.raises(LoadError, match="undefined alias"):
+        load_documents("a: *nothing\n", "x.yaml")
+
+
+def test_alias_bomb_behind_a_cron_schedule_is_still_refused() -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    text = 'schedule: "* * * * *"\n' + "\n".join(levels) + "\n"
+    with pytest.raises(LoadError, match="alias bomb"):
+        load_documents(text, "x.yaml")

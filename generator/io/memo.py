@@ -56,6 +56,30 @@ def cache_root() -> Path | None:
     return Path(base) / "gitops-gen" / "render"
 
 
+# Parse results made once in the parent process before environments are rendered in forked
+# workers (steps/load.share_base_parses): every worker reads the same base manifests, and the
+# fork hands these encoded results to all of them. Same keys and encoding as a memo's entries,
+# so a hit is the same fresh copy a warm memo gives. Emptied when the workers are done.
+_SHARED: dict[bytes, bytes] = {}
+
+
+def _parse_key(text: str, rules: str) -> bytes:
+    return sha256(rules.encode() + b"\0" + text.encode("utf-8", "surrogatepass")).digest()
+
+
+def share_parse(text: str, parse: Callable[[str], Docs], rules: str = "") -> None:
+    """Parse `text` now and keep the result for every Memo of this process and its forks."""
+    key = _parse_key(text, rules)
+    if key not in _SHARED and "&" not in text:  # anchors share objects, which JSON cannot
+        encoded = _encode_docs(parse(text))
+        if encoded is not None:
+            _SHARED[key] = encoded
+
+
+def clear_shared() -> None:
+    _SHARED.clear()
+
+
 class Memo:
     """Parse results of one environment, loaded from and saved to `path`."""
 
@@ -92,13 +116,20 @@ class Memo:
     def parse(self, text: str, parse: Callable[[str], Docs], rules: str = "") -> Docs:
         """`parse(text)`, or a fresh copy of its earlier result for the same text read under the
         same input `rules` (the same text may be a manifest and a settings file)."""
-        key = sha256(rules.encode() + b"\0" + text.encode("utf-8", "surrogatepass")).digest()
+        key = _parse_key(text, rules)
         blob = self.parse_used.get(key) or self._old_parse.get(key)
         if blob is not None:
             docs = _decode_docs(blob)
             if docs is not None:
                 self.hits += 1
                 self.parse_used[key] = blob
+                return docs
+        blob = _SHARED.get(key)
+        if blob is not None:
+            docs = _decode_docs(blob)
+            if docs is not None:
+                if self.path is not None:
+                    self.parse_used[key] = blob
                 return docs
         docs = parse(text)
         if self.path is not None and "&" not in text:  # anchors share objects, which JSON cannot

@@ -34,6 +34,15 @@ MAX_DEPTH = 200
 _LIBYAML_DEPTH = "exceeded maximum nesting depth"
 
 
+# The first characters of PyYAML's implicit types (bool, int, float, null, timestamp, merge,
+# value): a plain scalar starting with any other character is a string. Unique values (host
+# names, image names) miss the tag caches below, so this saves a regex pass for most of them.
+# No resolver is keyed by None (one that tries every first character), or this would be wrong.
+if None in yaml.SafeLoader.yaml_implicit_resolvers:  # pragma: no cover - not in any PyYAML so far
+    raise ImportError("PyYAML has an implicit resolver for every first character; update yaml_io._RESOLVER_FIRSTS")
+_RESOLVER_FIRSTS = frozenset(yaml.SafeLoader.yaml_implicit_resolvers)
+
+
 class _FastResolve:
     """PyYAML's implicit-tag resolution without the path-resolver machinery we never register.
 
@@ -56,6 +65,8 @@ class _FastResolve:
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:
             if implicit[0]:
+                if value[:1] not in _RESOLVER_FIRSTS:
+                    return "tag:yaml.org,2002:str"  # no implicit type starts with this character
                 tag = self._resolved.get(value)
                 if tag is not None:
                     return tag
@@ -70,6 +81,8 @@ class _FastResolve:
 
     def _resolve_plain(self, value: str) -> str:
         table = self.yaml_implicit_resolvers
+        if value[:1] not in _RESOLVER_FIRSTS:
+            return "tag:yaml.org,2002:str"
         for tag, regexp in table.get(value[:1], ()):
             if regexp.match(value):
                 return tag
@@ -156,11 +169,29 @@ def _deep_indent(columns: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(r"[ ?:-]{%d}" % columns), re.compile(r"\n[ ?:-]{%d}" % columns)
 
 
+# An alias needs an anchor: libyaml refuses `*name` with no `&name` before it ("found undefined
+# alias"), so a text without an anchor has no alias. An anchor is a node property: `&` and at
+# least one of libyaml's anchor characters (letters, digits, `_`, `-`), at the start of the
+# text or after white space (line breaks included), a flow indicator, or `:`/`?` (indicators
+# even without a space in flow context), or the byte-order mark. Anything else is text (`a&b`,
+# `&&`), so a quoted `"* * * * *"` (a CronJob's schedule) or a shell `&&` costs no walk.
+_ANCHOR = re.compile(r"(?<![^\s\[\]{},:?\ufeff])&[0-9A-Za-z_-]")
+
+
+def _may_alias(text: str) -> bool:
+    """Whether the text may hold an anchor, hence aliases (a superset: an `&x` inside a quoted
+    string counts too)."""
+    return _ANCHOR.search(text) is not None
+
+
 def _needs_bounds_check(text: str) -> bool:
     """Whether the document may hold aliases or nest deeper than MAX_DEPTH (then it is walked);
     plain manifests skip the walk."""
-    if "*" in text:
-        return True
+    return _may_alias(text) or _may_nest_deep(text)
+
+
+def _may_nest_deep(text: str) -> bool:
+    """Whether the text may nest deeper than MAX_DEPTH (an upper bound from its text alone)."""
     brackets = text.count("[") + text.count("{")
     if brackets >= MAX_DEPTH - 2:
         return True
@@ -327,7 +358,8 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tup
     """Parse a YAML stream into (document, first line) pairs; empty documents are dropped.
     `rules`: the input rules to apply (see `Rules`)."""
     loader = _Loader(text)
-    check = _needs_bounds_check(text)  # aliases, or nesting deep enough to matter
+    aliases = _may_alias(text)
+    check = aliases or _may_nest_deep(text)  # aliases, or nesting deep enough to matter
     escapes = rules is not None and _ESCAPE.search(text) is not None
     docs: list[tuple[Any, int]] = []
     try:
@@ -340,8 +372,9 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tup
             if rules is not None:
                 _check_input(node, escapes, rules)
             line = node.start_mark.line + 1
-            # Without aliases every node is used once, so no memo of constructed nodes is needed.
-            data = loader.construct_document(node) if check else _build(loader, node)
+            # Without aliases every node is used once, so no memo of constructed nodes is needed
+            # (and the walk above, when it ran, bounded the depth _build recurses to).
+            data = loader.construct_document(node) if aliases else _build(loader, node)
             if data is not None:
                 docs.append((data, line))
     except LoadError as exc:

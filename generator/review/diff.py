@@ -119,14 +119,26 @@ class Snapshot:
     lineage_of: dict[Key, str] = field(default_factory=dict)
 
 
-def parse(files: Mapping[str, str], shown: str) -> list[Obj]:
-    """The objects of an env's files (relative path -> text); `shown` prefixes paths in errors."""
+Parsed = dict[str, list[tuple[Any, int]]]
+
+
+def parse(files: Mapping[str, str], shown: str, known: Parsed | None = None) -> list[Obj]:
+    """The objects of an env's files (relative path -> text); `shown` prefixes paths in errors.
+    `known`: documents by text, filled and reused, so a text both sides hold (most files of a
+    diff) is parsed once; the documents are shared, which is safe as nothing here changes them
+    (`_without` copies first)."""
     objs: list[Obj] = []
     for path in sorted(files):
         if path == KUSTOMIZATION or "/" not in path:
             continue
         where = f"{shown}/{path}"
-        for doc, line in load_documents(files[path], where):
+        text = files[path]
+        docs = known.get(text) if known is not None else None
+        if docs is None:
+            docs = load_documents(text, where)
+            if known is not None:
+                known[text] = docs
+        for doc, line in docs:
             if not isinstance(doc, dict):
                 raise LoadError("a rendered file must hold a Kubernetes object", file=where, line=line,
                                 hint="re-render with `gitops-gen render`; files of out/ are not edited by hand")
@@ -649,8 +661,10 @@ def diff_files(
     """Compare rendered files per env (env -> path relative to out/<env>/ -> text)."""
     envs = []
     for env in sorted(set(old) | set(new)):
-        a = snapshot(parse(old.get(env, {}), f"{old_shown}/{env}"))
-        b = snapshot(parse(new.get(env, {}), f"(rendered)/{env}"))
+        known: Parsed = {}
+        a = snapshot(parse(old.get(env, {}), f"{old_shown}/{env}", known))
+        b = snapshot(parse(new.get(env, {}), f"(rendered)/{env}", known))
+        del known
         found = diff_env(env, a, b, specs)
         if env not in new and old.get(env):
             found = replace(found, removed=True)

@@ -9,20 +9,20 @@ from __future__ import annotations
 import base64
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from generator.config import APP_FILE, ENV_FILE, Patch, rel
-from generator.errors import LoadError
-from generator.io.memo import Memo
+from generator.errors import GeneratorError, LoadError
+from generator.io.memo import Memo, share_parse
 from generator.model import ConfigMapDecl, Origin, Reread, Resource
 from generator.schema import Doc, scalar_text, text_map, type_name
 from generator.steps.templating import Templates
 from generator.io import index as render_index
 from generator.io.inputs import Refused, is_dir, probe, read_text
-from generator.io.yaml_io import load_documents
+from generator.io.yaml_io import Rules, load_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 HASH_ANNOTATION = "gitops-gen.io/hash"
@@ -130,6 +130,31 @@ def read_documents(
     if memo is None:
         return shown, text, load_documents(text, shown, "manifest")
     return shown, text, memo.parse(text, lambda t: load_documents(t, shown, "manifest"), "manifest")
+
+
+def share_base_parses(root: Path, apps: Iterable[str]) -> None:
+    """Parse the base apps' plain manifests and app.yaml files once, before environments are
+    rendered in forked workers, which then take the results from memory (memo.share_parse)
+    instead of each parsing them again. Exactly the worker's parse, keyed by text and rules;
+    anything that fails here is left to the worker, which reports it in its own order."""
+    for app in apps:
+        folder = root / "base" / app
+        try:
+            paths = [p for p in manifest_files(root, folder) if not p.name.endswith(".j2")]
+        except (GeneratorError, OSError):
+            continue
+        for path in paths:
+            _share(root, path, "manifest")
+        _share(root, folder / APP_FILE, "config")
+
+
+def _share(root: Path, path: Path, rules: Rules) -> None:
+    shown = rel(root, path)
+    try:
+        text = read_text(root, path, shown)
+        share_parse(text, lambda t: load_documents(t, shown, rules), rules or "")
+    except (GeneratorError, OSError):
+        pass  # the worker reads and parses it again, and reports the error
 
 
 def load_app_folder(
