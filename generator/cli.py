@@ -420,16 +420,20 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
 @env_option
 @click.option("--app", "apps", multiple=True, metavar="NAME", help="Only show this app's changes (repeatable); the whole environment is still rendered and checked.")
 @click.option("--write", is_flag=True, help="Also keep out/ current, as `render` writes it (default: preview only).")
+@click.option("--poll", is_flag=True, help="Poll the inputs instead of waiting for file-system notifications "
+              "(for a file system that sends none, such as some network mounts).")
 @friendly_errors
-def watch_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], write: bool) -> None:
+def watch_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], write: bool, poll: bool) -> None:
     """Re-render on every save and print what it changed: which ConfigMaps get new versions and
     which workloads roll (as `diff` shows it), or the error with its file and line.
 
-    The first report compares with out/; later ones with the previous render. Ctrl-C stops it.
+    The first report compares with out/; later ones with the previous render. Saves are seen
+    through file-system notifications (polling when there are none, or with --poll). Ctrl-C stops it.
     """
     from generator.review.watch import watch
 
-    watch(repo_dir, envs, apps, write, click.echo, lambda repo, wanted: pick_envs(repo, tuple(wanted)), _style)
+    watch(repo_dir, envs, apps, write, click.echo, lambda repo, wanted: pick_envs(repo, tuple(wanted)), _style,
+          poll=poll, notice=lambda text: click.echo(text, err=True))
 
 
 @main.command("graph")
