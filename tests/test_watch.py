@@ -289,3 +289,22 @@ def test_a_save_burst_is_one_render(repo: Path) -> None:
         (repo / "base/web/app.yaml").touch()
     lines = InProcess(repo, burst, linger=1.0).run()
     assert sum("changed:" in line for line in lines) == 1, lines
+
+
+@pytest.mark.parametrize("charts", [False, True])
+def test_a_hidden_file_is_a_change_only_where_charts_are_read(tmp_path: Path, charts: bool) -> None:
+    """Hidden names are skipped by every listing of a render but a chart's (Helm reads a chart's
+    folders whole, .helmignore included): with charts, a hidden file is a change like any other."""
+    from generator.io import index
+    from generator.review.watch import Inputs
+
+    folder = tmp_path / "base/web"
+    folder.mkdir(parents=True)
+    (folder / "app.yaml").write_text("{}\n", encoding="utf-8")
+    reads = index.Reads(str(tmp_path), time.time_ns(), {str(folder), str(folder / "app.yaml")},
+                        unindexable="Helm charts" if charts else "")
+    inputs = Inputs.after(reads, reads.start_ns)
+    (folder / ".helmignore").write_text("*.bak\n", encoding="utf-8")
+    assert inputs.changed() == ([str(folder)] if charts else [])
+    (folder / "service.yaml").write_text("{}\n", encoding="utf-8")  # a visible one always is
+    assert inputs.changed() == [str(folder)]

@@ -66,7 +66,8 @@ class Inputs:
     """The identities of the paths a render looked at, and whether one changed while it ran.
     For each input folder also its names but hidden ones (starting with '.'): no listing of a
     render sees those (generator/steps/load.py `_visible`, configmaps.py `_dir_files`), so an
-    editor's swap or lock file coming or going (`.app.yaml.swp`, `.#app.yaml`) changes nothing."""
+    editor's swap or lock file coming or going (`.app.yaml.swp`, `.#app.yaml`) changes nothing.
+    Not with Helm charts: a chart's folders are read whole, hidden files too (.helmignore)."""
 
     seen: dict[str, bytes]
     racy: bool
@@ -80,7 +81,9 @@ class Inputs:
         # An input stamped after the render began may have changed after it was read (a
         # listing taken now of a folder changed since then is also not trusted: racy).
         racy = any(_newest(ident) >= start_ns - TICK_NS for ident in seen.values())
-        listings = {p: names for p, ident in seen.items() if _is_folder(ident) and (names := _names(p)) is not None}
+        listings: dict[str, list[str]] = {}
+        if not reads.unindexable:  # (set by charts, whose folders are listed whole)
+            listings = {p: names for p, ident in seen.items() if _is_folder(ident) and (names := _names(p)) is not None}
         return cls(seen, racy, listings)
 
     def changed(self) -> list[str]:
