@@ -17,9 +17,10 @@ milliseconds), and the interval grows with that cost so an idle watch stays chea
 notifications the identities are still compared every `SAFETY_S`, in case the kernel dropped
 events (a full inotify queue) or a network file system sends none.
 
-The watcher (a thread of the library's) runs only while waiting: it is closed before each render,
-so no thread is alive when a render forks its workers, and started again after it; the identity
-comparison made once it is running covers whatever changed in between. Ctrl-C is answered while
+The watcher (a native thread of the library's) runs only while waiting: it is closed before each
+render (its thread ends within milliseconds, removing its watches; the render's forked workers
+never touch it, and it sees none of the render's own reads) and started again after it; the
+identity comparison made once it is running covers whatever changed in between. Ctrl-C is answered while
 waiting within `STEP_MS` (the library checks for signals at each step) and raises
 KeyboardInterrupt (exit 130), and the watcher is closed on the way out.
 
@@ -247,7 +248,7 @@ class Notifications:
             raise KeyboardInterrupt
 
     def close(self) -> None:
-        """Stop the watcher and its thread (no thread may live while a render forks)."""
+        """Stop the watcher (its thread ends on its own, within milliseconds)."""
         if self._notify is not None:
             self._notify.close()
             self._notify = None
@@ -338,7 +339,7 @@ def watch(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, ech
                     events = None
                 continue
             if events is not None:
-                events.close()  # no watcher thread while the render forks its workers
+                events.close()  # not while rendering: started again on the inputs the render finds
             _settle(changed)
             previous, inputs = _rerender(root, envs, apps, write, echo, pick, style, changed, previous)
     finally:
