@@ -18,12 +18,14 @@ import click
 
 from generator import __version__
 from generator.errors import GeneratorError, TargetError, WriteError
+from generator.start import replay_warnings, unchanged, utf8_mode
 
 if TYPE_CHECKING:
     from generator.pipeline import Repo
 
 # The render itself is imported inside the commands, not here: a `render` or `check` of an
-# unchanged repo answers from the render index (generator/io/index.py) without it.
+# unchanged repo answers from the render index (generator/io/index.py) without it (and the
+# plain forms of both are answered by generator/start.py before this module is even imported).
 DEFAULT_DIFF_LINES = 40  # generator.review.check.DEFAULT_DIFF_LINES (tests/test_cli.py keeps them equal)
 GRAPH_FORMATS = ("mermaid", "dot")  # generator.review.graph.FORMATS (likewise)
 EXIT_INPUT = 1
@@ -99,16 +101,11 @@ def warn(problem: GeneratorError) -> None:
 def _unchanged_render(repo_dir: Path, envs: tuple[str, ...]) -> bool:
     """`render` of a repo whose render index says nothing changed: out/ is current. Prints
     what the full render would and returns True; else False (then render)."""
-    from generator.io import index
+    return unchanged("render", repo_dir, envs, _echo)
 
-    found = index.lookup_all(repo_dir.resolve(), envs)
-    if found is None:
-        return False
-    _replay_warnings(found)
-    for env, report in found.items():
-        click.echo(f"rendered {env}: {report.files} files")
-    click.echo(f"out/: 0 written, 0 removed, {sum(r.files for r in found.values())} unchanged")
-    return True
+
+def _echo(text: str, err: bool) -> None:
+    click.echo(text, err=err)
 
 
 def _unchanged_stdout(repo_dir: Path, env: str, apps: tuple[str, ...]) -> bool:
@@ -119,7 +116,7 @@ def _unchanged_stdout(repo_dir: Path, env: str, apps: tuple[str, ...]) -> bool:
     found = index.lookup_all(repo_dir.resolve(), (env,))
     if found is None:
         return False
-    _replay_warnings(found)
+    replay_warnings(found, _echo)
     folder = repo_dir.resolve() / "out" / env
     texts: dict[str, str] = {}
     for path in found[env].paths:
@@ -161,12 +158,6 @@ def _unchanged_diff(repo_dir: Path, envs: tuple[str, ...], fmt: str) -> bool:
     return True
 
 
-def _replay_warnings(found: Any) -> None:
-    for report in found.values():
-        for text in report.warnings:
-            click.echo(text, err=True)
-
-
 def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
     known = repo.envs
     for name in wanted:
@@ -184,27 +175,6 @@ def pick_envs(repo: Repo, wanted: tuple[str, ...]) -> list[str]:
     return sorted(set(wanted)) if wanted else known
 
 
-UTF8_RERUN = "GITOPS_GEN_UTF8_RERUN"
-
-
-def utf8_mode() -> None:
-    """Run in Python's UTF-8 mode whatever the locale. Under LANG=C (or any non-UTF-8 locale)
-    Python encodes file names as ASCII, so a data file named `café.conf` could not even be
-    opened: the process then runs itself again with `-X utf8` (once; the cost is one more
-    interpreter start, only under such a locale). Repo files are UTF-8 by definition, and
-    messages go out as UTF-8."""
-    if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
-        return
-    if os.environ.get(UTF8_RERUN) or not sys.executable:
-        for stream in (sys.stdout, sys.stderr):  # could not re-run: at least never fail on a message
-            if hasattr(stream, "reconfigure"):
-                stream.reconfigure(errors="replace")
-        return
-    os.environ[UTF8_RERUN] = "1"
-    args = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    os.execv(sys.executable, [sys.executable, "-X", "utf8", *args[1:]])
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="gitops-gen")
 def main() -> None:
@@ -219,7 +189,7 @@ def main() -> None:
 
 
 def run() -> None:
-    """The `gitops-gen` and `python -m generator` entry point."""
+    """The CLI without generator/start.py's early answer (the entry points use that one)."""
     utf8_mode()
     main()
 
@@ -316,12 +286,7 @@ def check_command(ctx: click.Context, repo_dir: Path, envs: tuple[str, ...], job
     Otherwise list every stale, missing and extra file of out/ with a bounded diff, print the
     command that fixes it, and exit 1. Nothing is written.
     """
-    from generator.io import index
-
-    found = index.lookup_all(repo_dir.resolve(), envs)
-    if found is not None and not (not envs and index.unused_allowances(found)):
-        _replay_warnings(found)  # nothing changed since out/ was last found current
-        click.echo(f"out/ is up to date: {len(found)} environments, {sum(r.files for r in found.values())} files")
+    if unchanged("check", repo_dir, envs, _echo):  # nothing changed since out/ was last found current
         return
     from generator.pipeline import Repo
     from generator.review.check import check as run_check, fix_command, program_name
@@ -420,16 +385,20 @@ def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt
 @env_option
 @click.option("--app", "apps", multiple=True, metavar="NAME", help="Only show this app's changes (repeatable); the whole environment is still rendered and checked.")
 @click.option("--write", is_flag=True, help="Also keep out/ current, as `render` writes it (default: preview only).")
+@click.option("--poll", is_flag=True, help="Poll the inputs instead of waiting for file-system notifications "
+              "(for a file system that sends none, such as some network mounts).")
 @friendly_errors
-def watch_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], write: bool) -> None:
+def watch_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], write: bool, poll: bool) -> None:
     """Re-render on every save and print what it changed: which ConfigMaps get new versions and
     which workloads roll (as `diff` shows it), or the error with its file and line.
 
-    The first report compares with out/; later ones with the previous render. Ctrl-C stops it.
+    The first report compares with out/; later ones with the previous render. Saves are seen
+    through file-system notifications (polling when there are none, or with --poll). Ctrl-C stops it.
     """
     from generator.review.watch import watch
 
-    watch(repo_dir, envs, apps, write, click.echo, lambda repo, wanted: pick_envs(repo, tuple(wanted)), _style)
+    watch(repo_dir, envs, apps, write, click.echo, lambda repo, wanted: pick_envs(repo, tuple(wanted)), _style,
+          poll=poll, notice=lambda text: click.echo(text, err=True))
 
 
 @main.command("graph")

@@ -313,3 +313,20 @@ def test_cli_constants_match_their_modules() -> None:
 
     assert cli.DEFAULT_DIFF_LINES == check.DEFAULT_DIFF_LINES
     assert cli.GRAPH_FORMATS == graph.FORMATS
+
+
+def test_each_environment_is_looked_up_once(rendered: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup (an lstat of every input and output) is most of a no-change run: the one that
+    named the environments is not done again."""
+    assert run("render", "--repo", rendered).exit_code == 0  # saves the index (out/ settled)
+    looked: list[str] = []
+    real = index.lookup
+
+    def spy(root: Path, env: str) -> index.Report | None:
+        looked.append(env)
+        return real(root, env)
+
+    monkeypatch.setattr(index, "lookup", spy)
+    found = index.lookup_all(rendered.resolve(), ())
+    assert found is not None and sorted(found) == ["dev", "prod"]
+    assert sorted(looked) == ["dev", "prod"]

@@ -90,3 +90,33 @@ def test_the_first_error_in_chunk_order_is_raised() -> None:
 def test_large_results_stream_back_whole() -> None:
     parts = fork_map(lambda i: [str(i) * 100] * 20_000, 2)  # megabytes through each pipe
     assert [len(p) for p in parts] == [20_000, 20_000] and parts[1][0] == "1" * 100
+
+
+def test_ctrl_c_while_waiting_for_workers_stops_them_and_stays_ctrl_c() -> None:
+    """Interrupted while reading a worker's result: KeyboardInterrupt comes out (exit 130 in the
+    CLI), not an error from closing that pipe twice, and no worker is left running."""
+    import os
+    import signal
+    import time
+
+    interrupted: list[bool] = []
+
+    def job(chunk: int) -> int:
+        time.sleep(60)
+        return chunk
+
+    def interrupt(signum: int, frame: object) -> None:
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # not inherited by the forked workers
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fork_map(job, 2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert interrupted  # while the workers ran (they sleep for a minute)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every worker was reaped

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -103,10 +103,11 @@ def watcher(repo: Path) -> Iterator[list[Watcher]]:
         w.kill()
 
 
-def test_a_save_is_reported_and_ctrl_c_exits_130(repo: Path, watcher: list[Watcher]) -> None:
-    w = Watcher(repo)
+@pytest.mark.parametrize("how", ["file-system notifications", "polling"])
+def test_a_save_is_reported_and_ctrl_c_exits_130(repo: Path, watcher: list[Watcher], how: str) -> None:
+    w = Watcher(repo, *(["--poll"] if how == "polling" else []))
     watcher.append(w)
-    w.until("watching")
+    assert f"({how};" in w.until("watching")[-1]
     before = snapshot(repo / "out")
     (repo / "base/web/app.yaml").write_text(APP.replace("mode: normal", "mode: fast"), encoding="utf-8")
     w.until("changed: base/web/app.yaml")
@@ -166,3 +167,144 @@ def test_report_of_a_save_equals_the_full_diff(tmp_path: Path) -> None:
     full = diff_report.text(diff_files(old, new, BUILTIN_POD_SPECS, "x"))
     assert report(old, new, BUILTIN_POD_SPECS, "x", diff_report.plain) == full
     assert "other" in full
+
+
+# --- in this process: the waiting itself (notifications, polling, the fall-back) --------------
+
+
+class InProcess:
+    """`watch` run in this process until a report is printed; `edit` runs in a thread once it
+    watches. Lines go to `lines`, stderr notices to `notices`."""
+
+    def __init__(self, root: Path, edit: Callable[[], None], poll: bool = False, linger: float = 0.0) -> None:
+        self.root, self.edit, self.poll, self.linger = root, edit, poll, linger  # linger: watch on after the report
+        self.reported = 0.0
+        self.lines: list[str] = []
+        self.notices: list[str] = []
+        self.deadline = time.monotonic() + BUDGET
+
+    def echo(self, text: str) -> None:
+        self.lines.append(text)
+        if text.startswith("watching"):
+            threading.Thread(target=self._edit_soon).start()
+
+    def _edit_soon(self) -> None:
+        time.sleep(0.1)  # past the first render's racy window (watch.TICK_NS)
+        self.edit()
+
+    def stop(self) -> bool:
+        if not self.reported and any(line.startswith("rendered in") for line in self.lines):
+            self.reported = time.monotonic()
+        return bool(self.reported) and time.monotonic() > self.reported + self.linger or time.monotonic() > self.deadline
+
+    def run(self) -> list[str]:
+        from generator.cli import pick_envs
+        from generator.review.watch import watch
+
+        watch(self.root, (), (), False, self.echo, lambda repo, wanted: pick_envs(repo, tuple(wanted)),
+              stop=self.stop, poll=self.poll, notice=self.notices.append)
+        assert time.monotonic() < self.deadline, f"no report within {BUDGET} s: {self.lines}"
+        return self.lines
+
+
+def _save(root: Path) -> Callable[[], None]:
+    def edit() -> None:  # as an editor saves: a temporary file renamed over the old one
+        tmp = root / "base/web/.app.yaml.tmp"
+        tmp.write_text(APP.replace("mode: normal", "mode: fast"), encoding="utf-8")
+        os.replace(tmp, root / "base/web/app.yaml")
+    return edit
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))  # every thread, the library's native ones too
+
+
+@pytest.mark.parametrize("poll", [False, True])
+def test_the_change_is_seen_and_no_thread_is_left(repo: Path, poll: bool) -> None:
+    before = _threads()
+    lines = InProcess(repo, _save(repo), poll=poll).run()
+    assert any("(polling;" in line for line in lines) == poll
+    assert any("changed: base/web/app.yaml" in line for line in lines), lines
+    assert '~ mode: "normal" -> "fast"' in "\n".join(lines)
+    deadline = time.monotonic() + BUDGET
+    while _threads() > before and time.monotonic() < deadline:  # the watcher's thread ends after close
+        time.sleep(0.05)
+    assert _threads() == before
+
+
+def test_hidden_files_and_out_render_nothing(repo: Path) -> None:
+    """An editor's swap file beside an input, a file in out/, a file at the top: events, but no
+    input changed, so no render; the real save after them is the one reported."""
+    def edits() -> None:
+        (repo / "base/web/.app.yaml.swp").write_text("swap", encoding="utf-8")
+        (repo / "out/dev/scratch.txt").write_text("x", encoding="utf-8")
+        (repo / "notes.txt").write_text("x", encoding="utf-8")
+        time.sleep(0.3)  # several wake-ups of the waiting, each deciding nothing changed
+        _save(repo)()
+    lines = InProcess(repo, edits, linger=0.5).run()
+    changed = [line for line in lines if "changed:" in line]
+    assert len(changed) == 1 and changed[0].endswith("changed: base/web/app.yaml"), lines
+
+
+def test_a_new_visible_file_in_an_input_folder_is_a_change(repo: Path) -> None:
+    lines = InProcess(repo, lambda: (repo / "base/web/service.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n", encoding="utf-8")).run()
+    assert any("changed: base/web" in line for line in lines), lines
+    assert "web (Service)" in "\n".join(lines) or "service" in "\n".join(lines).lower()
+
+
+def test_without_watchfiles_it_polls_and_says_so_once(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # `import watchfiles...` now fails
+    monkeypatch.setitem(sys.modules, "watchfiles._rust_notify", None)
+    run_ = InProcess(repo, _save(repo))
+    lines = run_.run()
+    assert len(run_.notices) == 1 and "notifications unavailable" in run_.notices[0], run_.notices
+    assert "cannot be imported" in run_.notices[0] and "polling" in run_.notices[0]
+    assert any("(polling;" in line for line in lines)
+    assert any("changed: base/web/app.yaml" in line for line in lines), lines
+
+
+def test_when_the_watcher_cannot_start_it_polls(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inotify limits used up (or a file system without notifications): the library raises
+    when the watcher starts; watching goes on by polling, said once."""
+    import errno
+
+    import watchfiles._rust_notify
+
+    def refuse(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "OS file watch limit reached")
+    monkeypatch.setattr(watchfiles._rust_notify, "RustNotify", refuse)
+    run_ = InProcess(repo, _save(repo))
+    lines = run_.run()
+    assert run_.notices == ["watch: file-system notifications unavailable ([Errno 28] OS file watch limit reached); "
+                            "polling the inputs instead"]
+    assert any("changed: base/web/app.yaml" in line for line in lines), lines
+
+
+def test_a_save_burst_is_one_render(repo: Path) -> None:
+    """Several events within the debounce (write, rename, chmod of one save): one render."""
+    def burst() -> None:
+        _save(repo)()
+        os.chmod(repo / "base/web/app.yaml", 0o644)
+        (repo / "base/web/app.yaml").touch()
+    lines = InProcess(repo, burst, linger=1.0).run()
+    assert sum("changed:" in line for line in lines) == 1, lines
+
+
+@pytest.mark.parametrize("charts", [False, True])
+def test_a_hidden_file_is_a_change_only_where_charts_are_read(tmp_path: Path, charts: bool) -> None:
+    """Hidden names are skipped by every listing of a render but a chart's (Helm reads a chart's
+    folders whole, .helmignore included): with charts, a hidden file is a change like any other."""
+    from generator.io import index
+    from generator.review.watch import Inputs
+
+    folder = tmp_path / "base/web"
+    folder.mkdir(parents=True)
+    (folder / "app.yaml").write_text("{}\n", encoding="utf-8")
+    reads = index.Reads(str(tmp_path), time.time_ns(), {str(folder), str(folder / "app.yaml")},
+                        unindexable="Helm charts" if charts else "")
+    inputs = Inputs.after(reads, reads.start_ns)
+    (folder / ".helmignore").write_text("*.bak\n", encoding="utf-8")
+    assert inputs.changed() == ([str(folder)] if charts else [])
+    (folder / "service.yaml").write_text("{}\n", encoding="utf-8")  # a visible one always is
+    assert inputs.changed() == [str(folder)]

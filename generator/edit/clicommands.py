@@ -4,11 +4,17 @@ generator/cli.py, which maps their errors to exit codes like every other command
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from generator.cli import friendly_errors, pick_envs, repo_option
-from generator.pipeline import Repo
+
+if TYPE_CHECKING:
+    from generator.pipeline import Repo
+
+# The render is imported inside the commands: this module is imported with the CLI, and a
+# `render` or `check` of an unchanged repo must start without it (generator/io/index.py).
 
 env_required = click.option("--env", "env", required=True, metavar="NAME", help="The environment to change.")
 no_render = click.option("--no-render", is_flag=True, help="Edit the sources only; do not render out/.")
@@ -16,6 +22,8 @@ dry_run = click.option("--dry-run", is_flag=True, help="Print the edits as a dif
 
 
 def _open(repo_dir: Path, env: str) -> Repo:
+    from generator.pipeline import Repo
+
     repo = Repo.open(repo_dir)
     pick_envs(repo, (env,))
     return repo
@@ -92,6 +100,7 @@ def set_replicas_command(repo_dir: Path, env: str, no_render: bool, dry_run: boo
 def skew_command(repo_dir: Path, envs: tuple[str, ...], apps: tuple[str, ...], fmt: str) -> None:
     """Show which images and ConfigMap keys differ between environments, app by app (ConfigMaps by
     declared name), marking values an environment declares itself. Writes nothing."""
+    from generator.pipeline import Repo
     from generator.review import skew
 
     repo = Repo.open(repo_dir)
@@ -114,6 +123,7 @@ def promote_command(repo_dir: Path, source: str, target: str, apps: tuple[str, .
     """Copy what differs between two environments into the target's sources (minimal edits),
     render the target, and print a pull-request body: the edits and the markdown diff."""
     from generator.edit.promote import promote
+    from generator.pipeline import Repo
 
     repo = Repo.open(repo_dir)
     pick_envs(repo, (source, target))

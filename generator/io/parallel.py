@@ -73,6 +73,7 @@ def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
             children.append((pid, read_fd))
         while children:
             pid, read_fd = children[0]
+            children[0] = (pid, -1)  # the file object owns (and closes) the pipe from here
             with os.fdopen(read_fd, "rb") as pipe:
                 try:  # unpickled as it streams in: the whole payload is never held as bytes
                     outcome = pickle.load(pipe)
@@ -83,8 +84,9 @@ def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
             outcomes.append(outcome)
     finally:
         gc.unfreeze()
-        for pid, read_fd in children:  # interrupted: stop the workers still running
-            os.close(read_fd)
+        for pid, read_fd in children:  # interrupted (Ctrl-C): stop the workers still running
+            if read_fd >= 0:  # closed twice, the error would replace the KeyboardInterrupt
+                os.close(read_fd)
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)

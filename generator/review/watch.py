@@ -1,11 +1,28 @@
 """`watch`: re-render on every save and say what the save changed.
 
-The inputs to watch are exactly the paths the last render looked at (generator/io/index.py
-records them: files read or probed, folders listed, the folders between them and the repo's
-top, symlinks and their targets), so an edit anywhere that can change the output is seen, and an
-edit nowhere near it (an editor's backup file in an unrelated folder, out/) costs nothing. They
-are polled by identity (inode, size, mtime, ctime): at 1,000 apps one pass stats about 5,000
-paths (tens of milliseconds); the interval grows with that cost so an idle watch stays cheap.
+The inputs are exactly the paths the last render looked at (generator/io/index.py records them:
+files read or probed, folders listed, the folders between them and the repo's top, symlinks and
+their targets), and whether one of them changed is decided by comparing their identities (inode,
+size, mtime, ctime) with those taken after that render: an edit anywhere that can change the
+output is seen, and an edit nowhere near it (an editor's swap file, out/) renders nothing.
+
+What wakes that comparison is a file-system notification (the `watchfiles` library: inotify on
+Linux, FSEvents on macOS) on each folder holding an input, each folder listed, and the repo's
+top: base/, environments/, charts/, a folder a symlink points into, the folder of gitops-gen.yaml.
+A save is one burst of events (an editor writes a temporary file, renames it, changes its mode):
+they are gathered for at most `DEBOUNCE_MS`, so one save is one render. Without notifications
+(the library is missing, the inotify limits are used up, a file system without them, or
+`--poll`), the identities are polled: at 1,000 apps one pass stats about 5,000 paths (tens of
+milliseconds), and the interval grows with that cost so an idle watch stays cheap. With
+notifications the identities are still compared every `SAFETY_S`, in case the kernel dropped
+events (a full inotify queue) or a network file system sends none.
+
+The watcher (a native thread of the library's) runs only while waiting: it is closed before each
+render (its thread ends within milliseconds, removing its watches; the render's forked workers
+never touch it, and it sees none of the render's own reads) and started again after it; the
+identity comparison made once it is running covers whatever changed in between. Ctrl-C is answered while
+waiting within `STEP_MS` (the library checks for signals at each step) and raises
+KeyboardInterrupt (exit 130), and the watcher is closed on the way out.
 
 Each render is a full render in this process (the parse memo and the imports stay warm); what
 it changed is compared with the previous render (the first one with out/) and printed as `diff`
@@ -16,11 +33,13 @@ kept current as `render` would write it. Nothing else is ever written.
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import GeneratorError
 from generator.io import index
@@ -29,44 +48,124 @@ from generator.review.against import baseline
 from generator.review.diff import diff_files
 from generator.steps.references import BUILTIN_POD_SPECS
 
+if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
+
 Echo = Callable[[str], None]
 Pick = Callable[[Any, Sequence[str]], list[str]]  # the CLI's choice of environments
 Files = dict[str, dict[str, str]]
 MIN_INTERVAL = 0.1  # seconds between polls at least
 COST_FACTOR = 4  # and at least this many times what one poll costs (an idle watch uses < 25% of a core)
 TICK_NS = 20_000_000  # a file-system timestamp may lag the clock by one tick (4 ms on Linux; margin)
+DEBOUNCE_MS = 50  # events of one save are gathered for at most this long
+STEP_MS = 10  # the waiting looks at events (and Ctrl-C) this often; a lone event is seen in 1-2 steps
+SAFETY_S = 5.0  # with notifications, the identities are still compared this often
 
 
 @dataclass
 class Inputs:
-    """The identities of the paths a render looked at, and whether one changed while it ran."""
+    """The identities of the paths a render looked at, and whether one changed while it ran.
+    For each input folder also its names but hidden ones (starting with '.'): no listing of a
+    render sees those (generator/steps/load.py `_visible`, configmaps.py `_dir_files`), so an
+    editor's swap or lock file coming or going (`.app.yaml.swp`, `.#app.yaml`) changes nothing.
+    Not with Helm charts: a chart's folders are read whole, hidden files too (.helmignore)."""
 
     seen: dict[str, bytes]
     racy: bool
+    listings: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def after(cls, reads: index.Reads | None, start_ns: int) -> Inputs:
         if reads is None:
             return cls({}, True)
         seen = {p: index.identity(p) for p in reads.paths}
-        # An input stamped after the render began may have changed after it was read.
+        # An input stamped after the render began may have changed after it was read (a
+        # listing taken now of a folder changed since then is also not trusted: racy).
         racy = any(_newest(ident) >= start_ns - TICK_NS for ident in seen.values())
-        return cls(seen, racy)
+        listings: dict[str, list[str]] = {}
+        if not reads.unindexable:  # (set by charts, whose folders are listed whole)
+            listings = {p: names for p, ident in seen.items() if _is_folder(ident) and (names := _names(p)) is not None}
+        return cls(seen, racy, listings)
 
     def changed(self) -> list[str]:
-        return [p for p, ident in self.seen.items() if index.identity(p) != ident]
+        """The inputs whose identity changed, but a folder where only hidden names came or went
+        (its new identity is kept as the one to compare with)."""
+        found = []
+        for p, ident in self.seen.items():
+            now = index.identity(p)
+            if now != ident and not self._hidden_only(p, ident, now):
+                found.append(p)
+        return found
+
+    def _hidden_only(self, path: str, old: bytes, now: bytes) -> bool:
+        listed = self.listings.get(path)
+        if listed is None or _kinds(old) != _kinds(now):
+            return False  # not a folder listed, or replaced by another (inode) or its mode changed
+        # An entry added in the same clock tick as the folder's last change would leave its
+        # stamps as they are: take the identity a tick after that change, then the listing.
+        _after_tick(_newest(now))
+        now = index.identity(path)
+        if _kinds(old) != _kinds(now) or _names(path) != listed:
+            return False
+        self.seen[path] = now
+        return True
+
+    def folders(self, root: Path) -> list[str]:
+        """The folders whose events can tell of a change of an input: each input folder, the
+        folder of each other input (also of a missing one: it may be created there), the top."""
+        found = {str(root)}
+        for p, ident in self.seen.items():
+            found.add(p if _is_folder(ident) else os.path.dirname(p))
+        return sorted(f for f in found if os.path.isdir(f))
+
+
+def _names(folder: str) -> list[str] | None:
+    try:
+        return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+    except OSError:
+        return None
+
+
+def _chunks(ident: bytes) -> list[tuple[int, ...]]:
+    size = index._ST.size
+    return [index._ST.unpack_from(ident, at) for at in range(0, len(ident) - size + 1, size)]
+
+
+def _kinds(ident: bytes) -> list[tuple[int, ...]]:
+    """Mode and inode of a path (and of its target for a symlink): what stays when only
+    entries of a folder come and go."""
+    return [c[:2] for c in _chunks(ident)] + [(len(ident),)]
+
+
+def _is_folder(ident: bytes) -> bool:
+    """A folder, or a symlink to one (its target's stat follows its own in an identity)."""
+    chunks = _chunks(ident)
+    return bool(chunks) and stat.S_ISDIR(chunks[-1][0])
 
 
 def _newest(ident: bytes) -> int:
     return index._newest_ns(ident)
 
 
+def _after_tick(stamp_ns: int) -> None:
+    """Sleep until the clock is a tick past `stamp_ns` (at most one tick)."""
+    wait_ns = stamp_ns + TICK_NS - time.time_ns()
+    if 0 < wait_ns <= TICK_NS:
+        time.sleep(wait_ns / 1e9)
+
+
 @dataclass
 class Outcome:
     files: Files | None  # None: the render failed
-    inputs: Inputs
+    reads: index.Reads | None  # what the render looked at
+    start_ns: int
     seconds: float
     specs: list[Any] = field(default_factory=list)  # pod-spec paths (built-in and the repo's)
+
+    def inputs(self) -> Inputs:
+        """The inputs' identities, taken after the report is printed (not to delay it): sound,
+        as anything changed since the render started is racy and rendered again."""
+        return Inputs.after(self.reads, self.start_ns)
 
 
 def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, echo: Echo,
@@ -91,8 +190,68 @@ def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: boo
             publish(repo, selected, rendered=rendered)
     except GeneratorError as exc:
         echo(exc.render())
-        return Outcome(None, Inputs.after(index.recorded(), start_ns), time.perf_counter() - t0)
-    return Outcome(files, Inputs.after(index.recorded(), start_ns), time.perf_counter() - t0, specs)
+        return Outcome(None, index.recorded(), start_ns, time.perf_counter() - t0)
+    return Outcome(files, index.recorded(), start_ns, time.perf_counter() - t0, specs)
+
+
+class NotificationsUnavailable(Exception):
+    """File-system notifications cannot be used here (said once; then the inputs are polled)."""
+
+
+class _Stop:
+    """The `stop_event` the library checks at each step: the caller's `stop()`."""
+
+    def __init__(self, stop: Callable[[], bool]) -> None:
+        self.is_set = stop
+
+
+class Notifications:
+    """Wakes the loop on file-system events in the folders of the inputs (watchfiles' RustNotify,
+    the engine of its documented `watch()`, used directly so that the watcher is known to be
+    running before the inputs are compared)."""
+
+    def __init__(self, stop: Callable[[], bool]) -> None:
+        try:
+            from watchfiles._rust_notify import RustNotify
+        except ImportError as exc:
+            raise NotificationsUnavailable(f"the watchfiles library cannot be imported ({exc})") from None
+        self._make = RustNotify
+        self._notify: RustNotify | None = None
+        self._stop = _Stop(stop)
+
+    @property
+    def running(self) -> bool:
+        return self._notify is not None
+
+    def start(self, folders: list[str]) -> bool:
+        """Start watching `folders` (not recursively: each holds inputs). False when one of
+        them vanished meanwhile (an input changed; the comparison will see it)."""
+        self.close()
+        try:
+            self._notify = self._make(folders, False, False, 0, False, False)
+        except FileNotFoundError:
+            return False
+        except (OSError, RuntimeError) as exc:  # inotify limits used up, a file system without events
+            raise NotificationsUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        return True
+
+    def wait(self, seconds: float) -> None:
+        """Until events came (gathered for at most DEBOUNCE_MS), `seconds` passed or stop() holds."""
+        if self._notify is None:
+            time.sleep(MIN_INTERVAL)  # a folder vanished while starting: compare (and start) again soon
+            return
+        try:
+            got = self._notify.watch(DEBOUNCE_MS, STEP_MS, max(1, int(seconds * 1000)), self._stop)
+        except RuntimeError as exc:  # the underlying watcher failed (WatchfilesRustInternalError)
+            raise NotificationsUnavailable(str(exc)) from None
+        if got == "signal":  # a signal handler raised (Ctrl-C): the library swallowed the exception
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        """Stop the watcher (its thread ends on its own, within milliseconds)."""
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
 
 
 def only_apps(files: Files, apps: Sequence[str]) -> Files:
@@ -146,8 +305,9 @@ def report(old: Mapping[str, Mapping[str, str]], new: Files, specs: Sequence[Any
 
 def watch(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, echo: Echo,
           pick: Pick, style: diff_report.Style = diff_report.plain,
-          stop: Callable[[], bool] = lambda: False) -> None:
-    """Render, then re-render whenever an input changes, until interrupted (or `stop()`)."""
+          stop: Callable[[], bool] = lambda: False, poll: bool = False, notice: Echo | None = None) -> None:
+    """Render, then re-render whenever an input changes, until interrupted (or `stop()`).
+    `poll` forces polling; `notice` (stderr) is told once when notifications are unavailable."""
     root = root.resolve()
     first = render_once(root, envs, apps, write, echo, pick)
     previous: Files | None = None
@@ -155,33 +315,87 @@ def watch(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, ech
         old = baseline(root, None, envs or None).files
         echo(report(only_apps(old, apps), only_apps(first.files, apps), first.specs, "out/", style).rstrip("\n"))
         previous = first.files
-    inputs = first.inputs
-    echo(style(f"watching {len(inputs.seen)} inputs ({'writing out/' if write else 'preview only; --write keeps out/ current'}); "
-               "Ctrl-C to stop", "dim"))
-    while not stop():
-        t0 = time.perf_counter()
-        changed = inputs.changed()
-        cost = time.perf_counter() - t0
-        if not changed and not inputs.racy:
-            time.sleep(max(MIN_INTERVAL, COST_FACTOR * cost))
-            continue
-        # Only an input stamped during the last render (it may have changed after it was read):
-        # render again to be sure, and say something only if the output changed.
-        quiet = not changed
-        if not quiet:
-            shown = ", ".join(sorted(_shown(root, p) for p in changed)[:5]) + (" ..." if len(changed) > 5 else "")
-            echo(style(f"[{time.strftime('%H:%M:%S')}] changed: {shown}", "head"))
-        outcome = render_once(root, envs, apps, write, echo, pick)
-        inputs = outcome.inputs
-        if outcome.files is not None:  # else the error was printed; the next good render is compared with the last good one
-            if previous is None:
-                previous = baseline(root, None, envs or None).files
-            if not quiet or only_apps(previous, apps) != only_apps(outcome.files, apps):
-                echo(report(only_apps(previous, apps), only_apps(outcome.files, apps), outcome.specs,
-                            "the previous render", style).rstrip("\n"))
-            previous = outcome.files
-        if not quiet:
-            echo(style(f"rendered in {outcome.seconds:.2f} s" + (", out/ written" if write and outcome.files else ""), "dim"))
+    inputs = first.inputs()
+    events = None if poll else _notifications(stop, notice or echo)
+    how = "file-system notifications" if events is not None else "polling"
+    echo(style(f"watching {len(inputs.seen)} inputs ({how}; "
+               f"{'writing out/' if write else 'preview only; --write keeps out/ current'}); Ctrl-C to stop", "dim"))
+    try:
+        while not stop():
+            if events is not None and not events.running:
+                try:
+                    events.start(inputs.folders(root))  # before comparing: a change after it wakes the wait
+                except NotificationsUnavailable as exc:
+                    _fall_back(events, str(exc), notice or echo)
+                    events = None
+            t0 = time.perf_counter()
+            changed = inputs.changed()
+            cost = time.perf_counter() - t0
+            if not changed and not inputs.racy:
+                try:
+                    _wait(events, cost)
+                except NotificationsUnavailable as exc:
+                    _fall_back(events, str(exc), notice or echo)
+                    events = None
+                continue
+            if events is not None:
+                events.close()  # not while rendering: started again on the inputs the render finds
+            _settle(changed)
+            previous, inputs = _rerender(root, envs, apps, write, echo, pick, style, changed, previous)
+    finally:
+        if events is not None:
+            events.close()
+
+
+def _notifications(stop: Callable[[], bool], notice: Echo) -> Notifications | None:
+    try:
+        return Notifications(stop)
+    except NotificationsUnavailable as exc:
+        _fall_back(None, str(exc), notice)
+        return None
+
+
+def _fall_back(events: Notifications | None, why: str, notice: Echo) -> None:
+    """Say once why notifications are off; the inputs are polled from now on."""
+    if events is not None:
+        events.close()
+    notice(f"watch: file-system notifications unavailable ({why}); polling the inputs instead")
+
+
+def _wait(events: Notifications | None, cost: float) -> None:
+    """Until the next comparison: an event (or SAFETY_S), else a polling interval."""
+    if events is not None:
+        events.wait(SAFETY_S)
+    else:
+        time.sleep(max(MIN_INTERVAL, COST_FACTOR * cost))
+
+
+def _settle(changed: Sequence[str]) -> None:
+    """Start the render a clock tick after the newest change it will read: a render starting
+    in the same tick as a save would find that input racy and render once more to be sure."""
+    _after_tick(max((_newest(index.identity(p)) for p in changed), default=0))
+
+
+def _rerender(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, echo: Echo, pick: Pick,
+              style: diff_report.Style, changed: list[str], previous: Files | None) -> tuple[Files | None, Inputs]:
+    """Render after `changed` (empty: only an input stamped during the last render, which may
+    have changed after it was read: render again to be sure, and say something only if the
+    output changed). Returns the output to compare the next one with, and the new inputs."""
+    quiet = not changed
+    if not quiet:
+        shown = ", ".join(sorted(_shown(root, p) for p in changed)[:5]) + (" ..." if len(changed) > 5 else "")
+        echo(style(f"[{time.strftime('%H:%M:%S')}] changed: {shown}", "head"))
+    outcome = render_once(root, envs, apps, write, echo, pick)
+    if outcome.files is not None:  # else the error was printed; the next good render is compared with the last good one
+        if previous is None:
+            previous = baseline(root, None, envs or None).files
+        if not quiet or only_apps(previous, apps) != only_apps(outcome.files, apps):
+            echo(report(only_apps(previous, apps), only_apps(outcome.files, apps), outcome.specs,
+                        "the previous render", style).rstrip("\n"))
+        previous = outcome.files
+    if not quiet:
+        echo(style(f"rendered in {outcome.seconds:.2f} s" + (", out/ written" if write and outcome.files else ""), "dim"))
+    return previous, outcome.inputs()
 
 
 def _shown(root: Path, path: str) -> str:
