@@ -19,8 +19,9 @@ Why identities are enough: a write, rename, `git checkout` or `touch` changes a 
 which no program can set back, and adding, removing or renaming an entry changes its folder's
 mtime and ctime. The one blind spot is the timestamp's granularity: an edit in the same clock
 tick as the render read the file could keep every field equal. So, as git does for its index,
-an index is not saved when any input changed less than `RACY_NS` before the render started
-(then the next render simply does the full work and saves it). The generator's own source files
+an input that changed less than `RACY_NS` before the render started is saved as `RACY`, which
+never matches: the next render takes it as changed (renders its app again, or the whole
+environment for an input of the environment) and saves the index anew. The generator's own source files
 and the folders of `sys.path` (installed packages: PyYAML, Jinja2, the Kubernetes schemas) are
 part of the stamp, so a new version of either is a miss.
 
@@ -39,7 +40,8 @@ import stat
 import struct
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ INDEX_FORMAT = 1
 # in the same clock tick as it was read: the index is not saved (git's "racily clean" rule).
 # Generous against coarse file-system clocks (FAT, some network file systems: 1-2 s).
 RACY_NS = 2_000_000_000
+RACY = "racy"  # the stored identity of such an input: never equal to a path's identity
 _ST = struct.Struct("<I4Q")  # mode, inode, size, mtime_ns, ctime_ns
 
 
@@ -93,9 +96,25 @@ class Reads:
     start_ns: int
     paths: set[str] = field(default_factory=set)
     unindexable: str = ""  # why nothing may be indexed (charts), or ""
+    # path -> the one app whose loading looked at it (SHARED: several apps did). A path looked at
+    # only outside any app is not here. Decides which paths belong to one app (see `owners`).
+    scoped: dict[str, str] = field(default_factory=dict)
 
 
+SHARED = "\0"
 _reads: Reads | None = None
+_scope: str | None = None  # the app being loaded, if any
+
+
+@contextmanager
+def app_scope(app: str) -> Iterator[None]:
+    """What is looked at inside this block is looked at for `app` (its folders, data files)."""
+    global _scope
+    before, _scope = _scope, app
+    try:
+        yield
+    finally:
+        _scope = before
 
 
 def start(root: Path) -> None:
@@ -112,7 +131,10 @@ def note(path: Path | str) -> None:
         return
     text = str(path)
     paths = reads.paths
+    scope = _scope
     if text in paths:
+        if scope is not None and reads.scoped.get(text) != scope:
+            _claim(reads, text, scope)
         return
     paths.add(text)
     top = reads.root + os.sep
@@ -120,6 +142,20 @@ def note(path: Path | str) -> None:
     while folder.startswith(top) and folder not in paths:
         paths.add(folder)
         folder = os.path.dirname(folder)
+    if scope is not None:
+        _claim(reads, text, scope)
+
+
+def _claim(reads: Reads, text: str, scope: str) -> None:
+    """`text` and the folders above it were looked at for app `scope`."""
+    top = reads.root + os.sep
+    scoped = reads.scoped
+    while text.startswith(top):
+        found = scoped.get(text)
+        if found == scope or found == SHARED:
+            break
+        scoped[text] = scope if found is None else SHARED
+        text = os.path.dirname(text)
 
 
 def unindexable(reason: str) -> None:
@@ -138,6 +174,30 @@ def merge(other: Reads | None) -> None:
         return
     _reads.paths |= other.paths
     _reads.unindexable = _reads.unindexable or other.unindexable
+    for text, scope in other.scoped.items():
+        found = _reads.scoped.get(text)
+        if found is None:
+            _reads.scoped[text] = scope
+        elif found != scope:
+            _reads.scoped[text] = SHARED
+
+
+def owners(reads: Reads, env: str) -> dict[str, str]:
+    """The paths that belong to exactly one app of `env`: looked at while loading that app and
+    no other, and inside its own folders (base/<app>/, environments/<env>/apps/<app>/). Every
+    other input (settings, env.yaml, patches, template includes, a data file shared through a
+    symlink, the folders listing the apps) belongs to the whole environment: a change there
+    renders all of it again, a change to an app's own paths only that app (generator/incremental.py)."""
+    root = reads.root
+    found: dict[str, str] = {}
+    for text, app in reads.scoped.items():
+        if app == SHARED:
+            continue
+        for folder in (os.path.join(root, "base", app), os.path.join(root, "environments", env, "apps", app)):
+            if text == folder or text.startswith(folder + os.sep):
+                found[text] = app
+                break
+    return found
 
 
 # --- the stamp: the code and packages that produced an index ---------------------------------
@@ -204,9 +264,22 @@ class Report:
     paths: tuple[str, ...] = ()  # the files of out/<env>/ in the order the render gave them (--stdout)
 
 
-def save(root: Path, env: str, reads: Reads, report: Report) -> bool:
+@dataclass
+class Apps:
+    """What an index keeps per app for incremental renders (generator/incremental.py): each
+    app's facts (JSON data), the app each patch of the environment changed, the apps in order;
+    for an incremental render, the index it started from and the apps it rendered."""
+
+    facts: dict[str, Any]
+    patch_apps: list[str | None]
+    order: list[str]
+    previous: dict[str, Any] | None = None
+    rendered: frozenset[str] = frozenset()
+
+
+def save(root: Path, env: str, reads: Reads, report: Report, apps: Apps | None = None) -> bool:
     """Save the index of `env` (out/<env>/ holds exactly what the render produced). Returns
-    whether it was saved: not when indexing is off, the render had charts, or an input is racy."""
+    whether it was saved: not when indexing is off or the render had charts."""
     path = _index_file(root, env)
     if path is None or reads.unindexable or reads.root != str(root):
         return False
@@ -214,18 +287,81 @@ def save(root: Path, env: str, reads: Reads, report: Report) -> bool:
     limit = reads.start_ns - RACY_NS
     for p in sorted(reads.paths):
         ident = identity(p)
-        if _newest_ns(ident) >= limit:
-            return False  # changed too close to the render: it may have changed unseen
-        inputs[p] = ident.hex()
-    # out/ was written by this command: its identities are taken now, as the output memo does.
-    outputs = {p: identity(p).hex() for p in _out_paths(root, env)}
+        # Changed too close to the render, it may have changed unseen: taken as changed next time.
+        inputs[p] = RACY if _newest_ns(ident) >= limit else ident.hex()
+    owned = owners(reads, env)
+    previous = apps.previous if apps is not None else None
+    if previous is not None:
+        # The apps not rendered this time: their inputs were found unchanged when the render
+        # started, and out/<env>/ holds their files as before.
+        kept = {p: a for p, a in previous["owners"].items() if a not in apps.rendered}  # type: ignore[union-attr]
+        inputs = {**{p: previous["inputs"][p] for p in kept}, **inputs}
+        owned = {**kept, **{p: a for p, a in owned.items() if p not in kept}}
+        outputs = _out_after(root, env, previous["outputs"], apps.rendered)  # type: ignore[union-attr]
+    else:
+        # out/ was written by this command: its identities are taken now, as the output memo does.
+        outputs = {p: identity(p).hex() for p in _out_paths(root, env)}
     body = {
         "inputs": inputs, "outputs": outputs, "files": report.files, "warnings": list(report.warnings),
         "allowed": list(report.allowed), "allow_keys": list(report.allow_keys), "envs": list(report.envs),
         "no_orphans": report.no_orphans, "paths": list(report.paths),
+        "owners": owned if apps is not None else {},
+        "apps": apps.facts if apps is not None else None, "patch_apps": apps.patch_apps if apps is not None else None,
+        "order": apps.order if apps is not None else None,
     }
     memo.store_entry(path, _stamp(), env.encode(), json.dumps(body, separators=(",", ":")).encode())
     return True
+
+
+def _out_after(root: Path, env: str, before: Mapping[str, str], rendered: frozenset[str]) -> dict[str, str]:
+    """The identities of out/<env>/ after an incremental render of the apps `rendered`: the
+    others' files and folders as they were, the rendered apps' folders and the top taken now."""
+    out = os.path.join(str(root), "out")
+    folder = os.path.join(out, env)
+    changed = [os.path.join(folder, a) for a in rendered]
+    found = {p: ident for p, ident in before.items()
+             if not any(p == c or p.startswith(c + os.sep) for c in changed)
+             and (os.path.dirname(p) != folder or os.path.lexists(p))}
+    found[out] = identity(out).hex()
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            if not entry.is_dir(follow_symlinks=False) or entry.name in rendered:
+                found[entry.path] = identity(entry.path).hex()
+    found[folder] = identity(folder).hex()
+    for c in changed:
+        for dirpath, dirs, files in os.walk(c):
+            found[dirpath] = identity(dirpath).hex()
+            found.update({os.path.join(dirpath, f): identity(os.path.join(dirpath, f)).hex() for f in files})
+    return found
+
+
+def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
+    """The stored index of `env` and the apps whose own inputs changed since, when out/<env>/
+    is as that render left it and nothing else it looked at changed (then the environment can be
+    rendered incrementally); else None."""
+    path = _index_file(root, env)
+    if path is None:
+        return None
+    blob = memo.load_entry(path, _stamp(), env.encode())
+    if blob is None:
+        return None
+    try:
+        body = json.loads(blob)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("apps"), dict):
+        return None
+    inputs, owned = body.get("inputs"), body.get("owners")
+    if not isinstance(inputs, dict) or not isinstance(owned, dict) or not _unchanged(body.get("outputs")):
+        return None
+    changed: set[str] = set()
+    for p, ident in inputs.items():
+        if not isinstance(ident, str) or identity(p).hex() != ident:
+            app = owned.get(p)
+            if not isinstance(app, str):
+                return None  # an input of the whole environment changed
+            changed.add(app)
+    return body, changed
 
 
 def _strings(value: Any) -> tuple[str, ...] | None:

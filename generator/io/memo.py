@@ -23,7 +23,7 @@ import hmac
 import json
 import os
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -407,6 +407,13 @@ class OutputMemo:
         found = identity(path)
         if found is not None:
             self._new[rel_path] = digest + found
+
+    def carry(self, paths: Iterable[str]) -> None:
+        """These files are as the last render left them: keep what was known of them."""
+        for rel_path in paths:
+            known = self._old.get(rel_path)
+            if known is not None and rel_path not in self._new:
+                self._new[rel_path] = known
 
     def save(self) -> None:
         if self.path is None or self._new == self._old:
