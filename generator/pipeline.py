@@ -13,7 +13,7 @@ environment rendered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -501,7 +501,10 @@ def render_env_incremental(repo: Repo, env_name: str, workers: int = 1) -> Rende
     return render_env(repo, env_name, workers)
 
 
-def _render_changed(repo: Repo, env_name: str, prev: incremental.Previous) -> RenderedEnv | None:
+def _render_changed(repo: Repo, env_name: str, prev: incremental.Previous,
+                    texts: Mapping[str, str] | None = None) -> RenderedEnv | None:
+    """The changed apps of `prev` rendered and spliced into the others' files (from out/<env>/,
+    or `texts`), or None when that cannot give what a full render gives."""
     only = set(prev.changed)
     for _ in range(incremental.MAX_ROUNDS):
         others = prev.others(only)
@@ -518,7 +521,7 @@ def _render_changed(repo: Repo, env_name: str, prev: incremental.Previous) -> Re
         moved = set().union(*(incremental.changed_targets(prev.apps.get(a), rendered.facts[a]) for a in only))
         more = prev.importers(moved, only)
         if not more:
-            rendered.files = splice(rendered, others, repo.root / OUT / env_name)
+            rendered.files = splice(rendered, others, repo.root / OUT / env_name, texts)
             rendered.previous = prev
             return rendered
         only |= more
@@ -532,7 +535,47 @@ def index_apps(rendered: RenderedEnv) -> render_index.Apps:
     if prev is None:
         return render_index.Apps(facts, list(rendered.patch_apps), list(rendered.apps))
     merged = {a: (facts[a] if a in facts else prev.apps[a].data()) for a in prev.order}
-    return render_index.Apps(merged, list(rendered.patch_apps), list(prev.order), prev.body, frozenset(facts))
+    return render_index.Apps(merged, list(rendered.patch_apps), list(prev.order), prev.body or None, frozenset(facts))
+
+
+@dataclass
+class Recall:
+    """What `watch` keeps of its last render of an environment to render the next change of
+    some apps incrementally, in memory: each app's facts, which input paths are whose, and the
+    files (out/<env>/ may not hold them: watch previews without writing)."""
+
+    facts: dict[str, Facts]
+    patch_apps: list[str | None]
+    order: list[str]
+    owners: dict[str, str]  # input path -> the app it belongs to
+    texts: dict[str, str]
+
+
+def recall(apps: render_index.Apps, reads: render_index.Reads, env: str, texts: Mapping[str, str],
+           before: Recall | None = None) -> Recall | None:
+    """The Recall of a render (`before`: the one an incremental render started from); None after
+    a render with charts (not indexable, so not incremental either)."""
+    if reads.unindexable:
+        return None
+    owners = render_index.owners(reads, env)
+    if before is not None and apps.rendered:
+        owners = {**{p: a for p, a in before.owners.items() if a not in apps.rendered}, **owners}
+    facts = {a: incremental.Facts.of(f) for a, f in apps.facts.items()}
+    return Recall(facts, list(apps.patch_apps), list(apps.order), owners, dict(texts))
+
+
+def render_recalled(repo: Repo, env_name: str, last: Recall, changed: Iterable[str]) -> RenderedEnv | None:
+    """The render of `env_name` after `changed` input paths changed since `last`, done for just
+    the apps they belong to; None when one of them belongs to the whole environment, or the
+    apps cannot be rendered alone (then render it all)."""
+    apps = set()
+    for path in changed:
+        app = last.owners.get(path)
+        if app is None:
+            return None
+        apps.add(app)
+    prev = incremental.Previous(last.facts, last.patch_apps, last.order, apps, {})
+    return _render_changed(repo, env_name, prev, last.texts)
 
 
 Shipped = tuple[str, Any, list[GeneratorError], frozenset[AllowKey], "render_index.Reads | None", render_index.Apps]

@@ -291,6 +291,8 @@ def save(root: Path, env: str, reads: Reads, report: Report, apps: Apps | None =
         inputs[p] = RACY if _newest_ns(ident) >= limit else ident.hex()
     owned = owners(reads, env)
     previous = apps.previous if apps is not None else None
+    if apps is not None and apps.rendered and previous is None:
+        return False  # rendered incrementally from memory (watch): the others' inputs are not known here
     if previous is not None:
         # The apps not rendered this time: their inputs were found unchanged when the render
         # started, and out/<env>/ holds their files as before.
@@ -319,9 +321,10 @@ def _out_after(root: Path, env: str, before: Mapping[str, str], rendered: frozen
     out = os.path.join(str(root), "out")
     folder = os.path.join(out, env)
     changed = [os.path.join(folder, a) for a in rendered]
+    below = tuple(c + os.sep for c in changed)
+    gone = set(changed)
     found = {p: ident for p, ident in before.items()
-             if not any(p == c or p.startswith(c + os.sep) for c in changed)
-             and (os.path.dirname(p) != folder or os.path.lexists(p))}
+             if p not in gone and not p.startswith(below) and (os.path.dirname(p) != folder or os.path.lexists(p))}
     found[out] = identity(out).hex()
     with os.scandir(folder) as listing:
         for entry in listing:
@@ -339,17 +342,8 @@ def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
     """The stored index of `env` and the apps whose own inputs changed since, when out/<env>/
     is as that render left it and nothing else it looked at changed (then the environment can be
     rendered incrementally); else None."""
-    path = _index_file(root, env)
-    if path is None:
-        return None
-    blob = memo.load_entry(path, _stamp(), env.encode())
-    if blob is None:
-        return None
-    try:
-        body = json.loads(blob)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or not isinstance(body.get("apps"), dict):
+    body = _body(root, env)
+    if body is None or not isinstance(body.get("apps"), dict):
         return None
     inputs, owned = body.get("inputs"), body.get("owners")
     if not isinstance(inputs, dict) or not isinstance(owned, dict) or not _unchanged(body.get("outputs")):
@@ -379,12 +373,18 @@ def _unchanged(entries: Any) -> bool:
     return True
 
 
-def lookup(root: Path, env: str) -> Report | None:
-    """The stored report of `env` when nothing its last render looked at has changed and
-    out/<env>/ is as that render left it; else None (do the full render)."""
+_bodies: dict[str, tuple[bytes, dict[str, Any]]] = {}  # index file -> (its identity, its body)
+
+
+def _body(root: Path, env: str) -> dict[str, Any] | None:
+    """The stored index of `env`, decoded (once per process while the file is unchanged)."""
     path = _index_file(root, env)
     if path is None:
         return None
+    ident = identity(str(path))
+    known = _bodies.get(str(path))
+    if known is not None and known[0] == ident and ident:
+        return known[1]
     blob = memo.load_entry(path, _stamp(), env.encode())
     if blob is None:
         return None
@@ -393,6 +393,16 @@ def lookup(root: Path, env: str) -> Report | None:
     except ValueError:
         return None
     if not isinstance(body, dict):
+        return None
+    _bodies[str(path)] = (ident, body)
+    return body
+
+
+def lookup(root: Path, env: str) -> Report | None:
+    """The stored report of `env` when nothing its last render looked at has changed and
+    out/<env>/ is as that render left it; else None (do the full render)."""
+    body = _body(root, env)
+    if body is None:
         return None
     warnings, allowed, keys, envs, paths = (
         _strings(body.get(k)) for k in ("warnings", "allowed", "allow_keys", "envs", "paths"))

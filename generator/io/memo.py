@@ -314,7 +314,14 @@ def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(MAGIC + _HEAD.pack(FORMAT) + _mac(key, body) + body)
-        os.replace(tmp, path)
+        # Not renamed over the old file: on ext4 that makes the rename wait for the new file's
+        # data to reach the disk (auto_da_alloc), up to a second for a memo of megabytes on a
+        # busy disk. A cache file missing for a moment is a miss, nothing worse.
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.rename(tmp, path)
     except OSError:
         try:
             os.unlink(tmp)

@@ -17,10 +17,10 @@ kept current as `render` would write it. Nothing else is ever written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import GeneratorError
 from generator.io import index
@@ -28,6 +28,9 @@ from generator.review import diff_report
 from generator.review.against import baseline
 from generator.review.diff import diff_files
 from generator.steps.references import BUILTIN_POD_SPECS
+
+if TYPE_CHECKING:
+    from generator.pipeline import Recall
 
 Echo = Callable[[str], None]
 Pick = Callable[[Any, Sequence[str]], list[str]]  # the CLI's choice of environments
@@ -45,10 +48,11 @@ class Inputs:
     racy: bool
 
     @classmethod
-    def after(cls, reads: index.Reads | None, start_ns: int) -> Inputs:
+    def after(cls, reads: index.Reads | None, start_ns: int, kept: Iterable[str] = ()) -> Inputs:
+        """`kept`: inputs of apps an incremental render did not read again."""
         if reads is None:
             return cls({}, True)
-        seen = {p: index.identity(p) for p in reads.paths}
+        seen = {p: index.identity(p) for p in {*reads.paths, *kept}}
         # An input stamped after the render began may have changed after it was read.
         racy = any(_newest(ident) >= start_ns - TICK_NS for ident in seen.values())
         return cls(seen, racy)
@@ -67,23 +71,40 @@ class Outcome:
     inputs: Inputs
     seconds: float
     specs: list[Any] = field(default_factory=list)  # pod-spec paths (built-in and the repo's)
+    memory: dict[str, Recall] = field(default_factory=dict)  # per environment, for the next render
 
 
 def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, echo: Echo,
-                pick: Pick) -> Outcome:
-    """One full render (in this process), its warnings and error echoed; out/ written if asked."""
-    from generator.pipeline import Repo, publish, render_many
+                pick: Pick, memory: Mapping[str, Recall] | None = None, changed: Sequence[str] = ()) -> Outcome:
+    """One render (in this process), its warnings and error echoed; out/ written if asked.
+
+    With the `memory` of the last render and the `changed` inputs, only the apps those belong to
+    are rendered when that gives what a full render gives (generator/incremental.py); with
+    `write`, the render index decides as it does for `render`."""
+    from generator.pipeline import Repo, publish, recall, render_many
 
     start_ns = time.time_ns()
     t0 = time.perf_counter()
     specs: list[Any] = list(BUILTIN_POD_SPECS)
+    kept: list[str] = []
     try:
         repo = Repo.open(root)
         selected = pick(repo, envs)
         specs += repo.config.pod_spec_paths
-        # Environments in parallel as `render` does (one process each); the reads come back with them.
-        rendered = render_many(repo, selected, warn=lambda w: echo(w.render("warning")))
+        rendered = _from_memory(repo, selected, memory, changed) if memory and changed and not write else None
+        if rendered is None:
+            memory = None
+            # Environments in parallel as `render` does (one process each); the reads come back with them.
+            rendered = render_many(repo, selected, warn=lambda w: echo(w.render("warning")))
         files = {env: dict(texts) for env, texts in rendered.items()}
+        reads = index.recorded()
+        remembered: dict[str, Recall] = {}
+        for env in selected:
+            known = recall(rendered.apps[env], reads, env, files[env], memory[env] if memory else None) \
+                if reads is not None and not rendered.reports[env][0] and not rendered.reports[env][1] else None
+            if known is not None:
+                remembered[env] = known
+                kept += known.owners
         for app in apps:
             if not any(p.split("/", 1)[0] == app for texts in files.values() for p in texts):
                 raise GeneratorError(f"no app {app!r} in the environments watched", hint="check the --app names")
@@ -91,8 +112,24 @@ def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: boo
             publish(repo, selected, rendered=rendered)
     except GeneratorError as exc:
         echo(exc.render())
-        return Outcome(None, Inputs.after(index.recorded(), start_ns), time.perf_counter() - t0)
-    return Outcome(files, Inputs.after(index.recorded(), start_ns), time.perf_counter() - t0, specs)
+        return Outcome(None, Inputs.after(index.recorded(), start_ns, kept), time.perf_counter() - t0)
+    return Outcome(files, Inputs.after(index.recorded(), start_ns, kept), time.perf_counter() - t0, specs, remembered)
+
+
+def _from_memory(repo: Any, selected: Sequence[str], memory: Mapping[str, Recall], changed: Sequence[str]) -> Any:
+    """Every selected environment rendered incrementally from memory, or None (render them all)."""
+    from generator.pipeline import Rendered, index_apps, render_recalled
+
+    if set(memory) != set(selected):
+        return None
+    done = {}
+    for env in selected:
+        rendered = render_recalled(repo, env, memory[env], changed)
+        if rendered is None:
+            return None
+        done[env] = rendered
+    return Rendered({e: r.files for e, r in done.items()}, frozenset(),
+                    {e: ([], frozenset()) for e in done}, {e: index_apps(r) for e, r in done.items()})
 
 
 def only_apps(files: Files, apps: Sequence[str]) -> Files:
@@ -156,6 +193,7 @@ def watch(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, ech
         echo(report(only_apps(old, apps), only_apps(first.files, apps), first.specs, "out/", style).rstrip("\n"))
         previous = first.files
     inputs = first.inputs
+    memory = first.memory
     echo(style(f"watching {len(inputs.seen)} inputs ({'writing out/' if write else 'preview only; --write keeps out/ current'}); "
                "Ctrl-C to stop", "dim"))
     while not stop():
@@ -171,8 +209,9 @@ def watch(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, ech
         if not quiet:
             shown = ", ".join(sorted(_shown(root, p) for p in changed)[:5]) + (" ..." if len(changed) > 5 else "")
             echo(style(f"[{time.strftime('%H:%M:%S')}] changed: {shown}", "head"))
-        outcome = render_once(root, envs, apps, write, echo, pick)
+        outcome = render_once(root, envs, apps, write, echo, pick, memory, changed)
         inputs = outcome.inputs
+        memory = outcome.memory
         if outcome.files is not None:  # else the error was printed; the next good render is compared with the last good one
             if previous is None:
                 previous = baseline(root, None, envs or None).files
