@@ -18,6 +18,7 @@ import click
 
 from generator import __version__
 from generator.errors import GeneratorError, TargetError, WriteError
+from generator.io import index
 
 if TYPE_CHECKING:
     from generator.pipeline import Repo
@@ -38,6 +39,7 @@ def friendly_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        index.forget()  # what one command saw of the repo's files is not the next one's
         try:
             return func(*args, **kwargs)
         except TargetError as exc:  # an unknown or ambiguous target named on the command line

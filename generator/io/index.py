@@ -350,11 +350,12 @@ def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
         return None
     changed: set[str] = set()
     for p, ident in inputs.items():
-        if not isinstance(ident, str) or identity(p).hex() != ident:
+        if not isinstance(ident, str) or _now(p) != ident:
             app = owned.get(p)
             if not isinstance(app, str):
                 return None  # an input of the whole environment changed
             changed.add(app)
+    _seen.clear()  # the render that follows changes out/ (and watch renders again later)
     return body, changed
 
 
@@ -364,11 +365,28 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     return None
 
 
+# Identities taken by this command (hex), so `previous` does not take them again after `lookup`:
+# a path changed in between is no different from one changed while the render runs.
+_seen: dict[str, str] = {}
+
+
+def forget() -> None:
+    """A new command starts: identities taken before are out of date."""
+    _seen.clear()
+
+
+def _now(path: str) -> str:
+    found = _seen.get(path)
+    if found is None:
+        found = _seen[path] = identity(path).hex()
+    return found
+
+
 def _unchanged(entries: Any) -> bool:
     if not isinstance(entries, dict):
         return False
     for p, ident in entries.items():
-        if not isinstance(ident, str) or identity(p).hex() != ident:
+        if not isinstance(ident, str) or _now(p) != ident:
             return False
     return True
 
