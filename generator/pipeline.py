@@ -549,6 +549,7 @@ class Recall:
     order: list[str]
     owners: dict[str, str]  # input path -> the app it belongs to
     texts: dict[str, str]
+    inputs: set[str]  # every input path (the environment's too)
 
 
 def recall(apps: render_index.Apps, reads: render_index.Reads, env: str, texts: Mapping[str, str],
@@ -558,10 +559,14 @@ def recall(apps: render_index.Apps, reads: render_index.Reads, env: str, texts: 
     if reads.unindexable:
         return None
     owners = render_index.owners(reads, env)
+    inputs = set(reads.paths)
     if before is not None and apps.rendered:
+        # What the last render looked at and this one did not: the other apps' inputs, and the
+        # environment's inputs only they read (a shared data file).
+        inputs |= {p for p in before.inputs if before.owners.get(p) not in apps.rendered}
         owners = {**{p: a for p, a in before.owners.items() if a not in apps.rendered}, **owners}
     facts = {a: incremental.Facts.of(f) for a, f in apps.facts.items()}
-    return Recall(facts, list(apps.patch_apps), list(apps.order), owners, dict(texts))
+    return Recall(facts, list(apps.patch_apps), list(apps.order), owners, dict(texts), inputs)
 
 
 def render_recalled(repo: Repo, env_name: str, last: Recall, changed: Iterable[str]) -> RenderedEnv | None:

@@ -99,7 +99,16 @@ patches:
         files[f"base/{app}/app.yaml"] = f"configMaps:\n  - name: {app}-config\n    literals: {{mode: normal}}\n    files: [app.properties]\n"
         files[f"base/{app}/app.properties"] = f"name = {app}\n"
         files[f"base/{app}/workload.yaml"] = _workload(app, "common")
+    files["shared/beta.properties"] = "name = beta, shared\n"
+    files["templates/team.j2"] = "team: core"
+    files["base/gamma/labels.yaml.j2"] = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gamma-labels\n"
+                                          "data:\n  {% include 'templates/team.j2' %}\n")
     write_repo(root, files)
+    # Inputs of the environment that one app only reads: a data file through a symlink, a
+    # template include. A render of other apps does not read them; a change must still be seen.
+    props = root / "base" / "beta" / "app.properties"
+    props.unlink()
+    props.symlink_to(Path("..", "..", "shared", "beta.properties"))
     return root
 
 
@@ -121,6 +130,8 @@ EDITS = {
     "ConfigMap named like another app's": lambda r, n, app: _append(r, f"base/{app}/app.yaml", "  - name: common\n    literals: {n: x}\n"),
     "broken YAML": lambda r, n, app: _append(r, f"base/{app}/workload.yaml", "spec: [\n"),
     "manifest deleted": lambda r, n, app: _remove(r, f"base/{app}/workload.yaml"),
+    "shared data file": lambda r, n, app: _append(r, "shared/beta.properties", f"s{n} = {n}\n"),
+    "template include": lambda r, n, app: (r / "templates/team.j2").write_text(f"team: core{n}"),
 }
 
 

@@ -49,7 +49,7 @@ from typing import Any
 from generator import __version__
 from generator.io import memo
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: paths relative to the repo, per-app facts (incremental renders)
 # An input whose mtime or ctime is this close to the render's start (or later) may have changed
 # in the same clock tick as it was read: the index is not saved (git's "racily clean" rule).
 # Generous against coarse file-system clocks (FAT, some network file systems: 1-2 s).
@@ -189,15 +189,8 @@ def owners(reads: Reads, env: str) -> dict[str, str]:
     symlink, the folders listing the apps) belongs to the whole environment: a change there
     renders all of it again, a change to an app's own paths only that app (generator/incremental.py)."""
     root = reads.root
-    found: dict[str, str] = {}
-    for text, app in reads.scoped.items():
-        if app == SHARED:
-            continue
-        for folder in (os.path.join(root, "base", app), os.path.join(root, "environments", env, "apps", app)):
-            if text == folder or text.startswith(folder + os.sep):
-                found[text] = app
-                break
-    return found
+    return {text: app for text, app in reads.scoped.items()
+            if app != SHARED and text.startswith(root + os.sep) and folder_app(_rel(root, text), env) == app}
 
 
 # --- the stamp: the code and packages that produced an index ---------------------------------
@@ -277,37 +270,68 @@ class Apps:
     rendered: frozenset[str] = frozenset()
 
 
+def _rel(root: str, path: str) -> str:
+    """`path` as the index stores it: relative to the repo's top (git's folder may be above it)."""
+    return path[len(root) + 1:] if path.startswith(root + os.sep) else os.path.relpath(path, root)
+
+
+def folder_app(rel: str, env: str) -> str | None:
+    """The app whose own folder holds `rel` (base/<app>/..., environments/<env>/apps/<app>/...)."""
+    parts = rel.split(os.sep, 4)
+    if len(parts) >= 2 and parts[0] == "base":
+        return parts[1]
+    if len(parts) >= 4 and parts[0] == "environments" and parts[1] == env and parts[2] == "apps":
+        return parts[3]
+    return None
+
+
 def save(root: Path, env: str, reads: Reads, report: Report, apps: Apps | None = None) -> bool:
     """Save the index of `env` (out/<env>/ holds exactly what the render produced). Returns
-    whether it was saved: not when indexing is off or the render had charts."""
+    whether it was saved: not when indexing is off or the render had charts.
+
+    Paths are stored relative to the repo's top; which app an input belongs to follows from its
+    path (`folder_app`), except for the paths in an app's folder that belong to the whole
+    environment (read for another app too, or outside any app's loading), listed as `shared`."""
     path = _index_file(root, env)
-    if path is None or reads.unindexable or reads.root != str(root):
+    top = str(root)
+    if path is None or reads.unindexable or reads.root != top:
         return False
-    inputs: dict[str, str] = {}
-    limit = reads.start_ns - RACY_NS
-    for p in sorted(reads.paths):
-        ident = identity(p)
-        # Changed too close to the render, it may have changed unseen: taken as changed next time.
-        inputs[p] = RACY if _newest_ns(ident) >= limit else ident.hex()
-    owned = owners(reads, env)
     previous = apps.previous if apps is not None else None
     if apps is not None and apps.rendered and previous is None:
         return False  # rendered incrementally from memory (watch): the others' inputs are not known here
+    limit = reads.start_ns - RACY_NS
+    owned = owners(reads, env)
+    inputs: dict[str, str] = {}
+    shared: set[str] = set()
+    for p in sorted(reads.paths):
+        ident = identity(p)
+        rel = _rel(top, p)
+        # Changed too close to the render, it may have changed unseen: taken as changed next time.
+        inputs[rel] = RACY if _newest_ns(ident) >= limit else ident.hex()
+        if folder_app(rel, env) is not None and p not in owned:
+            shared.add(rel)
     if previous is not None:
-        # The apps not rendered this time: their inputs were found unchanged when the render
-        # started, and out/<env>/ holds their files as before.
-        kept = {p: a for p, a in previous["owners"].items() if a not in apps.rendered}  # type: ignore[union-attr]
-        inputs = {**{p: previous["inputs"][p] for p in kept}, **inputs}
-        owned = {**kept, **{p: a for p, a in owned.items() if p not in kept}}
-        outputs = _out_after(root, env, previous["outputs"], apps.rendered)  # type: ignore[union-attr]
+        # Everything the last render looked at but this one did not (the other apps' inputs,
+        # the environment's inputs only they read) was found unchanged when this render
+        # started; out/<env>/ holds the other apps' files as before.
+        rendered = apps.rendered  # type: ignore[union-attr]
+        before_shared = set(previous["shared"])
+        for rel, ident in previous["inputs"].items():
+            if rel in inputs:
+                continue
+            app = None if rel in before_shared else folder_app(rel, env)
+            if app is None or app not in rendered:
+                inputs[rel] = ident
+                if rel in before_shared:
+                    shared.add(rel)
+        outputs = _out_after(root, env, previous["outputs"], rendered)
     else:
         # out/ was written by this command: its identities are taken now, as the output memo does.
-        outputs = {p: identity(p).hex() for p in _out_paths(root, env)}
+        outputs = {_rel(top, p): identity(p).hex() for p in _out_paths(root, env)}
     body = {
         "inputs": inputs, "outputs": outputs, "files": report.files, "warnings": list(report.warnings),
         "allowed": list(report.allowed), "allow_keys": list(report.allow_keys), "envs": list(report.envs),
-        "no_orphans": report.no_orphans, "paths": list(report.paths),
-        "owners": owned if apps is not None else {},
+        "no_orphans": report.no_orphans, "paths": list(report.paths), "shared": sorted(shared),
         "apps": apps.facts if apps is not None else None, "patch_apps": apps.patch_apps if apps is not None else None,
         "order": apps.order if apps is not None else None,
     }
@@ -318,23 +342,24 @@ def save(root: Path, env: str, reads: Reads, report: Report, apps: Apps | None =
 def _out_after(root: Path, env: str, before: Mapping[str, str], rendered: frozenset[str]) -> dict[str, str]:
     """The identities of out/<env>/ after an incremental render of the apps `rendered`: the
     others' files and folders as they were, the rendered apps' folders and the top taken now."""
-    out = os.path.join(str(root), "out")
-    folder = os.path.join(out, env)
+    top = str(root)
+    folder = os.path.join("out", env)
     changed = [os.path.join(folder, a) for a in rendered]
     below = tuple(c + os.sep for c in changed)
     gone = set(changed)
     found = {p: ident for p, ident in before.items()
-             if p not in gone and not p.startswith(below) and (os.path.dirname(p) != folder or os.path.lexists(p))}
-    found[out] = identity(out).hex()
-    with os.scandir(folder) as listing:
+             if p not in gone and not p.startswith(below)
+             and (os.path.dirname(p) != folder or os.path.lexists(os.path.join(top, p)))}
+    found["out"] = identity(os.path.join(top, "out")).hex()
+    found[folder] = identity(os.path.join(top, folder)).hex()
+    with os.scandir(os.path.join(top, folder)) as listing:
         for entry in listing:
             if not entry.is_dir(follow_symlinks=False) or entry.name in rendered:
-                found[entry.path] = identity(entry.path).hex()
-    found[folder] = identity(folder).hex()
+                found[_rel(top, entry.path)] = identity(entry.path).hex()
     for c in changed:
-        for dirpath, dirs, files in os.walk(c):
-            found[dirpath] = identity(dirpath).hex()
-            found.update({os.path.join(dirpath, f): identity(os.path.join(dirpath, f)).hex() for f in files})
+        for dirpath, _, files in os.walk(os.path.join(top, c)):
+            found[_rel(top, dirpath)] = identity(dirpath).hex()
+            found.update({_rel(top, os.path.join(dirpath, f)): identity(os.path.join(dirpath, f)).hex() for f in files})
     return found
 
 
@@ -345,14 +370,16 @@ def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
     body = _body(root, env)
     if body is None or not isinstance(body.get("apps"), dict):
         return None
-    inputs, owned = body.get("inputs"), body.get("owners")
-    if not isinstance(inputs, dict) or not isinstance(owned, dict) or not _unchanged(body.get("outputs")):
+    inputs, shared = body.get("inputs"), body.get("shared")
+    if not isinstance(inputs, dict) or not isinstance(shared, list) or not _unchanged(root, body.get("outputs")):
         return None
+    top = str(root)
+    shared_set = set(shared)
     changed: set[str] = set()
-    for p, ident in inputs.items():
-        if not isinstance(ident, str) or _now(p) != ident:
-            app = owned.get(p)
-            if not isinstance(app, str):
+    for rel, ident in inputs.items():
+        if not isinstance(ident, str) or _now(os.path.join(top, rel)) != ident:
+            app = None if rel in shared_set else folder_app(rel, env)
+            if app is None:
                 return None  # an input of the whole environment changed
             changed.add(app)
     _seen.clear()  # the render that follows changes out/ (and watch renders again later)
@@ -382,11 +409,12 @@ def _now(path: str) -> str:
     return found
 
 
-def _unchanged(entries: Any) -> bool:
+def _unchanged(root: Path, entries: Any) -> bool:
     if not isinstance(entries, dict):
         return False
-    for p, ident in entries.items():
-        if not isinstance(ident, str) or _now(p) != ident:
+    top = str(root)
+    for rel, ident in entries.items():
+        if not isinstance(ident, str) or _now(os.path.join(top, rel)) != ident:
             return False
     return True
 
@@ -429,7 +457,7 @@ def lookup(root: Path, env: str) -> Report | None:
         return None
     if not isinstance(files, int) or not isinstance(no_orphans, bool) or len(paths) != files:
         return None
-    if not _unchanged(body.get("inputs")) or not _unchanged(body.get("outputs")):
+    if not _unchanged(root, body.get("inputs")) or not _unchanged(root, body.get("outputs")):
         return None
     return Report(files, warnings, allowed, keys, envs, no_orphans, paths)
 

@@ -104,7 +104,7 @@ def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: boo
                 if reads is not None and not rendered.reports[env][0] and not rendered.reports[env][1] else None
             if known is not None:
                 remembered[env] = known
-                kept += known.owners
+                kept += known.inputs
         for app in apps:
             if not any(p.split("/", 1)[0] == app for texts in files.values() for p in texts):
                 raise GeneratorError(f"no app {app!r} in the environments watched", hint="check the --app names")
