@@ -367,6 +367,13 @@ def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
     """The stored index of `env` and the apps whose own inputs changed since, when out/<env>/
     is as that render left it and nothing else it looked at changed (then the environment can be
     rendered incrementally); else None."""
+    try:
+        return _changes(root, env)
+    finally:
+        _seen.clear()  # the render that follows changes out/ (and watch renders again later)
+
+
+def _changes(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
     body = _body(root, env)
     if body is None or not isinstance(body.get("apps"), dict):
         return None
@@ -382,7 +389,6 @@ def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
             if app is None:
                 return None  # an input of the whole environment changed
             changed.add(app)
-    _seen.clear()  # the render that follows changes out/ (and watch renders again later)
     return body, changed
 
 
