@@ -161,25 +161,23 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
                                       (env.dir / ENV_APPS / app, app in env_apps)) if there]
         app_vars: dict[str, Any] = {}
         chart = None
-        scope = render_index.app_scope(app)  # what is read from here on is this app's input
-        scope.__enter__()
-        for folder in folders:
-            config = load_app_config(repo.root, folder, app, memo)
-            app_vars = {**app_vars, **config.vars}
-            if config.images:
-                images.setdefault(app, []).extend(config.images)
-            ctx = _context(repo, app_vars, env, app)
-            builder = cms.Builder(repo.root, repo.templates, ctx)
-            skip = frozenset(f.path.name for f in config.chart.values.files if f.path.parent == folder) if config.chart else frozenset()
-            loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo, skip)
-            resources += loaded.resources
-            resources += [externalsecrets.to_resource(d, repo.templates, ctx) for d in config.external_secrets]
-            for decl in (*config.configmaps, *loaded.configmaps):
-                content = cms.final_content(builder, decl, overlays.get(decl.name))
-                cms.validate_content(decl, content)
-                configmaps.append((decl, content))
-            chart = chart_decl(chart, config.chart)
-        scope.__exit__(None, None, None)
+        with render_index.app_scope(app):  # what is read in here is this app's input
+            for folder in folders:
+                config = load_app_config(repo.root, folder, app, memo)
+                app_vars = {**app_vars, **config.vars}
+                if config.images:
+                    images.setdefault(app, []).extend(config.images)
+                ctx = _context(repo, app_vars, env, app)
+                builder = cms.Builder(repo.root, repo.templates, ctx)
+                skip = frozenset(f.path.name for f in config.chart.values.files if f.path.parent == folder) if config.chart else frozenset()
+                loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo, skip)
+                resources += loaded.resources
+                resources += [externalsecrets.to_resource(d, repo.templates, ctx) for d in config.external_secrets]
+                for decl in (*config.configmaps, *loaded.configmaps):
+                    content = cms.final_content(builder, decl, overlays.get(decl.name))
+                    cms.validate_content(decl, content)
+                    configmaps.append((decl, content))
+                chart = chart_decl(chart, config.chart)
         if chart is not None:
             render_index.unindexable("Helm charts")  # Helm and its cache are inputs outside the repo
             charts = charts or chart_step(repo.root, repo.templates, env, repo.cache)

@@ -230,3 +230,18 @@ def test_checked_with_real_kubectl_kustomize(rendered: Path) -> None:
     built = subprocess.run([str(kubectl), "kustomize", str(rendered / "out" / "dev")], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     assert "name: common-" in built.stdout and built.stdout.count("kind: Deployment") == 3
+
+
+def test_an_app_that_fails_to_load_leaves_no_scope_behind(rendered: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    EDITS["broken YAML"](rendered, 1, "alpha")
+    assert run("render", "--repo", rendered, "--jobs", "1").exit_code == 1
+    assert index._scope is None  # else every later read would count as that app's
+    (rendered / "base/alpha/workload.yaml").write_text(_workload("alpha", "common"))
+    assert run("render", "--repo", rendered, "--jobs", "1").exit_code == 0
+    _settle()
+    assert run("render", "--repo", rendered, "--jobs", "1").exit_code == 0
+    EDITS["literal"](rendered, 2, "gamma")
+    seen = _rendered_apps(monkeypatch)
+    _same_as_cold(rendered, tmp_path, "render", "--jobs", "1")
+    assert seen == [frozenset({"gamma"}), frozenset({"gamma"}), None, None]

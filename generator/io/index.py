@@ -119,8 +119,9 @@ def app_scope(app: str) -> Iterator[None]:
 
 def start(root: Path) -> None:
     """A repo was opened: record from now on (every earlier record is dropped)."""
-    global _reads
+    global _reads, _scope
     _reads = Reads(str(root), time.time_ns())
+    _scope = None
 
 
 def note(path: Path | str) -> None:
