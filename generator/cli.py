@@ -18,6 +18,7 @@ import click
 
 from generator import __version__
 from generator.errors import GeneratorError, TargetError, WriteError
+from generator.io import index
 from generator.start import replay_warnings, unchanged, utf8_mode
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def friendly_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        index.forget()  # what one command saw of the repo's files is not the next one's
         try:
             return func(*args, **kwargs)
         except TargetError as exc:  # an unknown or ambiguous target named on the command line

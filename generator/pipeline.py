@@ -13,7 +13,7 @@ environment rendered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +27,7 @@ from generator.config import AllowKey, EnvConfig, RepoConfig, load_app_config, l
 from generator.errors import ConfigError, ConfigMapError, GeneratorError, ValidationError
 from generator.steps.api_rules import api_step
 from generator.steps.k8s_schema import precompile, schema_step
-from generator.steps.mutable import mutable_step
+from generator.steps.mutable import mutable_configmaps, mutable_step
 from generator.steps.load import list_apps, list_envs, load_app_folder, load_patch_files, share_base_parses
 from generator.io import index as render_index
 from generator.io.inputs import Refused, forget_real_paths, is_dir
@@ -37,13 +37,16 @@ from generator.io.memo import Memo, OutputMemo, clear_shared
 from generator.io.parallel import cores, fork_map, split
 from generator.model import ConfigMapDecl, Resource
 from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
-from generator.steps.namespaces import WELL_KNOWN_CLUSTER_SCOPED, Scopes, follow_step, namespace_step
+from generator.steps.namespaces import WELL_KNOWN_CLUSTER_SCOPED, Scopes, crd_scope, follow_step, namespace_step
 from generator.steps.images import ImageEntry, ImageUse, images_step
-from generator.steps.patch import apply_patches
+from generator.steps.images import split as split_image
+from generator.steps.patch import apply_patches, targets_any
 from generator.steps.references import BUILTIN_POD_SPECS, Target, find_object_refs, find_refs, pod_spec_path, resolve
 from generator.secrets.producers import scan_step, secret_step, secret_targets
 from generator.steps.templating import Templates
 from generator.steps.validate import validate
+from generator import incremental
+from generator.incremental import Diverged, Facts, Others, Spliced, spliced_order
 
 ENV_APPS = "apps"
 OUT = "out"
@@ -58,6 +61,10 @@ class RenderedEnv:
     warnings: list[GeneratorError] = field(default_factory=list)  # printed by the CLI; the render stands
     allowed: frozenset[AllowKey] = frozenset()  # allow-list entries that let a scanner finding through
     images: list[ImageUse] = field(default_factory=list)  # every container's image and its `images:` entry
+    facts: dict[str, Facts] = field(default_factory=dict)  # per app rendered: what other apps see of it
+    patch_apps: list[str | None] = field(default_factory=list)  # per patch of the environment: the app it changed
+    apps: list[str] = field(default_factory=list)  # the environment's apps, in order
+    previous: incremental.Previous | None = None  # an incremental render: the render it started from
 
 
 Warn = Callable[[GeneratorError], None]
@@ -69,10 +76,12 @@ class Rendered(dict[str, Mapping[str, str]]):
     per environment, its warnings and allowances (kept in the render index)."""
 
     def __init__(self, files: Mapping[str, Mapping[str, str]], allowed: frozenset[AllowKey] = frozenset(),
-                 reports: Mapping[str, tuple[list[GeneratorError], frozenset[AllowKey]]] | None = None) -> None:
+                 reports: Mapping[str, tuple[list[GeneratorError], frozenset[AllowKey]]] | None = None,
+                 apps: Mapping[str, render_index.Apps] | None = None) -> None:
         super().__init__(files)
         self.allowed = allowed
         self.reports = dict(reports or {})
+        self.apps = dict(apps or {})  # per environment, what the render index keeps of its apps
 
 
 @dataclass
@@ -152,22 +161,23 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
                                       (env.dir / ENV_APPS / app, app in env_apps)) if there]
         app_vars: dict[str, Any] = {}
         chart = None
-        for folder in folders:
-            config = load_app_config(repo.root, folder, app, memo)
-            app_vars = {**app_vars, **config.vars}
-            if config.images:
-                images.setdefault(app, []).extend(config.images)
-            ctx = _context(repo, app_vars, env, app)
-            builder = cms.Builder(repo.root, repo.templates, ctx)
-            skip = frozenset(f.path.name for f in config.chart.values.files if f.path.parent == folder) if config.chart else frozenset()
-            loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo, skip)
-            resources += loaded.resources
-            resources += [externalsecrets.to_resource(d, repo.templates, ctx) for d in config.external_secrets]
-            for decl in (*config.configmaps, *loaded.configmaps):
-                content = cms.final_content(builder, decl, overlays.get(decl.name))
-                cms.validate_content(decl, content)
-                configmaps.append((decl, content))
-            chart = chart_decl(chart, config.chart)
+        with render_index.app_scope(app):  # what is read in here is this app's input
+            for folder in folders:
+                config = load_app_config(repo.root, folder, app, memo)
+                app_vars = {**app_vars, **config.vars}
+                if config.images:
+                    images.setdefault(app, []).extend(config.images)
+                ctx = _context(repo, app_vars, env, app)
+                builder = cms.Builder(repo.root, repo.templates, ctx)
+                skip = frozenset(f.path.name for f in config.chart.values.files if f.path.parent == folder) if config.chart else frozenset()
+                loaded = load_app_folder(repo.root, folder, app, repo.templates, ctx, memo, skip)
+                resources += loaded.resources
+                resources += [externalsecrets.to_resource(d, repo.templates, ctx) for d in config.external_secrets]
+                for decl in (*config.configmaps, *loaded.configmaps):
+                    content = cms.final_content(builder, decl, overlays.get(decl.name))
+                    cms.validate_content(decl, content)
+                    configmaps.append((decl, content))
+                chart = chart_decl(chart, config.chart)
         if chart is not None:
             render_index.unindexable("Helm charts")  # Helm and its cache are inputs outside the repo
             charts = charts or chart_step(repo.root, repo.templates, env, repo.cache)
@@ -184,18 +194,26 @@ def _load_apps(repo: Repo, env: EnvConfig, apps: list[str], env_apps: set[str], 
     return resources, configmaps, images
 
 
-def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loaded:
+def env_apps(repo: Repo, env: EnvConfig) -> tuple[list[str], list[str]]:
+    """The apps of an environment in render order, and those with a folder of their own there."""
     base_apps = set(repo.apps)
-    env_apps = list_apps(repo.root, env.dir / ENV_APPS)
-    apps = _selected_apps(repo, env) + [a for a in env_apps if a not in base_apps]
+    own = list_apps(repo.root, env.dir / ENV_APPS)
+    return _selected_apps(repo, env) + [a for a in own if a not in base_apps], own
+
+
+def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1, only: frozenset[str] | None = None) -> Loaded:
+    """Load the environment's apps (`only`: just these, an incremental render)."""
+    apps, env_apps_ = env_apps(repo, env)
     check_env_values(env, apps)
+    if only is not None:
+        apps = [a for a in apps if a in only]
     chunks = workers if len(apps) >= PARALLEL_MIN_APPS else 1
     if chunks <= 1:
-        return _load_apps(repo, env, apps, set(env_apps), memo)
+        return _load_apps(repo, env, apps, set(env_apps_), memo)
     slices = split(apps, chunks)
 
     def job(i: int) -> tuple[Loaded, dict[bytes, bytes]]:
-        return _load_apps(repo, env, slices[i], set(env_apps), memo), memo.parse_used
+        return _load_apps(repo, env, slices[i], set(env_apps_), memo), memo.parse_used
 
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
@@ -209,7 +227,7 @@ def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1) -> Loade
 
 
 def configmap_step(
-    repo: Repo, env: EnvConfig, decls: list[tuple[ConfigMapDecl, cms.Content]]
+    repo: Repo, env: EnvConfig, decls: list[tuple[ConfigMapDecl, cms.Content]], others: Others | None = None,
 ) -> list[Resource]:
     # Names are unique per namespace, as in the API: the same name in two namespaces is two
     # ConfigMaps (only possible without an environment namespace, which would merge them).
@@ -225,7 +243,7 @@ def configmap_step(
                 hint="an environment changes a base ConfigMap through `configMaps:` in env.yaml",
             )
         by_name[key] = decl
-    names = {name for _, name in by_name}
+    names = {name for _, name in by_name} | (others.configmap_names if others is not None else set())
     overlays = {o.name: o for o in env.overlays}
     for name in overlays:
         if name not in names:
@@ -261,24 +279,35 @@ def _keys(r: Resource) -> frozenset[str]:
     return frozenset(k for f in fields if isinstance(r.obj.get(f), dict) for k in r.obj[f])
 
 
-def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource]) -> dict[tuple[str, str | None, str], Target]:
-    """Check and rewrite every reference; returns the ConfigMaps and Secrets by final name."""
-    targets = {
+TargetIndex = dict[tuple[str, str | None, str], Target]
+
+
+def reference_step(repo: Repo, env: EnvConfig, resources: list[Resource], others: Others | None = None,
+                   imports: dict[str, set[tuple[str, str | None, str]]] | None = None) -> tuple[TargetIndex, TargetIndex]:
+    """Check and rewrite every reference; returns the ConfigMaps and Secrets by final name, and
+    those of `resources` by declared name. `imports` gets what each app looked up."""
+    own: TargetIndex = {
         (r.kind, r.namespace, r.declared_name): Target(r.kind, r.declared_name, r.name, _keys(r), r)
         for r in resources
         if r.kind in ("ConfigMap", "Secret")
     }
-    targets.update(secret_targets(resources))  # SealedSecrets and ExternalSecrets produce Secrets
+    own.update(secret_targets(resources))  # SealedSecrets and ExternalSecrets produce Secrets
+    targets = {**others.targets, **own} if others is not None else own
+    if others is not None and len(targets) != len(others.targets) + len(own):
+        raise Diverged("a ConfigMap or Secret name of a rendered app is another app's")
     external = repo.config.external.union(env.external)
     by_kind = {"ConfigMap": external.configmaps, "Secret": external.secrets}
     specs = BUILTIN_POD_SPECS + repo.config.pod_spec_paths
     for r in resources:
         path = pod_spec_path(r.obj, specs)
-        if path is not None:
-            resolve(r, find_refs(r.obj, path), targets, by_kind, env.name)
-        elif r.kind in ("Ingress", "ServiceAccount"):
-            resolve(r, find_object_refs(r.obj), targets, by_kind, env.name)
-    return {(kind, ns, t.final_name): t for (kind, ns, _), t in targets.items()}
+        refs = find_refs(r.obj, path) if path is not None else (
+            find_object_refs(r.obj) if r.kind in ("Ingress", "ServiceAccount") else None)
+        if refs is None:
+            continue
+        if imports is not None:
+            imports.setdefault(r.app, set()).update((ref.target_kind, r.namespace, ref.name) for ref in refs)
+        resolve(r, refs, targets, by_kind, env.name)
+    return {(kind, ns, t.final_name): t for (kind, ns, _), t in targets.items()}, own
 
 
 def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
@@ -300,67 +329,286 @@ def layout_step(env: EnvConfig, resources: list[Resource]) -> Files:
     return files
 
 
-def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: Files) -> list[retention.Retained]:
+def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files: Files,
+                   only: frozenset[str] | None = None) -> list[retention.Retained]:
     """Superseded versions of ConfigMaps and Secret producers to keep, from the history in
-    out/<env>/ (and git's copy of it).
+    out/<env>/ (and git's copy of it); `only`: of these apps' folders (an incremental render).
 
     Runs inside the render, so `render`, `check` and `diff` all see the same answer."""
     folder = f"{OUT}/{env.name}"
+
+    def wanted(rel: str) -> bool:
+        return retention.is_version_file(rel) and (only is None or rel.partition("/")[0] in only)
+
     history = retention.read_history(
         repo.root / folder, folder, unchanged=files, current=files.is_current,
-        committed=gitref.committed(repo.root, folder, retention.is_version_file),
+        committed=gitref.committed(repo.root, folder, wanted), apps=sorted(only) if only is not None else None,
     )
     keep = env.retention if env.retention is not None else repo.config.retention
     return retention.supersede(resources, history, keep, env.namespace)
 
 
-def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
-    """Render one environment; a large one is loaded by `workers` processes (see render_many)."""
-    memo = Memo.for_env(repo.root, env_name, repo.cache)
+def render_env(repo: Repo, env_name: str, workers: int = 1, others: Others | None = None,
+               only: frozenset[str] | None = None) -> RenderedEnv:
+    """Render one environment; a large one is loaded by `workers` processes (see render_many).
+
+    `only`, `others`: render just these apps, the rest standing in as their facts (an
+    incremental render, generator/incremental.py; `Diverged` when that cannot give what a full
+    render gives). The files of the others are then not in the result's `files`: the caller
+    splices them in (`splice`)."""
+    memo = Memo.for_env(repo.root, env_name, repo.cache)  # (env.yaml's parse: 17 ms from it, 150 without at 1,000 apps)
     env = load_env_config(repo.root, repo.root / "environments" / env_name, memo)
     if memo.warm:
         workers = 1  # with parsing memoized, forking workers costs more than it saves (measured)
-    precompile()  # while the process is small (the schema step runs when it is largest)
-    resources, decls, app_images = load_step(repo, env, memo, workers)
+    if only is None:
+        precompile()  # while the process is small (the schema step runs when it is largest)
+    apps = env_apps(repo, env)[0]
+    resources, decls, app_images = load_step(repo, env, memo, workers, only)
+    facts: dict[str, Facts] = {a: Facts() for a in apps if only is None or a in only}
     scopes = Scopes.of(resources, (*WELL_KNOWN_CLUSTER_SCOPED, *repo.config.cluster_scoped))
-    moved = namespace_step(resources, env.namespace, scopes)
+    if others is not None:
+        scopes = Scopes({**others.crds, **scopes.crds}, scopes.cluster_kinds)
+    moves: dict[str, list[list[Any]]] = {}
+    moved = namespace_step(resources, env.namespace, scopes, moves)
+    if others is not None:
+        moved = {k: frozenset(v) for k, v in _union(others.moved, moved).items()}
     patches = [*env.patches, *load_patch_files(repo.root, env.dir, repo.templates, _context(repo, {}, env, ""), memo)]
-    resources = apply_patches(resources, patches, (d.name for d, _ in decls), env.name)
+    mine = _own_patches(patches, others, resources)
+    targeted: list[str] = []
+    resources = apply_patches(resources, [patches[i] for i in mine], (d.name for d, _ in decls), env.name, targeted)
+    patch_apps: list[str | None] = list(others.patch_apps) if others is not None else [None] * len(patches)
+    for i, app in zip(mine, targeted):
+        patch_apps[i] = app
     follow_step(resources, env.namespace, moved)
-    images = images_step(resources, app_images, env.images, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, env.name)
-    configmaps = configmap_step(repo, env, decls)
+    images = images_step(resources, app_images, env.images, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, env.name,
+                         others.images if others is not None else None)
+    configmaps = configmap_step(repo, env, decls, others)
+    for decl, _ in decls:
+        facts[decl.app].configmaps.append([env.namespace or _manifest_namespace(decl), decl.name])
     del decls  # their content now lives in the ConfigMaps: free the copies before emitting
     allowed = scan_step([*resources, *configmaps], repo.config.allow, memo)
-    memo.save()  # parsing and scanning are done: store the memo now and free it before emitting
+    if others is None:  # parsing and scanning are done: store the memo now and free it before emitting
+        memo.save()  # (not after an incremental render: rewriting it costs more than the few new entries save)
     memo.release()
     resources += configmaps
     secret_step(resources, env.hash_length or repo.config.hash_length)
-    targets = reference_step(repo, env, resources)
+    imports: dict[str, set[tuple[str, str | None, str]]] = {}
+    targets, own_targets = reference_step(repo, env, resources, others, imports)
     schema_step(resources, patches)
     warnings = api_step(resources, patches, targets)
     warnings += mutable_step(resources, BUILTIN_POD_SPECS + repo.config.pod_spec_paths,
-                            env.mutable_configmaps or repo.config.mutable_configmaps, patches)
+                            env.mutable_configmaps or repo.config.mutable_configmaps, patches,
+                            others.mutable if others is not None else ())
     validate(resources)
     files = layout_step(env, resources)
     files.known = OutputMemo.for_env(repo.root, env_name, repo.cache)
-    retained = retention_step(repo, env, resources, files)
+    retained = retention_step(repo, env, resources, files, only)
+    _collect(facts, resources, moves, patch_apps, images, own_targets, imports, files, retained)
     return RenderedEnv(env.name, resources, retention.with_retained(files, retained),
-                       [r.resource for r in retained], list(warnings), allowed, images)
+                       [r.resource for r in retained], list(warnings), allowed, images, facts, patch_apps, apps)
 
 
-def _render_files(root: Path, env_name: str, cache: bool) -> tuple[
-        str, dict[str, str], list[GeneratorError], frozenset[AllowKey], render_index.Reads | None]:
-    # Sent back to the parent as texts (not the objects they are emitted from), with what it read.
-    rendered = render_env(Repo.open(root, cache), env_name)
-    return env_name, dict(rendered.files), rendered.warnings, rendered.allowed, render_index.recorded()
+def _union(a: Mapping[tuple[str, str], set[str | None]], b: Mapping[tuple[str, str], frozenset[str | None]]
+           ) -> dict[tuple[str, str], set[str | None]]:
+    found = {k: set(v) for k, v in a.items()}
+    for k, v in b.items():
+        found.setdefault(k, set()).update(v)
+    return found
+
+
+def _own_patches(patches: list[Any], others: Others | None, resources: list[Resource]) -> list[int]:
+    """The patches to apply: all of them, or (incremental) those that changed a rendered app
+    last time; one that changed another app must not match a rendered object now."""
+    if others is None:
+        return list(range(len(patches)))
+    if len(others.patch_apps) != len(patches):
+        raise Diverged("the environment's patches changed")
+    mine = []
+    for i, app in enumerate(others.patch_apps):
+        if app is not None and app not in others.apps:
+            mine.append(i)
+        elif targets_any(patches[i], resources):
+            raise Diverged("a patch of another app now matches a rendered object")
+    return mine
+
+
+def _collect(facts: dict[str, Facts], resources: list[Resource], moves: Mapping[str, list[list[Any]]],
+             patch_apps: Sequence[str | None], images: Sequence[ImageUse], own_targets: Mapping[Any, Target],
+             imports: Mapping[str, set[tuple[str, str | None, str]]], files: Files,
+             retained: Sequence[retention.Retained]) -> None:
+    """What each rendered app's objects are to the rest of the environment (incremental.Facts)."""
+    for r in resources:
+        found = crd_scope(r)
+        if found is not None:
+            facts[r.app].crds.append(list(found))
+        facts[r.app].names.append([r.kind, r.namespace, r.name])
+    for app, moved in moves.items():
+        facts[app].moved = moved
+    for i, target_app in enumerate(patch_apps):
+        if target_app is not None and target_app in facts:
+            facts[target_app].patches.append(i)
+    for use in images:
+        found_images = facts[use.app].images.setdefault(split_image(use.original)[0], [])
+        if use.original not in found_images:
+            found_images.append(use.original)
+    for (kind, ns, declared), t in own_targets.items():
+        if t.resource is not None:
+            keys = sorted(t.keys) if t.keys is not None else None
+            facts[t.resource.app].targets.append([kind, ns, declared, t.final_name, keys])
+    for app, looked_up in imports.items():
+        facts[app].imports = [list(k) for k in sorted(looked_up, key=lambda k: (k[0], k[1] or "", k[2]))]
+    for r in mutable_configmaps(resources):
+        facts[r.app].mutable.append([r.namespace, r.name])
+    for path in files:
+        source = files.source(path)
+        if isinstance(source, Resource):
+            facts[source.app].files.append([path, source.app, source.kind, source.declared_name, source.namespace or ""])
+    index: dict[tuple[str, str, str], int] = {}
+    for kept in retained:
+        n = index[kept.lineage] = index.get(kept.lineage, -1) + 1
+        facts[kept.resource.app].retained.append([kept.path, *kept.lineage, n])
+        facts[kept.resource.app].names.append([kept.resource.kind, kept.resource.namespace, kept.resource.name])
+
+
+def splice(rendered: RenderedEnv, others: Others, folder: Path, texts: Mapping[str, str] | None = None) -> Spliced:
+    """The files of an incremental render (`rendered`: the changed apps) with every other app's
+    files as the last render left them in `folder` (out/<env>/), in a full render's order."""
+    fresh = rendered.files
+    if not isinstance(fresh, Files):
+        fresh = Files(dict(fresh))
+    everything = {**others.apps, **rendered.facts}
+    order = spliced_order(everything)
+    fresh = fresh.without(KUSTOMIZATION)
+    fresh.add(KUSTOMIZATION, kustomization(order))
+    trusted = frozenset(p for f in others.apps.values() for p in [*(x[0] for x in f.files), *(x[0] for x in f.retained)])
+    return Spliced(fresh, order + [KUSTOMIZATION], trusted, folder, frozenset(rendered.facts), texts)
+
+
+def render_env_incremental(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
+    """`render_env`, or when the render index says only some apps' own inputs changed since the
+    last render (and out/<env>/ is as it left it), a render of just those apps spliced into the
+    others' files (generator/incremental.py). Either way the files a full render gives."""
+    found = render_index.previous(repo.root, env_name) if repo.cache else None
+    if found is not None:
+        body, changed = found
+        prev = incremental.load_previous(body, changed)
+        if prev is not None and not body.get("warnings") and not body.get("allowed"):
+            rendered = _render_changed(repo, env_name, prev)
+            if rendered is not None:
+                return rendered
+    return render_env(repo, env_name, workers)
+
+
+def _render_changed(repo: Repo, env_name: str, prev: incremental.Previous,
+                    texts: Mapping[str, str] | None = None) -> RenderedEnv | None:
+    """The changed apps of `prev` rendered and spliced into the others' files (from out/<env>/,
+    or `texts`), or None when that cannot give what a full render gives."""
+    only = set(prev.changed)
+    for _ in range(incremental.MAX_ROUNDS):
+        others = prev.others(only)
+        try:
+            rendered = render_env(repo, env_name, 1, others, frozenset(only))
+        except (GeneratorError, Diverged):
+            return None  # the full render says what is wrong, or does what this cannot
+        if rendered.warnings or rendered.allowed or rendered.apps != prev.order:
+            return None
+        if any(not incremental.same_shape(prev.apps.get(a), rendered.facts[a]) for a in only):
+            return None
+        if {tuple(n) for a in only for n in rendered.facts[a].names} & others.names:
+            return None
+        moved = set().union(*(incremental.changed_targets(prev.apps.get(a), rendered.facts[a]) for a in only))
+        more = prev.importers(moved, only)
+        if not more:
+            rendered.files = splice(rendered, others, repo.root / OUT / env_name, texts)
+            rendered.previous = prev
+            return rendered
+        only |= more
+    return None
+
+
+def index_apps(rendered: RenderedEnv) -> render_index.Apps:
+    """What the render index keeps of the apps of a render (all of them after an incremental one)."""
+    facts = {a: f.data() for a, f in rendered.facts.items()}
+    prev = rendered.previous
+    if prev is None:
+        return render_index.Apps(facts, list(rendered.patch_apps), list(rendered.apps))
+    merged = {a: (facts[a] if a in facts else prev.apps[a].data()) for a in prev.order}
+    return render_index.Apps(merged, list(rendered.patch_apps), list(prev.order), prev.body or None, frozenset(facts))
+
+
+@dataclass
+class Recall:
+    """What `watch` keeps of its last render of an environment to render the next change of
+    some apps incrementally, in memory: each app's facts, which input paths are whose, and the
+    files (out/<env>/ may not hold them: watch previews without writing)."""
+
+    facts: dict[str, Facts]
+    patch_apps: list[str | None]
+    order: list[str]
+    owners: dict[str, str]  # input path -> the app it belongs to
+    texts: dict[str, str]
+    inputs: set[str]  # every input path (the environment's too)
+
+
+def recall(apps: render_index.Apps, reads: render_index.Reads, env: str, texts: Mapping[str, str],
+           before: Recall | None = None) -> Recall | None:
+    """The Recall of a render (`before`: the one an incremental render started from); None after
+    a render with charts (not indexable, so not incremental either)."""
+    if reads.unindexable:
+        return None
+    owners = render_index.owners(reads, env)
+    inputs = set(reads.paths)
+    if before is not None and apps.rendered:
+        # What the last render looked at and this one did not: the other apps' inputs, and the
+        # environment's inputs only they read (a shared data file).
+        inputs |= {p for p in before.inputs if before.owners.get(p) not in apps.rendered}
+        owners = {**{p: a for p, a in before.owners.items() if a not in apps.rendered}, **owners}
+    facts = {a: incremental.Facts.of(f) for a, f in apps.facts.items()}
+    return Recall(facts, list(apps.patch_apps), list(apps.order), owners, dict(texts), inputs)
+
+
+def render_recalled(repo: Repo, env_name: str, last: Recall, changed: Iterable[str]) -> RenderedEnv | None:
+    """The render of `env_name` after `changed` input paths changed since `last`, done for just
+    the apps they belong to; None when one of them belongs to the whole environment, or the
+    apps cannot be rendered alone (then render it all)."""
+    apps = set()
+    for path in changed:
+        app = last.owners.get(path)
+        if app is None:
+            return None
+        apps.add(app)
+    prev = incremental.Previous(last.facts, last.patch_apps, last.order, apps, {})
+    return _render_changed(repo, env_name, prev, last.texts)
+
+
+Shipped = tuple[str, Any, list[GeneratorError], frozenset[AllowKey], "render_index.Reads | None", render_index.Apps]
+
+
+def _render_files(root: Path, env_name: str, cache: bool) -> Shipped:
+    # Sent back to the parent as texts (not the objects they are emitted from), with what it read;
+    # of an incremental render, the texts of the apps rendered and where the others' are.
+    rendered = render_env_incremental(Repo.open(root, cache), env_name)
+    files = rendered.files
+    payload: Any = dict(files)
+    if isinstance(files, Spliced):
+        payload = (dict(files.fresh), files.order, files.trusted, files.folder, files.only)
+    return env_name, payload, rendered.warnings, rendered.allowed, render_index.recorded(), index_apps(rendered)
+
+
+def _received(root: Path, env: str, payload: Any, cache: bool) -> Mapping[str, str]:
+    if isinstance(payload, dict):
+        return payload
+    fresh, order, trusted, folder, only = payload
+    return Spliced(Files(fresh, OutputMemo.for_env(root, env, cache)), order, trusted, folder, only)
 
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
-                warn: Warn | None = None) -> Rendered:
+                warn: Warn | None = None, incremental_: bool = True) -> Rendered:
     """Render environments into files per env: one environment per process when there are
     several (up to `jobs`, default every core). A single environment's apps are split across
     processes only when `jobs` is given: that buys little time (about 6% at 1,000 apps, as
     loading is the only part split) for about 30 MB more memory in the workers.
+    `incremental_`: render only the apps whose inputs changed where the render index allows.
 
     Errors are raised for the first failing environment in the order given, so the message
     does not depend on scheduling; warnings go to `warn` in that order too.
@@ -370,12 +618,12 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
     if workers <= 1:
         results = []
         for e in envs:  # keep only the files (and the allowances), not the objects
-            rendered = render_env(repo, e, jobs or 1)
+            rendered = (render_env_incremental if incremental_ else render_env)(repo, e, jobs or 1)
             _tell(rendered.warnings, warn)
-            results.append((e, rendered.files, rendered.warnings, rendered.allowed))
+            results.append((e, rendered.files, rendered.warnings, rendered.allowed, index_apps(rendered)))
             del rendered
-        return Rendered({env: files for env, files, _, _ in results}, frozenset().union(*(a for _, _, _, a in results)),
-                        {env: (w, a) for env, _, w, a in results})
+        return Rendered({env: files for env, files, _, _, _ in results}, frozenset().union(*(a for _, _, _, a, _ in results)),
+                        {env: (w, a) for env, _, w, a, _ in results}, {env: x for env, _, _, _, x in results})
     import gc
     from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
     from multiprocessing import get_context
@@ -384,18 +632,25 @@ def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
     # hands the results to every worker (memo.share_parse).
     share_base_parses(repo.root, repo.apps)
     gc.freeze()  # the forked workers share these objects' pages; a collection would copy them
+    job = _render_files if incremental_ else _render_files_full
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-            futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
+            futures = [pool.submit(job, repo.root, e, repo.cache) for e in envs]
             done = [f.result() for f in futures]
     finally:
         gc.unfreeze()
         clear_shared()
-    for _, _, warnings, _, reads in done:
+    for _, _, warnings, _, reads, _ in done:
         _tell(warnings, warn)
         render_index.merge(reads)
-    return Rendered({env: files for env, files, _, _, _ in done}, frozenset().union(*(a for _, _, _, a, _ in done)),
-                    {env: (w, a) for env, _, w, a, _ in done})
+    return Rendered({env: _received(repo.root, env, payload, repo.cache) for env, payload, _, _, _, _ in done},
+                    frozenset().union(*(a for _, _, _, a, _, _ in done)),
+                    {env: (w, a) for env, _, w, a, _, _ in done}, {env: x for env, _, _, _, _, x in done})
+
+
+def _render_files_full(root: Path, env_name: str, cache: bool) -> Shipped:
+    rendered = render_env(Repo.open(root, cache), env_name)
+    return env_name, dict(rendered.files), rendered.warnings, rendered.allowed, render_index.recorded(), index_apps(rendered)
 
 
 def _tell(warnings: list[GeneratorError], warn: Warn | None) -> None:
@@ -453,4 +708,4 @@ def save_index(repo: Repo, rendered: Rendered, envs: Sequence[str]) -> None:
             tuple(sorted(json.dumps(list(k)) for k in allowed)), keys, tuple(known), not orphans,
             tuple(rendered[env]),
         )
-        render_index.save(repo.root, env, reads, report)
+        render_index.save(repo.root, env, reads, report, rendered.apps.get(env))

@@ -19,8 +19,9 @@ Why identities are enough: a write, rename, `git checkout` or `touch` changes a 
 which no program can set back, and adding, removing or renaming an entry changes its folder's
 mtime and ctime. The one blind spot is the timestamp's granularity: an edit in the same clock
 tick as the render read the file could keep every field equal. So, as git does for its index,
-an index is not saved when any input changed less than `RACY_NS` before the render started
-(then the next render simply does the full work and saves it). The generator's own source files
+an input that changed less than `RACY_NS` before the render started is saved as `RACY`, which
+never matches: the next render takes it as changed (renders its app again, or the whole
+environment for an input of the environment) and saves the index anew. The generator's own source files
 and the folders of `sys.path` (installed packages: PyYAML, Jinja2, the Kubernetes schemas) are
 part of the stamp, so a new version of either is a miss.
 
@@ -39,7 +40,8 @@ import stat
 import struct
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +49,12 @@ from typing import Any
 from generator import __version__
 from generator.io import memo
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: paths relative to the repo, per-app facts (incremental renders)
 # An input whose mtime or ctime is this close to the render's start (or later) may have changed
 # in the same clock tick as it was read: the index is not saved (git's "racily clean" rule).
 # Generous against coarse file-system clocks (FAT, some network file systems: 1-2 s).
 RACY_NS = 2_000_000_000
+RACY = "racy"  # the stored identity of such an input: never equal to a path's identity
 _ST = struct.Struct("<I4Q")  # mode, inode, size, mtime_ns, ctime_ns
 
 
@@ -93,15 +96,32 @@ class Reads:
     start_ns: int
     paths: set[str] = field(default_factory=set)
     unindexable: str = ""  # why nothing may be indexed (charts), or ""
+    # path -> the one app whose loading looked at it (SHARED: several apps did). A path looked at
+    # only outside any app is not here. Decides which paths belong to one app (see `owners`).
+    scoped: dict[str, str] = field(default_factory=dict)
 
 
+SHARED = "\0"
 _reads: Reads | None = None
+_scope: str | None = None  # the app being loaded, if any
+
+
+@contextmanager
+def app_scope(app: str) -> Iterator[None]:
+    """What is looked at inside this block is looked at for `app` (its folders, data files)."""
+    global _scope
+    before, _scope = _scope, app
+    try:
+        yield
+    finally:
+        _scope = before
 
 
 def start(root: Path) -> None:
     """A repo was opened: record from now on (every earlier record is dropped)."""
-    global _reads
+    global _reads, _scope
     _reads = Reads(str(root), time.time_ns())
+    _scope = None
 
 
 def note(path: Path | str) -> None:
@@ -112,7 +132,10 @@ def note(path: Path | str) -> None:
         return
     text = str(path)
     paths = reads.paths
+    scope = _scope
     if text in paths:
+        if scope is not None and reads.scoped.get(text) != scope:
+            _claim(reads, text, scope)
         return
     paths.add(text)
     top = reads.root + os.sep
@@ -120,6 +143,20 @@ def note(path: Path | str) -> None:
     while folder.startswith(top) and folder not in paths:
         paths.add(folder)
         folder = os.path.dirname(folder)
+    if scope is not None:
+        _claim(reads, text, scope)
+
+
+def _claim(reads: Reads, text: str, scope: str) -> None:
+    """`text` and the folders above it were looked at for app `scope`."""
+    top = reads.root + os.sep
+    scoped = reads.scoped
+    while text.startswith(top):
+        found = scoped.get(text)
+        if found == scope or found == SHARED:
+            break
+        scoped[text] = scope if found is None else SHARED
+        text = os.path.dirname(text)
 
 
 def unindexable(reason: str) -> None:
@@ -138,6 +175,23 @@ def merge(other: Reads | None) -> None:
         return
     _reads.paths |= other.paths
     _reads.unindexable = _reads.unindexable or other.unindexable
+    for text, scope in other.scoped.items():
+        found = _reads.scoped.get(text)
+        if found is None:
+            _reads.scoped[text] = scope
+        elif found != scope:
+            _reads.scoped[text] = SHARED
+
+
+def owners(reads: Reads, env: str) -> dict[str, str]:
+    """The paths that belong to exactly one app of `env`: looked at while loading that app and
+    no other, and inside its own folders (base/<app>/, environments/<env>/apps/<app>/). Every
+    other input (settings, env.yaml, patches, template includes, a data file shared through a
+    symlink, the folders listing the apps) belongs to the whole environment: a change there
+    renders all of it again, a change to an app's own paths only that app (generator/incremental.py)."""
+    root = reads.root
+    return {text: app for text, app in reads.scoped.items()
+            if app != SHARED and text.startswith(root + os.sep) and folder_app(_rel(root, text), env) == app}
 
 
 # --- the stamp: the code and packages that produced an index ---------------------------------
@@ -204,28 +258,139 @@ class Report:
     paths: tuple[str, ...] = ()  # the files of out/<env>/ in the order the render gave them (--stdout)
 
 
-def save(root: Path, env: str, reads: Reads, report: Report) -> bool:
+@dataclass
+class Apps:
+    """What an index keeps per app for incremental renders (generator/incremental.py): each
+    app's facts (JSON data), the app each patch of the environment changed, the apps in order;
+    for an incremental render, the index it started from and the apps it rendered."""
+
+    facts: dict[str, Any]
+    patch_apps: list[str | None]
+    order: list[str]
+    previous: dict[str, Any] | None = None
+    rendered: frozenset[str] = frozenset()
+
+
+def _rel(root: str, path: str) -> str:
+    """`path` as the index stores it: relative to the repo's top (git's folder may be above it)."""
+    return path[len(root) + 1:] if path.startswith(root + os.sep) else os.path.relpath(path, root)
+
+
+def folder_app(rel: str, env: str) -> str | None:
+    """The app whose own folder holds `rel` (base/<app>/..., environments/<env>/apps/<app>/...)."""
+    parts = rel.split(os.sep, 4)
+    if len(parts) >= 2 and parts[0] == "base":
+        return parts[1]
+    if len(parts) >= 4 and parts[0] == "environments" and parts[1] == env and parts[2] == "apps":
+        return parts[3]
+    return None
+
+
+def save(root: Path, env: str, reads: Reads, report: Report, apps: Apps | None = None) -> bool:
     """Save the index of `env` (out/<env>/ holds exactly what the render produced). Returns
-    whether it was saved: not when indexing is off, the render had charts, or an input is racy."""
+    whether it was saved: not when indexing is off or the render had charts.
+
+    Paths are stored relative to the repo's top; which app an input belongs to follows from its
+    path (`folder_app`), except for the paths in an app's folder that belong to the whole
+    environment (read for another app too, or outside any app's loading), listed as `shared`."""
     path = _index_file(root, env)
-    if path is None or reads.unindexable or reads.root != str(root):
+    top = str(root)
+    if path is None or reads.unindexable or reads.root != top:
         return False
-    inputs: dict[str, str] = {}
+    previous = apps.previous if apps is not None else None
+    if apps is not None and apps.rendered and previous is None:
+        return False  # rendered incrementally from memory (watch): the others' inputs are not known here
     limit = reads.start_ns - RACY_NS
+    owned = owners(reads, env)
+    inputs: dict[str, str] = {}
+    shared: set[str] = set()
     for p in sorted(reads.paths):
         ident = identity(p)
-        if _newest_ns(ident) >= limit:
-            return False  # changed too close to the render: it may have changed unseen
-        inputs[p] = ident.hex()
-    # out/ was written by this command: its identities are taken now, as the output memo does.
-    outputs = {p: identity(p).hex() for p in _out_paths(root, env)}
+        rel = _rel(top, p)
+        # Changed too close to the render, it may have changed unseen: taken as changed next time.
+        inputs[rel] = RACY if _newest_ns(ident) >= limit else ident.hex()
+        if folder_app(rel, env) is not None and p not in owned:
+            shared.add(rel)
+    if previous is not None:
+        # Everything the last render looked at but this one did not (the other apps' inputs,
+        # the environment's inputs only they read) was found unchanged when this render
+        # started; out/<env>/ holds the other apps' files as before.
+        rendered = apps.rendered  # type: ignore[union-attr]
+        before_shared = set(previous["shared"])
+        for rel, ident in previous["inputs"].items():
+            if rel in inputs:
+                continue
+            app = None if rel in before_shared else folder_app(rel, env)
+            if app is None or app not in rendered:
+                inputs[rel] = ident
+                if rel in before_shared:
+                    shared.add(rel)
+        outputs = _out_after(root, env, previous["outputs"], rendered)
+    else:
+        # out/ was written by this command: its identities are taken now, as the output memo does.
+        outputs = {_rel(top, p): identity(p).hex() for p in _out_paths(root, env)}
     body = {
         "inputs": inputs, "outputs": outputs, "files": report.files, "warnings": list(report.warnings),
         "allowed": list(report.allowed), "allow_keys": list(report.allow_keys), "envs": list(report.envs),
-        "no_orphans": report.no_orphans, "paths": list(report.paths),
+        "no_orphans": report.no_orphans, "paths": list(report.paths), "shared": sorted(shared),
+        "apps": apps.facts if apps is not None else None, "patch_apps": apps.patch_apps if apps is not None else None,
+        "order": apps.order if apps is not None else None,
     }
     memo.store_entry(path, _stamp(), env.encode(), json.dumps(body, separators=(",", ":")).encode())
     return True
+
+
+def _out_after(root: Path, env: str, before: Mapping[str, str], rendered: frozenset[str]) -> dict[str, str]:
+    """The identities of out/<env>/ after an incremental render of the apps `rendered`: the
+    others' files and folders as they were, the rendered apps' folders and the top taken now."""
+    top = str(root)
+    folder = os.path.join("out", env)
+    changed = [os.path.join(folder, a) for a in rendered]
+    below = tuple(c + os.sep for c in changed)
+    gone = set(changed)
+    found = {p: ident for p, ident in before.items()
+             if p not in gone and not p.startswith(below)
+             and (os.path.dirname(p) != folder or os.path.lexists(os.path.join(top, p)))}
+    found["out"] = identity(os.path.join(top, "out")).hex()
+    found[folder] = identity(os.path.join(top, folder)).hex()
+    with os.scandir(os.path.join(top, folder)) as listing:
+        for entry in listing:
+            if not entry.is_dir(follow_symlinks=False) or entry.name in rendered:
+                found[_rel(top, entry.path)] = identity(entry.path).hex()
+    for c in changed:
+        for dirpath, _, files in os.walk(os.path.join(top, c)):
+            found[_rel(top, dirpath)] = identity(dirpath).hex()
+            found.update({_rel(top, os.path.join(dirpath, f)): identity(os.path.join(dirpath, f)).hex() for f in files})
+    return found
+
+
+def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
+    """The stored index of `env` and the apps whose own inputs changed since, when out/<env>/
+    is as that render left it and nothing else it looked at changed (then the environment can be
+    rendered incrementally); else None."""
+    try:
+        return _changes(root, env)
+    finally:
+        _seen.clear()  # the render that follows changes out/ (and watch renders again later)
+
+
+def _changes(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
+    body = _body(root, env)
+    if body is None or not isinstance(body.get("apps"), dict):
+        return None
+    inputs, shared = body.get("inputs"), body.get("shared")
+    if not isinstance(inputs, dict) or not isinstance(shared, list) or not _unchanged(root, body.get("outputs")):
+        return None
+    top = str(root)
+    shared_set = set(shared)
+    changed: set[str] = set()
+    for rel, ident in inputs.items():
+        if not isinstance(ident, str) or _now(os.path.join(top, rel)) != ident:
+            app = None if rel in shared_set else folder_app(rel, env)
+            if app is None:
+                return None  # an input of the whole environment changed
+            changed.add(app)
+    return body, changed
 
 
 def _strings(value: Any) -> tuple[str, ...] | None:
@@ -234,33 +399,65 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _unchanged(entries: Any) -> bool:
-    """Whether every path still has its stored identity (`identity(p).hex()`, inlined: this
-    loop is most of a no-change run, about 9,000 paths at 1,000 apps, nearly all lstat time)."""
+# Identities taken by this command (hex), so `previous` does not take them again after `lookup`:
+# a path changed in between is no different from one changed while the render runs.
+_seen: dict[str, str] = {}
+_commands = 0
+
+
+def forget() -> None:
+    """A command starts: identities taken by an earlier command of this process are out of date
+    (the first command keeps those its early answer took: generator/start.py)."""
+    global _commands
+    if _commands:
+        _seen.clear()
+    _commands += 1
+
+
+def _now(path: str) -> str:
+    found = _seen.get(path)
+    if found is None:
+        found = _seen[path] = identity(path).hex()
+    return found
+
+
+def _unchanged(root: Path, entries: Any) -> bool:
+    """Whether every path (relative to the repo) still has its stored identity (`identity(p).hex()`,
+    inlined: this loop is most of a no-change run, about 9,000 paths at 1,000 apps, nearly all
+    lstat time)."""
     if not isinstance(entries, dict):
         return False
-    lstat, pack, is_link = os.lstat, _ST.pack, stat.S_ISLNK
-    for p, ident in entries.items():
-        try:
-            st = lstat(p)
-        except OSError:
-            if ident != "":  # (a stored identity that is not a string never equals one)
-                return False
-            continue
-        if is_link(st.st_mode):
-            if identity(p).hex() != ident:
-                return False
-        elif pack(st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns).hex() != ident:
+    top = str(root)
+    lstat, pack, is_link, seen, join = os.lstat, _ST.pack, stat.S_ISLNK, _seen, os.path.join
+    for rel, ident in entries.items():
+        p = join(top, rel)
+        found = seen.get(p)
+        if found is None:
+            try:
+                st = lstat(p)
+            except OSError:
+                found = ""
+            else:
+                found = identity(p).hex() if is_link(st.st_mode) else \
+                    pack(st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns).hex()
+            seen[p] = found
+        if found != ident:
             return False
     return True
 
 
-def lookup(root: Path, env: str) -> Report | None:
-    """The stored report of `env` when nothing its last render looked at has changed and
-    out/<env>/ is as that render left it; else None (do the full render)."""
+_bodies: dict[str, tuple[bytes, dict[str, Any]]] = {}  # index file -> (its identity, its body)
+
+
+def _body(root: Path, env: str) -> dict[str, Any] | None:
+    """The stored index of `env`, decoded (once per process while the file is unchanged)."""
     path = _index_file(root, env)
     if path is None:
         return None
+    ident = identity(str(path))
+    known = _bodies.get(str(path))
+    if known is not None and known[0] == ident and ident:
+        return known[1]
     blob = memo.load_entry(path, _stamp(), env.encode())
     if blob is None:
         return None
@@ -270,6 +467,16 @@ def lookup(root: Path, env: str) -> Report | None:
         return None
     if not isinstance(body, dict):
         return None
+    _bodies[str(path)] = (ident, body)
+    return body
+
+
+def lookup(root: Path, env: str) -> Report | None:
+    """The stored report of `env` when nothing its last render looked at has changed and
+    out/<env>/ is as that render left it; else None (do the full render)."""
+    body = _body(root, env)
+    if body is None:
+        return None
     warnings, allowed, keys, envs, paths = (
         _strings(body.get(k)) for k in ("warnings", "allowed", "allow_keys", "envs", "paths"))
     files, no_orphans = body.get("files"), body.get("no_orphans")
@@ -277,7 +484,7 @@ def lookup(root: Path, env: str) -> Report | None:
         return None
     if not isinstance(files, int) or not isinstance(no_orphans, bool) or len(paths) != files:
         return None
-    if not _unchanged(body.get("inputs")) or not _unchanged(body.get("outputs")):
+    if not _unchanged(root, body.get("inputs")) or not _unchanged(root, body.get("outputs")):
         return None
     return Report(files, warnings, allowed, keys, envs, no_orphans, paths)
 

@@ -23,7 +23,7 @@ import hmac
 import json
 import os
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -314,7 +314,14 @@ def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(MAGIC + _HEAD.pack(FORMAT) + _mac(key, body) + body)
-        os.replace(tmp, path)
+        # Not renamed over the old file: on ext4 that makes the rename wait for the new file's
+        # data to reach the disk (auto_da_alloc), up to a second for a memo of megabytes on a
+        # busy disk. A cache file missing for a moment is a miss, nothing worse.
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.rename(tmp, path)
     except OSError:
         try:
             os.unlink(tmp)
@@ -407,6 +414,13 @@ class OutputMemo:
         found = identity(path)
         if found is not None:
             self._new[rel_path] = digest + found
+
+    def carry(self, paths: Iterable[str]) -> None:
+        """These files are as the last render left them: keep what was known of them."""
+        for rel_path in paths:
+            known = self._old.get(rel_path)
+            if known is not None and rel_path not in self._new:
+                self._new[rel_path] = known
 
     def save(self) -> None:
         if self.path is None or self._new == self._old:

@@ -94,6 +94,10 @@ class Files(Mapping[str, str]):
     def __contains__(self, path: object) -> bool:
         return path in self._sources
 
+    def source(self, path: str) -> Resource | str:
+        """What the text at `path` is emitted from: an object, or the text itself."""
+        return self._sources[path]
+
     def add(self, path: str, source: Resource | str) -> None:
         self._sources[path] = source
         self._digests.pop(path, None)

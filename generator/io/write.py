@@ -29,13 +29,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
 from generator.errors import WriteError
+from generator.incremental import Spliced
 from generator.io.output import HEADER, Files, is_owned
 
 TMP_PREFIX = ".gitops-gen-tmp."
@@ -127,9 +128,10 @@ def _refuse_link(path: Path, what: str = "a symbolic link") -> WriteError:
     )
 
 
-def _files_below(folder: Path, strays: list[Path]) -> Iterator[tuple[str, Path]]:
+def _files_below(folder: Path, strays: list[Path], only: Collection[str] | None = None) -> Iterator[tuple[str, Path]]:
     """Regular files below `folder` in a stable order, by path relative to it; our temporary
-    files go to `strays`. A symbolic link, FIFO, socket or device anywhere below is an error."""
+    files go to `strays`. A symbolic link, FIFO, socket or device anywhere below is an error.
+    `only`: of its subfolders, just these (the others are known unchanged)."""
     try:
         if folder.is_symlink():
             raise _refuse_link(folder)
@@ -138,12 +140,12 @@ def _files_below(folder: Path, strays: list[Path]) -> Iterator[tuple[str, Path]]
                 raise WriteError("a file stands where an environment's folder of out/ belongs", file=folder,
                                  hint="move or delete it: the render writes a folder there")
             return
-        yield from _walk(folder, "", strays)
+        yield from _walk(folder, "", strays, only)
     except OSError as exc:
         raise os_error(exc, folder, "out/ is unchanged") from None
 
 
-def _walk(folder: Path, prefix: str, strays: list[Path]) -> Iterator[tuple[str, Path]]:
+def _walk(folder: Path, prefix: str, strays: list[Path], only: Collection[str] | None = None) -> Iterator[tuple[str, Path]]:
     with os.scandir(folder) as listing:  # types from the listing itself: no stat, no link followed
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
@@ -151,7 +153,8 @@ def _walk(folder: Path, prefix: str, strays: list[Path]) -> Iterator[tuple[str, 
         if entry.is_symlink():
             raise _refuse_link(path)
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(path, f"{prefix}{entry.name}/", strays)
+            if only is None or entry.name in only:
+                yield from _walk(path, f"{prefix}{entry.name}/", strays)
         elif not entry.is_file(follow_symlinks=False):
             raise _refuse_link(path, "a FIFO, socket or device file")
         elif entry.name.startswith(TMP_PREFIX):
@@ -254,8 +257,12 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
         result.rendered.append(files)
         folder = out / env
         owned: set[str] = set()
-        tracked = files if isinstance(files, Files) else None  # knows what it wrote before
-        for rel_path, path in _files_below(folder, result.strays):
+        tracked = files if isinstance(files, (Files, Spliced)) else None  # knows what it wrote before
+        # An incremental render (generator/incremental.py): the other apps' folders hold what they should.
+        only = files.only if isinstance(files, Spliced) else None
+        trusted = files.trusted if isinstance(files, Spliced) else frozenset()
+        result.unchanged += len(trusted)
+        for rel_path, path in _files_below(folder, result.strays, only):
             if rel_path in files:
                 if tracked is not None and tracked.is_current(rel_path, path):
                     owned.add(rel_path)  # untouched since it was written from the same object
@@ -274,7 +281,7 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
             elif _owned_by_head(path):
                 result.removes.append(path)
         for rel_path in files:
-            if rel_path in owned:
+            if rel_path in owned or rel_path in trusted:
                 continue
             path = folder / rel_path
             if os.path.lexists(path):
@@ -386,7 +393,7 @@ def _split(out: Path, path: Path) -> tuple[str, str]:
     return folder, name
 
 
-def _write_new(name: str, data: bytes, dir_fd: int, faults: _Faults) -> None:
+def _write_new(name: str, data: bytes, dir_fd: int, faults: _Faults, flush: bool = False) -> None:
     faults.step()
     fd = os.open(name, _NEW_FLAGS, 0o666, dir_fd=dir_fd)
     try:
@@ -394,8 +401,15 @@ def _write_new(name: str, data: bytes, dir_fd: int, faults: _Faults) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        if flush:
+            os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Up to this many staged files are flushed one by one (a small change: one app re-rendered);
+# more, by one syncfs of the file system, which also flushes whatever else is pending on it.
+FLUSH_EACH = 64
 
 
 def _unlink(name: str, dir_fd: int) -> None:
@@ -460,10 +474,12 @@ def apply(out: Path, todo: Plan) -> None:
         dirs.close()
     for target in todo.writes:
         files, rel_path = todo.writes.source(target)
-        if isinstance(files, Files):
+        if isinstance(files, (Files, Spliced)):
             files.remember(rel_path, target, keep=False)
     for files in todo.rendered:
-        if isinstance(files, Files) and files.known is not None:
+        if isinstance(files, Spliced) and files.known is not None:
+            files.known.carry(files.trusted)  # the other apps' files are as the last render left them
+        if isinstance(files, (Files, Spliced)) and files.known is not None:
             files.known.save()
 
 
@@ -478,6 +494,7 @@ class Journal(TypedDict):
 def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults) -> Journal:
     """Write every planned file under its temporary name; on any failure delete what was staged."""
     staged: list[list[str]] = []
+    each = _durable() and len(todo.writes) <= FLUSH_EACH
     try:
         for target in sorted(todo.writes):
             folder, name = _split(out, target)
@@ -485,11 +502,15 @@ def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults) -> Journal:
             data = todo.writes[target].encode("utf-8")
             staged.append([folder, name, hashlib.sha256(data).hexdigest()])
             try:
-                _write_new(TMP_PREFIX + name, data, fd, faults)
+                _write_new(TMP_PREFIX + name, data, fd, faults, each)
             except FileExistsError:  # ours, from an interrupted render (a link was refused when planning)
                 _unlink(TMP_PREFIX + name, fd)
-                _write_new(TMP_PREFIX + name, data, fd, faults)
-        _sync(dirs.root)
+                _write_new(TMP_PREFIX + name, data, fd, faults, each)
+        if each:  # the staged names too, before the journal names them
+            for folder in sorted({f for f, _, _ in staged}):
+                os.fsync(dirs.open(folder))
+        else:
+            _sync(dirs.root)
     except BaseException as exc:  # an OSError, a link found on the way, Ctrl-C: leave nothing behind
         _discard(dirs, staged)
         if isinstance(exc, OSError):

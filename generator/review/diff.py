@@ -680,7 +680,7 @@ def diff_repo(repo: Repo, envs: Sequence[str], all_envs: bool, against: str | No
     compared with nothing (a deleted environment shows every object removed)."""
     old = baseline(repo.root, against, None if all_envs else envs)
     # As texts: the objects they were emitted from are freed before both sides are parsed.
-    new = {env: dict(files) for env, files in render_many(repo, envs, jobs).items()}
+    new = {env: dict(files) for env, files in render_many(repo, envs, jobs, incremental_=False).items()}
     report = diff_files(old.files, new, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, old.label, old.shown)
     from generator.review.image_causes import with_image_entries  # only when images changed: reads app.yaml files
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,8 @@ from generator.steps.references import BUILTIN_POD_SPECS
 
 if TYPE_CHECKING:
     from watchfiles._rust_notify import RustNotify
+
+    from generator.pipeline import Recall
 
 Echo = Callable[[str], None]
 Pick = Callable[[Any, Sequence[str]], list[str]]  # the CLI's choice of environments
@@ -75,10 +77,11 @@ class Inputs:
     listings: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def after(cls, reads: index.Reads | None, start_ns: int) -> Inputs:
+    def after(cls, reads: index.Reads | None, start_ns: int, kept: Iterable[str] = ()) -> Inputs:
+        """`kept`: inputs of apps an incremental render did not read again."""
         if reads is None:
             return cls({}, True)
-        seen = {p: index.identity(p) for p in reads.paths}
+        seen = {p: index.identity(p) for p in {*reads.paths, *kept}}
         # An input stamped after the render began may have changed after it was read (a
         # listing taken now of a folder changed since then is also not trusted: racy).
         racy = any(_newest(ident) >= start_ns - TICK_NS for ident in seen.values())
@@ -161,28 +164,46 @@ class Outcome:
     start_ns: int
     seconds: float
     specs: list[Any] = field(default_factory=list)  # pod-spec paths (built-in and the repo's)
+    memory: dict[str, Recall] = field(default_factory=dict)  # per environment, for the next render
+    kept: list[str] = field(default_factory=list)  # inputs an incremental render did not read again
 
     def inputs(self) -> Inputs:
         """The inputs' identities, taken after the report is printed (not to delay it): sound,
         as anything changed since the render started is racy and rendered again."""
-        return Inputs.after(self.reads, self.start_ns)
+        return Inputs.after(self.reads, self.start_ns, self.kept)
 
 
 def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, echo: Echo,
-                pick: Pick) -> Outcome:
-    """One full render (in this process), its warnings and error echoed; out/ written if asked."""
-    from generator.pipeline import Repo, publish, render_many
+                pick: Pick, memory: Mapping[str, Recall] | None = None, changed: Sequence[str] = ()) -> Outcome:
+    """One render (in this process), its warnings and error echoed; out/ written if asked.
+
+    With the `memory` of the last render and the `changed` inputs, only the apps those belong to
+    are rendered when that gives what a full render gives (generator/incremental.py); with
+    `write`, the render index decides as it does for `render`."""
+    from generator.pipeline import Repo, publish, recall, render_many
 
     start_ns = time.time_ns()
     t0 = time.perf_counter()
     specs: list[Any] = list(BUILTIN_POD_SPECS)
+    kept: list[str] = []
     try:
         repo = Repo.open(root)
         selected = pick(repo, envs)
         specs += repo.config.pod_spec_paths
-        # Environments in parallel as `render` does (one process each); the reads come back with them.
-        rendered = render_many(repo, selected, warn=lambda w: echo(w.render("warning")))
+        rendered = _from_memory(repo, selected, memory, changed) if memory and changed and not write else None
+        if rendered is None:
+            memory = None
+            # Environments in parallel as `render` does (one process each); the reads come back with them.
+            rendered = render_many(repo, selected, warn=lambda w: echo(w.render("warning")))
         files = {env: dict(texts) for env, texts in rendered.items()}
+        reads = index.recorded()
+        remembered: dict[str, Recall] = {}
+        for env in selected:
+            known = recall(rendered.apps[env], reads, env, files[env], memory[env] if memory else None) \
+                if reads is not None and not rendered.reports[env][0] and not rendered.reports[env][1] else None
+            if known is not None:
+                remembered[env] = known
+                kept += known.inputs
         for app in apps:
             if not any(p.split("/", 1)[0] == app for texts in files.values() for p in texts):
                 raise GeneratorError(f"no app {app!r} in the environments watched", hint="check the --app names")
@@ -190,8 +211,8 @@ def render_once(root: Path, envs: Sequence[str], apps: Sequence[str], write: boo
             publish(repo, selected, rendered=rendered)
     except GeneratorError as exc:
         echo(exc.render())
-        return Outcome(None, index.recorded(), start_ns, time.perf_counter() - t0)
-    return Outcome(files, index.recorded(), start_ns, time.perf_counter() - t0, specs)
+        return Outcome(None, index.recorded(), start_ns, time.perf_counter() - t0, kept=kept)
+    return Outcome(files, index.recorded(), start_ns, time.perf_counter() - t0, specs, remembered, kept)
 
 
 class NotificationsUnavailable(Exception):
@@ -252,6 +273,22 @@ class Notifications:
         if self._notify is not None:
             self._notify.close()
             self._notify = None
+
+
+def _from_memory(repo: Any, selected: Sequence[str], memory: Mapping[str, Recall], changed: Sequence[str]) -> Any:
+    """Every selected environment rendered incrementally from memory, or None (render them all)."""
+    from generator.pipeline import Rendered, index_apps, render_recalled
+
+    if set(memory) != set(selected):
+        return None
+    done = {}
+    for env in selected:
+        rendered = render_recalled(repo, env, memory[env], changed)
+        if rendered is None:
+            return None
+        done[env] = rendered
+    return Rendered({e: r.files for e, r in done.items()}, frozenset(),
+                    {e: ([], frozenset()) for e in done}, {e: index_apps(r) for e, r in done.items()})
 
 
 def only_apps(files: Files, apps: Sequence[str]) -> Files:
@@ -316,6 +353,7 @@ def watch(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, ech
         echo(report(only_apps(old, apps), only_apps(first.files, apps), first.specs, "out/", style).rstrip("\n"))
         previous = first.files
     inputs = first.inputs()
+    memory = first.memory
     events = None if poll else _notifications(stop, notice or echo)
     how = "file-system notifications" if events is not None else "polling"
     echo(style(f"watching {len(inputs.seen)} inputs ({how}; "
@@ -341,7 +379,7 @@ def watch(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, ech
             if events is not None:
                 events.close()  # not while rendering: started again on the inputs the render finds
             _settle(changed)
-            previous, inputs = _rerender(root, envs, apps, write, echo, pick, style, changed, previous)
+            previous, inputs, memory = _rerender(root, envs, apps, write, echo, pick, style, changed, previous, memory)
     finally:
         if events is not None:
             events.close()
@@ -377,15 +415,17 @@ def _settle(changed: Sequence[str]) -> None:
 
 
 def _rerender(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool, echo: Echo, pick: Pick,
-              style: diff_report.Style, changed: list[str], previous: Files | None) -> tuple[Files | None, Inputs]:
+              style: diff_report.Style, changed: list[str], previous: Files | None,
+              memory: Mapping[str, Recall]) -> tuple[Files | None, Inputs, dict[str, Recall]]:
     """Render after `changed` (empty: only an input stamped during the last render, which may
     have changed after it was read: render again to be sure, and say something only if the
-    output changed). Returns the output to compare the next one with, and the new inputs."""
+    output changed); only the apps they belong to when the last render's `memory` allows.
+    Returns the output to compare the next one with, the new inputs and the new memory."""
     quiet = not changed
     if not quiet:
         shown = ", ".join(sorted(_shown(root, p) for p in changed)[:5]) + (" ..." if len(changed) > 5 else "")
         echo(style(f"[{time.strftime('%H:%M:%S')}] changed: {shown}", "head"))
-    outcome = render_once(root, envs, apps, write, echo, pick)
+    outcome = render_once(root, envs, apps, write, echo, pick, memory, changed)
     if outcome.files is not None:  # else the error was printed; the next good render is compared with the last good one
         if previous is None:
             previous = baseline(root, None, envs or None).files
@@ -395,7 +435,7 @@ def _rerender(root: Path, envs: Sequence[str], apps: Sequence[str], write: bool,
         previous = outcome.files
     if not quiet:
         echo(style(f"rendered in {outcome.seconds:.2f} s" + (", out/ written" if write and outcome.files else ""), "dim"))
-    return previous, outcome.inputs()
+    return previous, outcome.inputs(), outcome.memory
 
 
 def _shown(root: Path, path: str) -> str:

@@ -208,10 +208,12 @@ def images_step(
     env_entries: Sequence[ImageEntry],
     specs: Sequence[PodSpecPath],
     env: str,
+    others: Mapping[str, Mapping[str, set[str]]] | None = None,
 ) -> list[ImageUse]:
     """Rewrite matching images in place; return every container's image with its deciding entry.
 
-    `app_entries`: app -> that app's entries. An entry matching no container is an error."""
+    `app_entries`: app -> that app's entries. An entry matching no container is an error.
+    `others`: the images of apps not rendered this time (generator/incremental.py)."""
     uses: list[ImageUse] = []
     decided = {app: effective(entries, env_entries) for app, entries in app_entries.items()}
     env_only = effective((), env_entries)
@@ -231,13 +233,13 @@ def images_step(
                 final = container["image"] = entry.apply(original)
             uses.append(ImageUse(r.app, r.kind, r.name, r.namespace, list_name, str(container.get("name", "")),
                                  cpath + ("image",), original, final, entry))
-    _check_unused(app_entries, env_entries, seen, env)
+    _check_unused(app_entries, env_entries, {**(others or {}), **seen}, env)
     return uses
 
 
 def _check_unused(
     app_entries: Mapping[str, Sequence[ImageEntry]], env_entries: Sequence[ImageEntry],
-    seen: Mapping[str, dict[str, set[str]]], env: str,
+    seen: Mapping[str, Mapping[str, set[str]]], env: str,
 ) -> None:
     everything: dict[str, set[str]] = {}
     for images in seen.values():

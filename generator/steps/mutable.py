@@ -19,7 +19,7 @@ updates"):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,12 +92,18 @@ def modes(obj: dict[str, Any], specs: Sequence[PodSpecPath]) -> dict[str, tuple[
     return {name: tuple(m for m in ORDER if m in got) for name, got in found.items()}
 
 
+def mutable_configmaps(resources: Iterable[Resource]) -> Iterator[Resource]:
+    """The ConfigMaps not named by their content (`hash: false`)."""
+    return (r for r in resources
+            if r.kind == "ConfigMap" and CONFIG_NAME_ANNOTATION not in (r.metadata.get("annotations") or {}))
+
+
 def mutable_step(resources: list[Resource], specs: Sequence[PodSpecPath], mode: str,
-                 patches: Sequence[Patch] = ()) -> list[ValidationError]:
+                 patches: Sequence[Patch] = (), others: Iterable[tuple[str | None, str]] = ()) -> list[ValidationError]:
     """Warnings (mode "warn") for workloads that read a `hash: false` ConfigMap of the repo
-    through env, envFrom or subPath; with mode "error", the first one is raised instead."""
-    mutable = {(r.namespace, r.name) for r in resources
-               if r.kind == "ConfigMap" and CONFIG_NAME_ANNOTATION not in (r.metadata.get("annotations") or {})}
+    through env, envFrom or subPath; with mode "error", the first one is raised instead.
+    `others`: (namespace, name) of such ConfigMaps of apps not rendered this time."""
+    mutable = {(r.namespace, r.name) for r in mutable_configmaps(resources)} | set(others)
     if not mutable:
         return []
     warnings: list[ValidationError] = []

@@ -96,12 +96,9 @@ class Scopes:
     def of(cls, resources: Iterable[Resource], cluster_kinds: Iterable[str]) -> Scopes:
         crds: dict[tuple[str, str], bool] = {}
         for r in resources:
-            spec = r.obj.get("spec")
-            if r.kind != CRD_KIND or not isinstance(spec, dict) or not isinstance(spec.get("names"), dict):
-                continue
-            group, kind = spec.get("group"), spec["names"].get("kind")
-            if isinstance(group, str) and isinstance(kind, str):
-                crds[(group, kind)] = spec.get("scope") == "Cluster"
+            found = crd_scope(r)
+            if found is not None:
+                crds[(found[0], found[1])] = found[2]
         return cls(crds, frozenset(cluster_kinds))
 
     def cluster_scoped(self, api_version: str, kind: str) -> bool:
@@ -112,12 +109,24 @@ class Scopes:
         return found if found is not None else kind in self.cluster_kinds
 
 
+def crd_scope(r: Resource) -> tuple[str, str, bool] | None:
+    """(group, kind, cluster-scoped) of the kind a CustomResourceDefinition defines."""
+    spec = r.obj.get("spec")
+    if r.kind != CRD_KIND or not isinstance(spec, dict) or not isinstance(spec.get("names"), dict):
+        return None
+    group, kind = spec.get("group"), spec["names"].get("kind")
+    if isinstance(group, str) and isinstance(kind, str):
+        return group, kind, spec.get("scope") == "Cluster"
+    return None
+
+
 Moved = Mapping[tuple[str, str], frozenset[str | None]]  # (kind, name) -> namespaces it had before
 
 
-def namespace_step(resources: list[Resource], namespace: str | None, scopes: Scopes) -> Moved:
+def namespace_step(resources: list[Resource], namespace: str | None, scopes: Scopes,
+                   per_app: dict[str, list[list[Any]]] | None = None) -> Moved:
     """Give every namespaced object the environment's namespace; return where the Services and
-    ServiceAccounts were before, for `follow_step`."""
+    ServiceAccounts were before, for `follow_step` (and, in `per_app`, each app's moves)."""
     if namespace is None:
         return {}
     moved: dict[tuple[str, str], set[str | None]] = {}
@@ -126,6 +135,8 @@ def namespace_step(resources: list[Resource], namespace: str | None, scopes: Sco
             continue
         if r.kind in ("Service", "ServiceAccount"):
             moved.setdefault((r.kind, r.name), set()).add(r.namespace)
+            if per_app is not None:
+                per_app.setdefault(r.app, []).append([r.kind, r.name, r.namespace])
         r.metadata["namespace"] = namespace
     return {k: frozenset(v) for k, v in moved.items()}
 

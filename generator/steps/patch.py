@@ -27,10 +27,19 @@ def _target_of(patch: Patch) -> tuple[str, str, str | None, str | None]:
     return obj["kind"], meta["name"], str(ns) if ns is not None else None, str(api) if api is not None else None
 
 
+def targets_any(patch: Patch, resources: Iterable[Resource]) -> bool:
+    """Whether `patch` would match one of `resources`."""
+    kind, name, ns, api = _target_of(patch)
+    return any(r.kind == kind and r.name == name and (ns is None or r.namespace == ns)
+               and (api is None or r.obj.get("apiVersion") == api) for r in resources)
+
+
 def apply_patches(
-    resources: list[Resource], patches: Iterable[Patch], configmap_names: Iterable[str], env: str
+    resources: list[Resource], patches: Iterable[Patch], configmap_names: Iterable[str], env: str,
+    record: list[str] | None = None,
 ) -> list[Resource]:
-    """Return the resources with every patch applied; a patch that targets nothing is an error."""
+    """Return the resources with every patch applied; a patch that targets nothing is an error.
+    `record` gets, for each patch, the app of the object it changed."""
     current = list(resources)
     cm_names = set(configmap_names)
     by_name: dict[tuple[str, str], list[Resource]] = {}
@@ -56,6 +65,8 @@ def apply_patches(
                 hint="add metadata.namespace (or apiVersion) to the patch to pick one",
             )
         target = matches[0]
+        if record is not None:
+            record.append(target.app)
         if patch.obj.get(DIRECTIVE) == DELETE:
             deleted.add(id(target))
             continue

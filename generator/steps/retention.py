@@ -22,6 +22,8 @@ the current version carries no history at all, so rendering twice changes nothin
 
 from __future__ import annotations
 
+import glob
+
 import copy
 import functools
 import re
@@ -115,6 +117,7 @@ class Retained:
     path: str  # relative to out/<env>/
     text: str
     resource: Resource
+    lineage: tuple[str, str, str] = ("", "", "")  # kind, namespace or "", declared name: the order of retained files
 
 
 def content(obj: Mapping[str, Any]) -> Any:
@@ -128,6 +131,7 @@ def content(obj: Mapping[str, Any]) -> Any:
 def read_history(
     folder: Path, shown: str, unchanged: Mapping[str, str] | None = None,
     current: Callable[[str, Path], bool] | None = None, committed: Committed | None = None,
+    apps: Iterable[str] | None = None,
 ) -> list[Version]:
     """The versions of hashed ConfigMaps and Secret producers in out/<env>/ (`folder`, shown as
     `shown`), in path order.
@@ -136,6 +140,8 @@ def read_history(
     render produces at that path anyway) is skipped without parsing: it is a current version
     that stays current, so it adds nothing to the history. `current(path, file)` may say so
     without reading the file (generator/memo.py, OutputMemo).
+
+    `apps`: only these apps' folders (an incremental render: generator/incremental.py).
 
     `committed` (git's copy of the folder, generator/io/gitref.py) fills in what the working
     tree lacks: a version file that is missing there, or left unmerged by a conflicted merge,
@@ -147,7 +153,8 @@ def read_history(
     texts: dict[str, str] = {}
     present: set[str] = set()
     if folder.is_dir() and not folder.is_symlink():  # links in out/ are refused when writing (io/write.py)
-        for path in sorted({p for pattern in _VERSION_GLOBS for p in folder.glob(pattern)}):
+        globs = _VERSION_GLOBS if apps is None else [f"{glob.escape(a)}/{g[2:]}" for a in apps for g in _VERSION_GLOBS]
+        for path in sorted({p for pattern in globs for p in folder.glob(pattern)}):
             rel = path.relative_to(folder).as_posix()
             if rel in skip or path.parent.is_symlink():
                 continue
@@ -364,7 +371,7 @@ def supersede(
             continue
         versions = _lineage_versions(by_lineage[lineage], owner.name)
         kept = [v for v in versions if (lineage[0], lineage[1], v.name) not in taken][:keep]
-        retained += [_retained(v, owner, env_namespace) for v in kept]
+        retained += [_retained(v, owner, env_namespace, (lineage[0], lineage[1] or "", lineage[2])) for v in kept]
     return retained
 
 
@@ -402,7 +409,7 @@ def mark_superseded(v: Version, by: str, order: int) -> Version:
     return Version(v.path, v.shown, obj)
 
 
-def _retained(v: Version, owner: Resource, env_namespace: str | None) -> Retained:
+def _retained(v: Version, owner: Resource, env_namespace: str | None, lineage: tuple[str, str, str]) -> Retained:
     """The file of a superseded version: beside its lineage's current version, named by its own
     (hashed) name, with a header saying what it is. Its origin is the file it is read from.
     A version that was superseded already keeps its text as it is (no re-render)."""
@@ -413,7 +420,7 @@ def _retained(v: Version, owner: Resource, env_namespace: str | None) -> Retaine
             f"{HEADER}: a superseded version of {owner.kind} {owner.declared_name!r}, kept for rollbacks. "
             f"Do not edit.\n" + dump_document(ordered(resource.obj))
         )
-    return Retained(file_name(resource, env_namespace), text, resource)
+    return Retained(file_name(resource, env_namespace), text, resource, lineage)
 
 
 def with_retained(files: Mapping[str, str], retained: Sequence[Retained]) -> Mapping[str, str]:
