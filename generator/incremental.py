@@ -56,11 +56,12 @@ class Facts:
     names: list[list[Any]] = field(default_factory=list)  # [kind, ns, name] final, retained versions too
 
     def data(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _FIELDS}
+        """As JSON data; empty fields left out (most apps have no CRD, no moved object, ...)."""
+        return {k: v for k in _FIELDS if (v := getattr(self, k))}
 
     @classmethod
     def of(cls, value: Any) -> Facts:
-        if not isinstance(value, dict) or set(value) != set(_FIELDS):
+        if not isinstance(value, dict) or not set(value) <= set(_FIELDS):
             raise ValueError("not app facts")
         facts = cls(**value)
         if not isinstance(facts.images, dict) or not all(isinstance(getattr(facts, k), list) for k in _FIELDS if k != "images"):
