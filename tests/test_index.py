@@ -313,3 +313,34 @@ def test_cli_constants_match_their_modules() -> None:
 
     assert cli.DEFAULT_DIFF_LINES == check.DEFAULT_DIFF_LINES
     assert cli.GRAPH_FORMATS == graph.FORMATS
+
+
+def test_out_identities_come_from_the_writer_and_match_a_walk(rendered: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`render` and `check` hand the index out/<env>/ as the writer listed and changed it
+    (write.Plan.out_paths) instead of walking it again: the same paths as a walk, and the same
+    identities, after files and folders were added, rewritten, removed and pruned, with a
+    user's own file and an empty folder in out/."""
+    saved: list[str] = []
+    real = index.save
+
+    def spy(root: Path, env: str, reads: index.Reads, report: index.Report,
+            outputs: list[tuple[str, memo.Stat | None]] | None = None) -> bool:
+        assert outputs is not None
+        assert sorted(p for p, _ in outputs) == sorted(index._out_paths(root, env))
+        for path, st in outputs:
+            if st is not None:
+                assert index._ST.pack(*st) == index.identity(path), path
+        saved.append(env)
+        return real(root, env, reads, report, outputs)
+
+    monkeypatch.setattr(index, "save", spy)
+    write_repo(rendered, {"out/dev/web/notes.md": "a user's file\n"})
+    (rendered / "out/dev/empty").mkdir()
+    for name in ("data file", "rename an app", "new app", "delete a manifest"):
+        EDITS[name](rendered, 7)
+    assert run("render", "--repo", rendered).exit_code == 0
+    assert not (rendered / "out/dev/api").exists()  # the renamed app's old folder: pruned
+    assert sorted(saved) == ["dev", "prod"]
+    _settle()
+    assert run("check", "--repo", rendered).exit_code == 0
+    assert sorted(saved) == ["dev", "dev", "prod", "prod"]

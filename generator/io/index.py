@@ -56,7 +56,7 @@ _ST = struct.Struct("<I4Q")  # mode, inode, size, mtime_ns, ctime_ns
 
 
 def _pack(st: os.stat_result) -> bytes:
-    return _ST.pack(st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _ST.pack(*memo.stat_of(st))
 
 
 def identity(path: str) -> bytes:
@@ -204,9 +204,17 @@ class Report:
     paths: tuple[str, ...] = ()  # the files of out/<env>/ in the order the render gave them (--stdout)
 
 
-def save(root: Path, env: str, reads: Reads, report: Report) -> bool:
+def save(root: Path, env: str, reads: Reads, report: Report,
+         outputs: Sequence[tuple[str, memo.Stat | None]] | None = None) -> bool:
     """Save the index of `env` (out/<env>/ holds exactly what the render produced). Returns
-    whether it was saved: not when indexing is off, the render had charts, or an input is racy."""
+    whether it was saved: not when indexing is off, the render had charts, or an input is racy.
+
+    `outputs`: out/, out/<env>/ and every folder and file below it, as the writer knows them
+    (generator/io/write.py `Plan.out_paths`: listed before writing, plus what it wrote, minus
+    what it removed), each with the lstat the writer took right after writing it, or None; else
+    out/<env>/ is walked. Taking a folder's identity now covers its listing: adding, removing or
+    renaming an entry changes the folder's mtime and ctime; and a file's identity taken right
+    after it was written covers its text, as the output memo's does."""
     path = _index_file(root, env)
     if path is None or reads.unindexable or reads.root != str(root):
         return False
@@ -218,9 +226,11 @@ def save(root: Path, env: str, reads: Reads, report: Report) -> bool:
             return False  # changed too close to the render: it may have changed unseen
         inputs[p] = ident.hex()
     # out/ was written by this command: its identities are taken now, as the output memo does.
-    outputs = {p: identity(p).hex() for p in _out_paths(root, env)}
+    if outputs is None:
+        outputs = [(p, None) for p in _out_paths(root, env)]
+    known = {p: (identity(p) if st is None else _ST.pack(*st)).hex() for p, st in outputs}
     body = {
-        "inputs": inputs, "outputs": outputs, "files": report.files, "warnings": list(report.warnings),
+        "inputs": inputs, "outputs": known, "files": report.files, "warnings": list(report.warnings),
         "allowed": list(report.allowed), "allow_keys": list(report.allow_keys), "envs": list(report.envs),
         "no_orphans": report.no_orphans, "paths": list(report.paths),
     }

@@ -340,14 +340,22 @@ def load_entry(path: Path, stamp: tuple[Any, ...], key: bytes) -> bytes | None:
 
 
 Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed
+Stat = tuple[int, int, int, int, int]  # mode, inode, size, mtime and ctime (ns): what identities are made of
 
 
-def identity(path: Path | str) -> Identity | None:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-    return struct.pack("<4Q", st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+def stat_of(st: os.stat_result) -> Stat:
+    """The fields of a stat result that identities use (a stat result itself weighs ~1 kB)."""
+    return st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def identity(path: Path | str, st: Stat | None = None) -> Identity | None:
+    """The file's inode, size, mtime and ctime (from `st`, its lstat, when given)."""
+    if st is None:
+        try:
+            st = stat_of(os.stat(path, follow_symlinks=False))
+        except OSError:
+            return None
+    return struct.pack("<4Q", *st[1:])
 
 
 def _emitter_digest() -> bytes:
@@ -400,11 +408,11 @@ class OutputMemo:
         self._new[rel_path] = known
         return True
 
-    def record(self, rel_path: str, digest: bytes, path: Path | str) -> None:
-        """The file at `path` now holds what `digest` emits."""
+    def record(self, rel_path: str, digest: bytes, path: Path | str, st: Stat | None = None) -> None:
+        """The file at `path` now holds what `digest` emits (`st`: its lstat, when taken already)."""
         if self.path is None:
             return
-        found = identity(path)
+        found = identity(path, st)
         if found is not None:
             self._new[rel_path] = digest + found
 
