@@ -100,13 +100,13 @@ def test_the_plan_knows_what_out_holds_after_apply(tmp_path: Path) -> None:
     (out / "dev/web" / f"{TMP_PREFIX}x.yaml").write_text("half")
     todo = plan(out, {"dev": {"web/keep.yaml": HEAD + "dev/web/keep.yaml", "web/new.yaml": HEAD + "new\n",
                               "new/app/a.yaml": HEAD + "a\n", "new/app/sub/b.yaml": HEAD + "b\n"}})
-    before = todo.out_paths(out, "dev")
+    before = list(todo.out_paths(out, "dev") or ())
     stray = str(out / "dev/web" / f"{TMP_PREFIX}x.yaml")  # deleted by apply
-    assert before is not None and sorted(p for p, _ in before) == [p for p in _walked(out, "dev") if p != stray]
+    assert sorted(p for p, _ in before) == [p for p in _walked(out, "dev") if p != stray]
     apply(out, todo)
     assert not (out / "dev/gone").exists()  # emptied, pruned
-    after = todo.out_paths(out, "dev")
-    assert after is not None and sorted(p for p, _ in after) == _walked(out, "dev")
+    after = list(todo.out_paths(out, "dev") or ())
+    assert sorted(p for p, _ in after) == _walked(out, "dev")
     written = {p: st for p, st in after if st is not None}
     assert set(written) == {str(out / "dev" / r) for r in ("web/new.yaml", "new/app/a.yaml", "new/app/sub/b.yaml")}
     for path, st in written.items():

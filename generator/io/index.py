@@ -52,11 +52,11 @@ INDEX_FORMAT = 1
 # in the same clock tick as it was read: the index is not saved (git's "racily clean" rule).
 # Generous against coarse file-system clocks (FAT, some network file systems: 1-2 s).
 RACY_NS = 2_000_000_000
-_ST = struct.Struct("<I4Q")  # mode, inode, size, mtime_ns, ctime_ns
+_ST = memo.STAT  # mode, inode, size, mtime_ns, ctime_ns
 
 
 def _pack(st: os.stat_result) -> bytes:
-    return _ST.pack(*memo.stat_of(st))
+    return memo.stat_of(st)
 
 
 def identity(path: str) -> bytes:
@@ -205,7 +205,7 @@ class Report:
 
 
 def save(root: Path, env: str, reads: Reads, report: Report,
-         outputs: Sequence[tuple[str, memo.Stat | None]] | None = None) -> bool:
+         outputs: Iterable[tuple[str, memo.Stat | None]] | None = None) -> bool:
     """Save the index of `env` (out/<env>/ holds exactly what the render produced). Returns
     whether it was saved: not when indexing is off, the render had charts, or an input is racy.
 
@@ -228,7 +228,7 @@ def save(root: Path, env: str, reads: Reads, report: Report,
     # out/ was written by this command: its identities are taken now, as the output memo does.
     if outputs is None:
         outputs = [(p, None) for p in _out_paths(root, env)]
-    known = {p: (identity(p) if st is None else _ST.pack(*st)).hex() for p, st in outputs}
+    known = {p: (identity(p) if st is None else st).hex() for p, st in outputs}
     body = {
         "inputs": inputs, "outputs": known, "files": report.files, "warnings": list(report.warnings),
         "allowed": list(report.allowed), "allow_keys": list(report.allow_keys), "envs": list(report.envs),

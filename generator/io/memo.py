@@ -340,12 +340,13 @@ def load_entry(path: Path, stamp: tuple[Any, ...], key: bytes) -> bytes | None:
 
 
 Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed
-Stat = tuple[int, int, int, int, int]  # mode, inode, size, mtime and ctime (ns): what identities are made of
+Stat = bytes  # a path's lstat as STAT packs it: mode, then what `identity` holds
+STAT = struct.Struct("<I4Q")  # mode, inode, size, mtime and ctime (ns); the render index's identities too
 
 
 def stat_of(st: os.stat_result) -> Stat:
-    """The fields of a stat result that identities use (a stat result itself weighs ~1 kB)."""
-    return st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    """What identities use of a stat result, packed (a stat result itself weighs ~1 kB)."""
+    return STAT.pack(st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def identity(path: Path | str, st: Stat | None = None) -> Identity | None:
@@ -355,7 +356,7 @@ def identity(path: Path | str, st: Stat | None = None) -> Identity | None:
             st = stat_of(os.stat(path, follow_symlinks=False))
         except OSError:
             return None
-    return struct.pack("<4Q", *st[1:])
+    return st[4:]
 
 
 def _emitter_digest() -> bytes:

@@ -230,22 +230,24 @@ class Plan:
     trees: dict[str, Tree] = field(default_factory=dict)  # env -> what out/<env>/ holds
     stats: dict[str, Stat] = field(default_factory=dict)  # written file -> its lstat after `apply`
 
-    def out_paths(self, out: Path, env: str) -> list[tuple[str, Stat | None]] | None:
+    def out_paths(self, out: Path, env: str) -> Iterator[tuple[str, Stat | None]] | None:
         """out/, out/<env>/ and every folder and file below it, as `plan` listed them and `apply`
         changed them, each with its lstat when `apply` took it right after writing the file
         (else None); None when this plan did not list out/<env>/. Sound as long as nothing but
         this render writes into out/ between `plan` and `apply` (which the writer assumes too:
         the lock keeps other renders out)."""
         tree = self.trees.get(env)
-        if tree is None:
-            return None
-        top, folder = str(out), os.path.join(out, env)
-        found: list[tuple[str, Stat | None]] = [(top, None), (folder, None)]
-        found += [(os.path.join(folder, d), None) for d in sorted(tree.folders) if d]
+        return None if tree is None else self._out_paths(str(out), os.path.join(out, env), tree)
+
+    def _out_paths(self, top: str, folder: str, tree: Tree) -> Iterator[tuple[str, Stat | None]]:
+        yield top, None
+        yield folder, None
+        for rel_dir in sorted(tree.folders):
+            if rel_dir:
+                yield os.path.join(folder, rel_dir), None
         for rel_path in sorted(tree.files):
             path = os.path.join(folder, rel_path)
-            found.append((path, self.stats.get(path)))
-        return found
+            yield path, self.stats.get(path)
 
     def _applied(self, out: Path, done: _Replayed) -> None:
         """Bring the trees up to date with a publication: files written and removed, folders
