@@ -9,7 +9,7 @@ every read goes through, and the few folder listings note their folder.
 Once `out/<env>/` holds exactly what the render produced (`render` wrote it, or `check` found it
 current), the environment's index is saved: each of those paths with its identity (type, inode,
 size, mtime and ctime in ns; a symlink's target's too), the same for every file and folder of
-`out/<env>/` and for `out/` itself, and what the render reported (its warnings as printed, its file
+`out/<env>/` and for `out/` itself (as the writer listed and changed them: `save`), and what the render reported (its warnings as printed, its file
 count, the allow-list entries that let a scanner finding through). A later `render` or `check`
 whose every identity is unchanged has nothing to do: `out/<env>/` is already what it would
 produce (the render is a fixed point: rendering onto its own output gives that output back,
