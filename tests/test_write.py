@@ -153,7 +153,7 @@ def test_renames_are_flushed_before_the_journal_goes(tmp_path: Path, monkeypatch
     monkeypatch.setattr(os, "fsync", fsync)
     apply(out, plan(out, {"dev": {"a/b/c.yaml": HEAD, "a/d.yaml": HEAD}}))
     assert not (out / "dev/old").exists() and (out / "dev/a/b/c.yaml").exists()
-    after_renames = events[events.index(f"fsync . journal=True") + 1:]  # the journal committed
+    after_renames = events[events.index("fsync . journal=True") + 1:]  # the journal committed
     if syncfs:
         assert after_renames == ["syncfs", "fsync . journal=False"]
     else:
