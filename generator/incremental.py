@@ -203,9 +203,9 @@ class Spliced(Mapping[str, str]):
     def is_current(self, path: str, file: Path | str) -> bool:
         return path in self.trusted or bool(self.fresh.is_current(path, file))
 
-    def remember(self, path: str, file: Path | str, keep: bool = True) -> None:
+    def remember(self, path: str, file: Path | str, keep: bool = True, st: Any = None) -> None:
         if path in self.fresh:
-            self.fresh.remember(path, file, keep)
+            self.fresh.remember(path, file, keep, st)
 
     def digest(self, path: str, keep: bool = True) -> bytes:
         return bytes(self.fresh.digest(path, keep))

@@ -682,13 +682,14 @@ def publish(repo: Repo, envs: Sequence[str], jobs: int | None = None, stale: Seq
             rendered = render_many(repo, envs, jobs)
         todo = plan(out, rendered, stale)
         apply(out, todo)
-        save_index(repo, rendered, envs)
+        save_index(repo, rendered, envs, todo)
     return Published(rendered, todo, completed)
 
 
-def save_index(repo: Repo, rendered: Rendered, envs: Sequence[str]) -> None:
+def save_index(repo: Repo, rendered: Rendered, envs: Sequence[str], todo: Plan | None = None) -> None:
     """`out/<env>/` now holds exactly what `rendered` has for each of `envs`: save their render
-    indexes, so an unchanged repo is not rendered again (generator/io/index.py). Best effort."""
+    indexes, so an unchanged repo is not rendered again (generator/io/index.py). Best effort.
+    `todo`: the plan that listed (and wrote) out/, whose view of it spares walking it again."""
     reads = render_index.recorded()
     if reads is None or not repo.cache:
         return
@@ -708,4 +709,5 @@ def save_index(repo: Repo, rendered: Rendered, envs: Sequence[str]) -> None:
             tuple(sorted(json.dumps(list(k)) for k in allowed)), keys, tuple(known), not orphans,
             tuple(rendered[env]),
         )
-        render_index.save(repo.root, env, reads, report, rendered.apps.get(env))
+        outputs = todo.out_paths(repo.root / OUT, env) if todo is not None else None
+        render_index.save(repo.root, env, reads, report, outputs, rendered.apps.get(env))

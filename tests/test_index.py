@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -330,3 +330,35 @@ def test_each_environment_is_looked_up_once(rendered: Path, monkeypatch: pytest.
     found = index.lookup_all(rendered.resolve(), ())
     assert found is not None and sorted(found) == ["dev", "prod"]
     assert sorted(looked) == ["dev", "prod"]
+
+
+def test_out_identities_come_from_the_writer_and_match_a_walk(rendered: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`render` and `check` hand the index out/<env>/ as the writer listed and changed it
+    (write.Plan.out_paths) instead of walking it again: the same paths as a walk, and the same
+    identities, after files and folders were added, rewritten, removed and pruned, with a
+    user's own file and an empty folder in out/."""
+    saved: list[str] = []
+    real = index.save
+
+    def spy(root: Path, env: str, reads: index.Reads, report: index.Report,
+            given: Iterable[tuple[str, memo.Stat | None]] | None = None, apps: index.Apps | None = None) -> bool:
+        assert given is not None
+        outputs = list(given)
+        assert sorted(p for p, _ in outputs) == sorted(index._out_paths(root, env))
+        for path, st in outputs:
+            if st is not None:
+                assert st == index.identity(path), path
+        saved.append(env)
+        return real(root, env, reads, report, outputs, apps)
+
+    monkeypatch.setattr(index, "save", spy)
+    write_repo(rendered, {"out/dev/web/notes.md": "a user's file\n"})
+    (rendered / "out/dev/empty").mkdir()
+    for name in ("data file", "rename an app", "new app", "delete a manifest"):
+        EDITS[name](rendered, 7)
+    assert run("render", "--repo", rendered).exit_code == 0
+    assert not (rendered / "out/dev/api").exists()  # the renamed app's old folder: pruned
+    assert sorted(saved) == ["dev", "prod"]
+    _settle()
+    assert run("check", "--repo", rendered).exit_code == 0
+    assert sorted(saved) == ["dev", "dev", "prod", "prod"]

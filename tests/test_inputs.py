@@ -146,3 +146,23 @@ def test_symlinks_inside_the_repo_render_like_copies(tmp_path: Path) -> None:
         result = run("render", "--repo", repo)
         assert result.exit_code == 0, result.output
     assert load_out(linked / "out") == load_out(copied / "out")
+
+
+def test_real_paths_of_folders_are_realpath(tmp_path: Path) -> None:
+    """`_real` builds a folder's real path from its parent's; it must agree with `realpath`
+    through symlinked folders (inside and leaving the repo), `..`, and missing folders."""
+    from generator.io import inputs
+
+    root = tmp_path / "repo"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "d").mkdir(parents=True)
+    (root / "link").symlink_to("a/b")
+    (root / "a" / "out").symlink_to(tmp_path / "elsewhere")
+    (root / "a" / "loop").symlink_to("loop")
+    forget_real_paths()
+    for rel in ("a", "a/b/c", "link", "link/c", "a/out", "a/out/d", "a/out/../a", "link/../b",
+                "a/b/c/../../b", "missing/x", "a/missing", "a/loop", "a/b/./c", "."):
+        folder = str(root / rel)
+        assert inputs._real(folder) == os.path.realpath(folder), rel
+    assert not inside_repo(root, root / "a" / "out" / "d" / "f.yaml")
+    assert inside_repo(root, root / "link" / "c" / "f.yaml")

@@ -9,7 +9,7 @@ every read goes through, and the few folder listings note their folder.
 Once `out/<env>/` holds exactly what the render produced (`render` wrote it, or `check` found it
 current), the environment's index is saved: each of those paths with its identity (type, inode,
 size, mtime and ctime in ns; a symlink's target's too), the same for every file and folder of
-`out/<env>/` and for `out/` itself, and what the render reported (its warnings as printed, its file
+`out/<env>/` and for `out/` itself (as the writer listed and changed them: `save`), and what the render reported (its warnings as printed, its file
 count, the allow-list entries that let a scanner finding through). A later `render` or `check`
 whose every identity is unchanged has nothing to do: `out/<env>/` is already what it would
 produce (the render is a fixed point: rendering onto its own output gives that output back,
@@ -55,11 +55,11 @@ INDEX_FORMAT = 2  # 2: paths relative to the repo, per-app facts (incremental re
 # Generous against coarse file-system clocks (FAT, some network file systems: 1-2 s).
 RACY_NS = 2_000_000_000
 RACY = "racy"  # the stored identity of such an input: never equal to a path's identity
-_ST = struct.Struct("<I4Q")  # mode, inode, size, mtime_ns, ctime_ns
+_ST = memo.STAT  # mode, inode, size, mtime_ns, ctime_ns
 
 
 def _pack(st: os.stat_result) -> bytes:
-    return _ST.pack(st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return memo.stat_of(st)
 
 
 def identity(path: str) -> bytes:
@@ -286,9 +286,18 @@ def folder_app(rel: str, env: str) -> str | None:
     return None
 
 
-def save(root: Path, env: str, reads: Reads, report: Report, apps: Apps | None = None) -> bool:
+def save(root: Path, env: str, reads: Reads, report: Report,
+         outputs: Iterable[tuple[str, memo.Stat | None]] | None = None, apps: Apps | None = None) -> bool:
     """Save the index of `env` (out/<env>/ holds exactly what the render produced). Returns
     whether it was saved: not when indexing is off or the render had charts.
+
+    `outputs`: out/, out/<env>/ and every folder and file below it, as the writer knows them
+    (generator/io/write.py `Plan.out_paths`: listed before writing, plus what it wrote, minus
+    what it removed), each with the lstat the writer took right after writing it, or None; else
+    out/<env>/ is walked. Taking a folder's identity now covers its listing: adding, removing or
+    renaming an entry changes the folder's mtime and ctime; and a file's identity taken right
+    after it was written covers its text, as the output memo's does. After an incremental
+    render, the other apps' out/ entries are kept from the index it started from.
 
     Paths are stored relative to the repo's top; which app an input belongs to follows from its
     path (`folder_app`), except for the paths in an app's folder that belong to the whole
@@ -325,12 +334,14 @@ def save(root: Path, env: str, reads: Reads, report: Report, apps: Apps | None =
                 inputs[rel] = ident
                 if rel in before_shared:
                     shared.add(rel)
-        outputs = _out_after(root, env, previous["outputs"], rendered)
+        known = _out_after(root, env, previous["outputs"], rendered)
     else:
         # out/ was written by this command: its identities are taken now, as the output memo does.
-        outputs = {_rel(top, p): identity(p).hex() for p in _out_paths(root, env)}
+        if outputs is None:
+            outputs = [(p, None) for p in _out_paths(root, env)]
+        known = {_rel(top, p): (identity(p) if st is None else st).hex() for p, st in outputs}
     body = {
-        "inputs": inputs, "outputs": outputs, "files": report.files, "warnings": list(report.warnings),
+        "inputs": inputs, "outputs": known, "files": report.files, "warnings": list(report.warnings),
         "allowed": list(report.allowed), "allow_keys": list(report.allow_keys), "envs": list(report.envs),
         "no_orphans": report.no_orphans, "paths": list(report.paths), "shared": sorted(shared),
         "apps": apps.facts if apps is not None else None, "patch_apps": apps.patch_apps if apps is not None else None,

@@ -13,8 +13,8 @@ checked by `probe`, so that:
   is an error, not a MemoryError.
 
 Every path probed or read is noted as an input of the render (generator/io/index.py).
-Folders' real paths are looked up once per render (`_real`, cleared by `forget_real_paths`);
-a file that is not a symlink costs one `lstat` more than a plain read.
+Folders' real paths are looked up once per render, each from its parent's (`_real`, cleared by
+`forget_real_paths`); a file that is not a symlink costs one `lstat` more than a plain read.
 """
 
 from __future__ import annotations
@@ -64,6 +64,17 @@ class TooBig(Refused):
 
 @functools.lru_cache(maxsize=4096)
 def _real(folder: str) -> str:
+    """The folder's real path. A plain folder (no symlink) in a folder whose real path is known
+    has that real path plus its name: one lstat, where `realpath` lstats every component from
+    `/` down (the repo's folders share their ancestors, so those are looked up once)."""
+    parent, _, name = folder.rpartition(os.sep)
+    if parent and name not in ("", ".", ".."):
+        try:
+            plain = stat.S_ISDIR(os.lstat(folder).st_mode)
+        except OSError:
+            plain = False
+        if plain:
+            return os.path.join(_real(parent), name)
     return os.path.realpath(folder)
 
 
@@ -80,8 +91,7 @@ def _inside(top: str, real: str) -> bool:
 def inside_repo(root: Path, path: Path) -> bool:
     """Whether `path`, with every symlink followed, stays inside the repo.
 
-    Every path probed or read is noted as an input of the render (generator/io/index.py).
-Folders' real paths are looked up once per render; the file itself is checked each time
+    Folders' real paths are looked up once per render; the file itself is checked each time
     (a symlink is followed all the way)."""
     try:
         link = stat.S_ISLNK(os.lstat(path).st_mode)

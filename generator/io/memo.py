@@ -347,14 +347,23 @@ def load_entry(path: Path, stamp: tuple[Any, ...], key: bytes) -> bytes | None:
 
 
 Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed
+Stat = bytes  # a path's lstat as STAT packs it: mode, then what `identity` holds
+STAT = struct.Struct("<I4Q")  # mode, inode, size, mtime and ctime (ns); the render index's identities too
 
 
-def identity(path: Path | str) -> Identity | None:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-    return struct.pack("<4Q", st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+def stat_of(st: os.stat_result) -> Stat:
+    """What identities use of a stat result, packed (a stat result itself weighs ~1 kB)."""
+    return STAT.pack(st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def identity(path: Path | str, st: Stat | None = None) -> Identity | None:
+    """The file's inode, size, mtime and ctime (from `st`, its lstat, when given)."""
+    if st is None:
+        try:
+            st = stat_of(os.stat(path, follow_symlinks=False))
+        except OSError:
+            return None
+    return st[4:]
 
 
 def _emitter_digest() -> bytes:
@@ -407,11 +416,11 @@ class OutputMemo:
         self._new[rel_path] = known
         return True
 
-    def record(self, rel_path: str, digest: bytes, path: Path | str) -> None:
-        """The file at `path` now holds what `digest` emits."""
+    def record(self, rel_path: str, digest: bytes, path: Path | str, st: Stat | None = None) -> None:
+        """The file at `path` now holds what `digest` emits (`st`: its lstat, when taken already)."""
         if self.path is None:
             return
-        found = identity(path)
+        found = identity(path, st)
         if found is not None:
             self._new[rel_path] = digest + found
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.steps.hashing import sha256
-from generator.io.memo import OutputMemo
+from generator.io.memo import OutputMemo, Stat
 from generator.model import Resource
 from generator.io.yaml_io import dump_document
 
@@ -76,10 +76,11 @@ class Files(Mapping[str, str]):
         """Whether `file` is known (memo.OutputMemo) to hold the text of `path` already."""
         return self.known is not None and path in self and self.known.current(path, self.digest(path), file)
 
-    def remember(self, path: str, file: Path | str, keep: bool = True) -> None:
-        """`file` now holds the text of `path` (written, or found equal)."""
+    def remember(self, path: str, file: Path | str, keep: bool = True, st: Stat | None = None) -> None:
+        """`file` now holds the text of `path` (written, or found equal); `st`: its lstat, when
+        taken already."""
         if self.known is not None:
-            self.known.record(path, self.digest(path, keep), file)
+            self.known.record(path, self.digest(path, keep), file, st)
 
     def __getitem__(self, path: str) -> str:
         source = self._sources[path]

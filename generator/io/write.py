@@ -12,8 +12,9 @@ Publication is crash-safe through a journal (`out/.gitops-gen-journal`):
    opened with O_NOFOLLOW, so nothing is ever written through a symbolic link);
 2. the file system is flushed (syncfs), then the journal, listing every rename (with the
    SHA-256 of the staged text) and every removal, is written and flushed: the commit point;
-3. the journal is applied (renames, removals, empty folders pruned), the touched folders are
-   flushed and the journal is deleted.
+3. the journal is applied (renames, removals, empty folders pruned), the file system is flushed
+   again (syncfs; where it is missing, an fsync of each folder that changed), so the renames are
+   on disk before the journal is deleted.
 
 An interruption before the commit point leaves the old out/ plus temporary files, which the
 next render deletes (and `check` reports); after it, the next render applies the journal again
@@ -37,6 +38,7 @@ from typing import TypedDict
 
 from generator.errors import WriteError
 from generator.incremental import Spliced
+from generator.io.memo import Stat, stat_of
 from generator.io.output import HEADER, Files, is_owned
 
 TMP_PREFIX = ".gitops-gen-tmp."
@@ -128,10 +130,12 @@ def _refuse_link(path: Path, what: str = "a symbolic link") -> WriteError:
     )
 
 
-def _files_below(folder: Path, strays: list[Path], only: Collection[str] | None = None) -> Iterator[tuple[str, Path]]:
+def _files_below(folder: Path, strays: list[Path], folders: list[str] | None = None,
+                 only: Collection[str] | None = None) -> Iterator[tuple[str, Path]]:
     """Regular files below `folder` in a stable order, by path relative to it; our temporary
-    files go to `strays`. A symbolic link, FIFO, socket or device anywhere below is an error.
-    `only`: of its subfolders, just these (the others are known unchanged)."""
+    files go to `strays`, and the folders below it (relative, `folder` itself as "") to
+    `folders` when given. A symbolic link, FIFO, socket or device anywhere below is an error.
+    `only`: of its subfolders, just these (the others are known unchanged: an incremental render)."""
     try:
         if folder.is_symlink():
             raise _refuse_link(folder)
@@ -140,12 +144,15 @@ def _files_below(folder: Path, strays: list[Path], only: Collection[str] | None 
                 raise WriteError("a file stands where an environment's folder of out/ belongs", file=folder,
                                  hint="move or delete it: the render writes a folder there")
             return
-        yield from _walk(folder, "", strays, only)
+        if folders is not None:
+            folders.append("")
+        yield from _walk(folder, "", strays, folders, only)
     except OSError as exc:
         raise os_error(exc, folder, "out/ is unchanged") from None
 
 
-def _walk(folder: Path, prefix: str, strays: list[Path], only: Collection[str] | None = None) -> Iterator[tuple[str, Path]]:
+def _walk(folder: Path, prefix: str, strays: list[Path], folders: list[str] | None,
+          only: Collection[str] | None = None) -> Iterator[tuple[str, Path]]:
     with os.scandir(folder) as listing:  # types from the listing itself: no stat, no link followed
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
@@ -153,8 +160,11 @@ def _walk(folder: Path, prefix: str, strays: list[Path], only: Collection[str] |
         if entry.is_symlink():
             raise _refuse_link(path)
         if entry.is_dir(follow_symlinks=False):
-            if only is None or entry.name in only:
-                yield from _walk(path, f"{prefix}{entry.name}/", strays)
+            if only is not None and entry.name not in only:
+                continue
+            if folders is not None:
+                folders.append(prefix + entry.name)
+            yield from _walk(path, f"{prefix}{entry.name}/", strays, folders)
         elif not entry.is_file(follow_symlinks=False):
             raise _refuse_link(path, "a FIFO, socket or device file")
         elif entry.name.startswith(TMP_PREFIX):
@@ -206,6 +216,15 @@ class Writes(Mapping[Path, str]):
 
 
 @dataclass
+class Tree:
+    """What one out/<env>/ holds: its folders ("" for out/<env>/ itself, absent when it does not
+    exist) and regular files, relative to it. Listed by `plan`, kept current by `apply`."""
+
+    folders: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+
+
+@dataclass
 class Plan:
     """What a write will do, computed before touching anything."""
 
@@ -214,6 +233,52 @@ class Plan:
     strays: list[Path] = field(default_factory=list)  # our temporary files left by an interrupted render
     unchanged: int = 0
     rendered: list[Mapping[str, str]] = field(default_factory=list)  # whose output memos to save
+    trees: dict[str, Tree] = field(default_factory=dict)  # env -> what out/<env>/ holds
+    stats: dict[str, Stat] = field(default_factory=dict)  # written file -> its lstat after `apply`
+
+    def out_paths(self, out: Path, env: str) -> Iterator[tuple[str, Stat | None]] | None:
+        """out/, out/<env>/ and every folder and file below it, as `plan` listed them and `apply`
+        changed them, each with its lstat when `apply` took it right after writing the file
+        (else None); None when this plan did not list out/<env>/. Sound as long as nothing but
+        this render writes into out/ between `plan` and `apply` (which the writer assumes too:
+        the lock keeps other renders out)."""
+        tree = self.trees.get(env)
+        return None if tree is None else self._out_paths(str(out), os.path.join(out, env), tree)
+
+    def _out_paths(self, top: str, folder: str, tree: Tree) -> Iterator[tuple[str, Stat | None]]:
+        yield top, None
+        yield folder, None
+        for rel_dir in sorted(tree.folders):
+            if rel_dir:
+                yield os.path.join(folder, rel_dir), None
+        for rel_path in sorted(tree.files):
+            path = os.path.join(folder, rel_path)
+            yield path, self.stats.get(path)
+
+    def _applied(self, out: Path, done: _Replayed) -> None:
+        """Bring the trees up to date with a publication: files written and removed, folders
+        created and pruned."""
+        self.stats = done.stats
+        for path, added in [(p, True) for p in self.writes] + [(p, False) for p in self.removes]:
+            env, _, rel_path = _relative(out, path).partition("/")
+            tree = self.trees.get(env)
+            if tree is None:
+                continue  # an environment removed (--prune-env): not indexed
+            if not added:
+                tree.files.discard(rel_path)
+                continue
+            tree.files.add(rel_path)
+            folder = rel_path
+            while folder:
+                folder = folder.rpartition("/")[0]
+                tree.folders.add(folder)
+        for folder in done.pruned:
+            env, _, rel_dir = folder.partition("/")
+            tree = self.trees.get(env)
+            if tree is not None:
+                tree.folders.discard(rel_dir)
+                if not rel_dir:
+                    tree.files.clear()
 
 
 def orphaned_envs(out: Path, envs: Iterable[str]) -> list[str]:
@@ -257,12 +322,15 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
         result.rendered.append(files)
         folder = out / env
         owned: set[str] = set()
+        tree = result.trees[env] = Tree()
+        folders: list[str] = []
         tracked = files if isinstance(files, (Files, Spliced)) else None  # knows what it wrote before
         # An incremental render (generator/incremental.py): the other apps' folders hold what they should.
         only = files.only if isinstance(files, Spliced) else None
         trusted = files.trusted if isinstance(files, Spliced) else frozenset()
         result.unchanged += len(trusted)
-        for rel_path, path in _files_below(folder, result.strays, only):
+        for rel_path, path in _files_below(folder, result.strays, folders, only):
+            tree.files.add(rel_path)
             if rel_path in files:
                 if tracked is not None and tracked.is_current(rel_path, path):
                     owned.add(rel_path)  # untouched since it was written from the same object
@@ -280,11 +348,15 @@ def plan(out: Path, rendered: Mapping[str, Mapping[str, str]], stale_envs: Itera
                     result.writes.add(path, files, rel_path)
             elif _owned_by_head(path):
                 result.removes.append(path)
+        tree.folders.update(folders)
         for rel_path in files:
             if rel_path in owned or rel_path in trusted:
                 continue
             path = folder / rel_path
-            if os.path.lexists(path):
+            # Listed above: a regular file there is compared already. Something else (an empty
+            # folder; a name differing only in case, on a case-insensitive file system) can only
+            # be there when out/<env>/ exists.
+            if folders and os.path.lexists(path):
                 raise _not_ours(path)
             result.writes.add(path, files, rel_path)
     for env in stale_envs:
@@ -341,55 +413,83 @@ class _Faults:
 
 class _Dirs:
     """Directory descriptors below out/, opened one component at a time with O_NOFOLLOW, so a
-    symbolic link anywhere on the way fails instead of being followed. One folder open at a
-    time besides out/ itself (there may be thousands)."""
+    symbolic link anywhere on the way fails instead of being followed. The open folder's
+    ancestors stay open (a stack as deep as the folder), so moving to a sibling folder opens
+    one descriptor, not the whole chain from out/ again; besides out/ itself, never more than
+    that one chain is open (there may be thousands of folders)."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
         self.root = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._rel: str | None = None
-        self._fd = -1
+        self._names: list[str] = []  # the open chain below out/: its names and descriptors
+        self._fds: list[int] = []
+        self._made: set[str] = set()  # folders this writer created: nothing is in them but what it put there
 
     def open(self, rel_dir: str, create: bool = False) -> int:
-        if rel_dir == self._rel:
-            return self._fd
-        self._drop()
-        fd = os.dup(self.root)
-        try:
-            for part in rel_dir.split("/") if rel_dir else ():
-                try:
+        parts = rel_dir.split("/") if rel_dir else []
+        keep = 0
+        while keep < len(self._names) and keep < len(parts) and self._names[keep] == parts[keep]:
+            keep += 1
+        self._close_below(keep)
+        fd = self._fds[-1] if self._fds else self.root
+        for depth in range(keep, len(parts)):
+            part = parts[depth]
+            try:
+                # In a folder it created, the writer knows a subfolder is missing: no failed open first.
+                if create and (depth and "/".join(parts[:depth]) in self._made):
+                    fd = self._make(parts, depth, fd)
+                else:
                     try:
-                        nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                        fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                     except FileNotFoundError:
                         if not create:
                             raise
-                        os.mkdir(part, 0o777, dir_fd=fd)
-                        nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise _refuse_link(self.out / rel_dir, "a symbolic link or file on the way to a folder") from None
-                    raise
-                os.close(fd)
-                fd = nxt
-        except BaseException:
-            os.close(fd)
-            raise
-        self._rel, self._fd = rel_dir, fd
+                        fd = self._make(parts, depth, fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _refuse_link(self.out / rel_dir, "a symbolic link or file on the way to a folder") from None
+                raise
+            self._names.append(part)
+            self._fds.append(fd)
         return fd
 
-    def _drop(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._rel, self._fd = None, -1
+    def _make(self, parts: list[str], depth: int, parent_fd: int) -> int:
+        """Create folder `parts[depth]` in the open `parent_fd` and open it."""
+        try:
+            os.mkdir(parts[depth], 0o777, dir_fd=parent_fd)
+            self._made.add("/".join(parts[: depth + 1]))
+        except FileExistsError:
+            pass  # made meanwhile: opened (and checked) like any other
+        return os.open(parts[depth], _DIR_FLAGS, dir_fd=parent_fd)
+
+    def rmdir(self, rel_dir: str) -> None:
+        """Remove the empty folder `rel_dir` (OSError when it is not empty); a descriptor of it
+        is closed first, so no later `open` hands out a removed folder."""
+        parent, _, name = rel_dir.rpartition("/")
+        os.rmdir(name, dir_fd=self.open(parent))  # `open` closed what was open below `parent`
+        self._made.discard(rel_dir)
+
+    def _close_below(self, depth: int) -> None:
+        while len(self._fds) > depth:
+            self._names.pop()
+            os.close(self._fds.pop())
 
     def close(self) -> None:
-        self._drop()
+        self._close_below(0)
         os.close(self.root)
 
 
+def _relative(out: Path, path: Path) -> str:
+    """`path` relative to out/, with `/` (string work: Path.relative_to costs ~30 us, thousands
+    of times per render)."""
+    top, text = str(out), str(path)
+    if text.startswith(top) and text[len(top):len(top) + 1] == os.sep and os.sep == "/":
+        return text[len(top) + 1:]
+    return path.relative_to(out).as_posix()
+
+
 def _split(out: Path, path: Path) -> tuple[str, str]:
-    rel = path.relative_to(out).as_posix()
-    folder, _, name = rel.rpartition("/")
+    folder, _, name = _relative(out, path).rpartition("/")
     return folder, name
 
 
@@ -469,13 +569,13 @@ def apply(out: Path, todo: Plan) -> None:
         if todo.writes or todo.removes:
             journal = _stage(out, dirs, todo, faults)
             _commit(dirs, journal, faults)
-            _replay(out, dirs, journal, faults, verify=False)
+            todo._applied(out, _replay(out, dirs, journal, faults, verify=False))
     finally:
         dirs.close()
     for target in todo.writes:
         files, rel_path = todo.writes.source(target)
         if isinstance(files, (Files, Spliced)):
-            files.remember(rel_path, target, keep=False)
+            files.remember(rel_path, target, keep=False, st=todo.stats.get(str(target)))
     for files in todo.rendered:
         if isinstance(files, Spliced) and files.known is not None:
             files.known.carry(files.trusted)  # the other apps' files are as the last render left them
@@ -555,12 +655,22 @@ def _commit(dirs: _Dirs, journal: Journal, faults: _Faults) -> None:
         raise os_error(exc, dirs.out, f"the next `render` completes it ({JOURNAL} lists what is left to do)") from None
 
 
-def _replay(out: Path, dirs: _Dirs, journal: Journal, faults: _Faults, verify: bool) -> None:
-    """Apply a committed journal: renames, removals, empty folders pruned, folders flushed,
-    journal deleted. Idempotent: an entry done already is skipped. `verify` (on recovery): a
-    staged file must still hold the text whose digest the journal recorded, and a file to
-    remove must still be ours; otherwise it is left for the render that follows to fix."""
-    touched: set[str] = set()
+@dataclass
+class _Replayed:
+    """What applying a journal did that the render's bookkeeping needs afterwards."""
+
+    pruned: set[str] = field(default_factory=set)  # folders removed (relative to out/)
+    stats: dict[str, Stat] = field(default_factory=dict)  # renamed file -> its lstat right after
+
+
+def _replay(out: Path, dirs: _Dirs, journal: Journal, faults: _Faults, verify: bool) -> _Replayed:
+    """Apply a committed journal: renames, removals, empty folders pruned, the file system
+    flushed, journal deleted. Idempotent: an entry done already is skipped. `verify` (on
+    recovery): a staged file must still hold the text whose digest the journal recorded, and a
+    file to remove must still be ours; otherwise it is left for the render that follows to fix."""
+    done = _Replayed()
+    renamed: set[str] = set()  # folders holding a renamed file: never empty, never pruned
+    removed: set[str] = set()
     try:
         for folder, name, digest in journal["renames"]:
             fd = dirs.open(folder)
@@ -569,11 +679,13 @@ def _replay(out: Path, dirs: _Dirs, journal: Journal, faults: _Faults, verify: b
                 _unlink(tmp, fd)
                 continue
             faults.step()
+            renamed.add(folder)
             try:
                 os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
             except FileNotFoundError:
                 continue  # renamed before the interruption
-            touched.add(folder)
+            if not verify:  # the file's identity for the output memo and the render index
+                done.stats[os.path.join(out, folder, name)] = stat_of(os.stat(name, dir_fd=fd, follow_symlinks=False))
         for folder, name in journal["removes"]:
             try:
                 fd = dirs.open(folder)
@@ -583,20 +695,33 @@ def _replay(out: Path, dirs: _Dirs, journal: Journal, faults: _Faults, verify: b
                 continue
             faults.step()
             _unlink(name, fd)
-            touched.add(folder)
-        for folder in sorted(touched, reverse=True):
-            _prune_empty(dirs, folder)
-        for folder in sorted(touched):
-            try:
-                _fsync(dirs.open(folder))
-            except FileNotFoundError:
-                pass  # pruned
+            removed.add(folder)
+        for folder in sorted(removed - renamed, reverse=True):
+            _prune_empty(dirs, folder, done.pruned)
+        _flush_folders(dirs, renamed | removed | {f.rpartition("/")[0] for f in done.pruned})
         faults.step()
         os.unlink(JOURNAL, dir_fd=dirs.root)
         _fsync(dirs.root)
     except OSError as exc:
         raise os_error(exc, out, f"out/ is partly written, and the next `render` completes it ({JOURNAL} lists "
                        "what is left to do)") from None
+    return done
+
+
+def _flush_folders(dirs: _Dirs, folders: set[str]) -> None:
+    """Make the renames and removals in `folders` durable before the journal that lists them
+    goes: one syncfs(2) of the file system (as for staging), or an fsync of each folder where
+    syncfs is not available."""
+    if not _durable():
+        return
+    syncfs = _syncfs()
+    if syncfs is not None and syncfs(dirs.root) == 0:
+        return
+    for folder in sorted(folders):
+        try:
+            os.fsync(dirs.open(folder))
+        except FileNotFoundError:
+            pass  # pruned
 
 
 def _digest(name: str, dir_fd: int) -> str | None:
@@ -617,15 +742,15 @@ def _owned_at(name: str, dir_fd: int) -> bool:
         return handle.read(len(HEADER)) == HEADER.encode()
 
 
-def _prune_empty(dirs: _Dirs, folder: str) -> None:
-    """Remove `folder` and its parents below out/ while they are empty."""
+def _prune_empty(dirs: _Dirs, folder: str, pruned: set[str]) -> None:
+    """Remove `folder` and its parents below out/ while they are empty (added to `pruned`)."""
     while folder:
-        parent, _, name = folder.rpartition("/")
         try:
-            os.rmdir(name, dir_fd=dirs.open(parent))
+            dirs.rmdir(folder)
         except OSError:
             return
-        folder = parent
+        pruned.add(folder)
+        folder = folder.rpartition("/")[0]
 
 
 def top_strays(out: Path) -> list[Path]:

@@ -107,7 +107,7 @@ def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = No
     result = CheckResult(tuple(envs), tuple(interrupted + problems_of(repo.root, todo, limit)), todo.unchanged,
                        removed_envs=tuple((env, why_gone(repo.root, env)) for env in removed), unused_allowances=unused)
     if result.ok:
-        save_index(repo, rendered, envs)  # out/ is current: the next check of an unchanged repo is instant
+        save_index(repo, rendered, envs, todo)  # out/ is current: the next check of an unchanged repo is instant
     return result
 
 
