@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from generator.charts.hookup import chart_decl, chart_step, check_env_values
 from generator.steps import configmaps as cms
@@ -34,7 +34,7 @@ from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io import gitref
 from generator.io.write import Plan, apply, locked, out_folder, plan, recover
 from generator.io.memo import Memo, OutputMemo, clear_shared
-from generator.io.parallel import cores, fork_map, split
+from generator.io.parallel import cores, fork_map, fork_pool, split
 from generator.model import ConfigMapDecl, Resource
 from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
 from generator.steps.namespaces import WELL_KNOWN_CLUSTER_SCOPED, Scopes, follow_step, namespace_step
@@ -348,54 +348,73 @@ def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
                        [r.resource for r in retained], list(warnings), allowed, images)
 
 
-def _render_files(root: Path, env_name: str, cache: bool) -> tuple[
-        str, dict[str, str], list[GeneratorError], frozenset[AllowKey], render_index.Reads | None]:
-    # Sent back to the parent as texts (not the objects they are emitted from), with what it read.
-    rendered = render_env(Repo.open(root, cache), env_name)
-    return env_name, dict(rendered.files), rendered.warnings, rendered.allowed, render_index.recorded()
+T = TypeVar("T")
 
 
-def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
-                warn: Warn | None = None) -> Rendered:
-    """Render environments into files per env: one environment per process when there are
-    several (up to `jobs`, default every core). A single environment's apps are split across
-    processes only when `jobs` is given: that buys little time (about 6% at 1,000 apps, as
-    loading is the only part split) for about 30 MB more memory in the workers.
+@dataclass
+class EnvResult(Generic[T]):
+    """What a job made of one rendered environment (in the process that rendered it), with the
+    render's warnings and allowances."""
+
+    env: str
+    value: T
+    warnings: list[GeneratorError]
+    allowed: frozenset[AllowKey]
+    reads: render_index.Reads | None = None  # what a forked worker read (merged into the parent's)
+
+
+def each_env(repo: Repo, envs: Sequence[str], job: Callable[[RenderedEnv], T],
+             jobs: int | None = None, warn: Warn | None = None) -> list[EnvResult[T]]:
+    """Render each environment and hand it to `job` in the process that rendered it; the results
+    in the order of `envs`. Several environments are rendered in parallel, one at a time per
+    forked worker (up to `jobs`, default every core), and only `job`'s result comes back to this
+    process: the render's own objects never cross a pipe. A single environment's apps are
+    split across processes only when `jobs` is given: that buys little time (about 6% at 1,000
+    apps, as loading is the only part split) for about 30 MB more memory in the workers.
 
     Errors are raised for the first failing environment in the order given, so the message
-    does not depend on scheduling; warnings go to `warn` in that order too.
+    does not depend on scheduling; warnings go to `warn` in that order too (in one process, as
+    each environment is rendered). `job` must not raise for a problem of its own that should
+    come after every environment's render errors: it returns it instead.
     """
     total = jobs or cores()
     workers = min(len(envs), total)
     if workers <= 1:
         results = []
-        for e in envs:  # keep only the files (and the allowances), not the objects
+        for e in envs:  # keep only the job's result (and the allowances), not the objects
             rendered = render_env(repo, e, jobs or 1)
             _tell(rendered.warnings, warn)
-            results.append((e, rendered.files, rendered.warnings, rendered.allowed))
+            results.append(EnvResult(e, job(rendered), rendered.warnings, rendered.allowed))
             del rendered
-        return Rendered({env: files for env, files, _, _ in results}, frozenset().union(*(a for _, _, _, a in results)),
-                        {env: (w, a) for env, _, w, a in results})
-    import gc
-    from concurrent.futures import ProcessPoolExecutor  # only here: the import is costly
-    from multiprocessing import get_context
+        return results
+
+    def task(i: int) -> EnvResult[T]:
+        rendered = render_env(Repo.open(repo.root, repo.cache), envs[i])
+        value = job(rendered)
+        return EnvResult(envs[i], value, rendered.warnings, rendered.allowed, render_index.recorded())
 
     # Every environment parses the same base manifests: parse them once here, and the fork
-    # hands the results to every worker (memo.share_parse).
+    # hands the results to every worker (memo.share_parse). Likewise the compiled schemas.
     share_base_parses(repo.root, repo.apps)
-    gc.freeze()  # the forked workers share these objects' pages; a collection would copy them
+    precompile()
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-            futures = [pool.submit(_render_files, repo.root, e, repo.cache) for e in envs]
-            done = [f.result() for f in futures]
+        done = fork_pool(task, len(envs), workers)  # the pool freezes the objects the workers share
     finally:
-        gc.unfreeze()
         clear_shared()
-    for _, _, warnings, _, reads in done:
-        _tell(warnings, warn)
-        render_index.merge(reads)
-    return Rendered({env: files for env, files, _, _, _ in done}, frozenset().union(*(a for _, _, _, a, _ in done)),
-                    {env: (w, a) for env, _, w, a, _ in done})
+    for result in done:
+        _tell(result.warnings, warn)
+        render_index.merge(result.reads)
+        result.reads = None
+    return done
+
+
+def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
+                warn: Warn | None = None) -> Rendered:
+    """Render environments into files per env (see `each_env`): the texts of every file (sent
+    back from the workers as texts, not as the objects they are emitted from)."""
+    done = each_env(repo, envs, lambda rendered: dict(rendered.files), jobs, warn)
+    return Rendered({r.env: r.value for r in done}, frozenset().union(*(r.allowed for r in done)),
+                    {r.env: (r.warnings, r.allowed) for r in done})
 
 
 def _tell(warnings: list[GeneratorError], warn: Warn | None) -> None:
