@@ -391,6 +391,8 @@ def each_env(repo: Repo, envs: Sequence[str], job: Callable[[RenderedEnv], T],
     def task(i: int) -> EnvResult[T]:
         rendered = render_env(Repo.open(repo.root, repo.cache), envs[i])
         value = job(rendered)
+        if isinstance(value, Files):  # crosses the pipe as its texts, not as the objects they come from
+            value = dict(value)  # type: ignore[assignment]
         return EnvResult(envs[i], value, rendered.warnings, rendered.allowed, render_index.recorded())
 
     # Every environment parses the same base manifests: parse them once here, and the fork
@@ -410,9 +412,10 @@ def each_env(repo: Repo, envs: Sequence[str], job: Callable[[RenderedEnv], T],
 
 def render_many(repo: Repo, envs: Sequence[str], jobs: int | None = None,
                 warn: Warn | None = None) -> Rendered:
-    """Render environments into files per env (see `each_env`): the texts of every file (sent
-    back from the workers as texts, not as the objects they are emitted from)."""
-    done = each_env(repo, envs, lambda rendered: dict(rendered.files), jobs, warn)
+    """Render environments into files per env (see `each_env`): from forked workers the texts of
+    every file, else the files as rendered, whose texts are emitted when asked for (so the
+    objects are kept, not every text at once)."""
+    done = each_env(repo, envs, lambda rendered: rendered.files, jobs, warn)
     return Rendered({r.env: r.value for r in done}, frozenset().union(*(r.allowed for r in done)),
                     {r.env: (r.warnings, r.allowed) for r in done})
 
