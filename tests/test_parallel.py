@@ -147,7 +147,7 @@ def test_fork_pool_raises_the_first_error_in_task_order() -> None:
         fork_pool(job, 4, 2)
 
 
-def test_fork_pool_worker_that_dies_fails_its_task_only() -> None:
+def test_fork_pool_worker_that_dies_fails_its_task_only(tmp_path: Path) -> None:
     import os
 
     from generator.io.parallel import WorkerDied
@@ -155,10 +155,12 @@ def test_fork_pool_worker_that_dies_fails_its_task_only() -> None:
     def job(i: int) -> int:
         if i == 2:
             os._exit(9)
+        (tmp_path / f"done-{i}").touch()
         return i
 
     with pytest.raises(WorkerDied):
         fork_pool(job, 5, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done-0", "done-1", "done-3", "done-4"]  # the other worker took them
 
     def late(i: int) -> int:  # the error of an earlier task still comes first
         if i == 0:

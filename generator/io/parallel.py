@@ -155,6 +155,88 @@ def _pool_worker(job: Callable[[int], Any], tasks_fd: int, results_fd: int) -> N
         os._exit(code)
 
 
+_DIED = "a worker process died before sending its result"
+
+
+class _Pool:
+    """The parent's side of `fork_pool`: its workers by the pipe their results come through."""
+
+    def __init__(self, job: Callable[[int], Any], tasks: int) -> None:
+        self.job = job
+        self.pending = list(range(tasks))[::-1]  # tasks not given out yet, the next one last
+        self.running: dict[int, tuple[int, int, int]] = {}  # results fd -> (pid, tasks fd, its task)
+        self.outcomes: dict[int, tuple[bool, Any]] = {}
+
+    def start(self) -> None:
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the worker, which never returns
+            os.close(task_write)
+            os.close(result_read)
+            for fd, (_, tasks_fd, _) in self.running.items():  # the other workers' pipes are not this one's
+                os.close(fd)
+                os.close(tasks_fd)
+            _pool_worker(self.job, task_read, result_write)
+        os.close(task_read)
+        os.close(result_write)
+        self.running[result_read] = (pid, task_write, -1)
+        self.give(result_read)
+
+    def give(self, fd: int) -> None:
+        """Send the worker behind `fd` the next task; with none left (or the worker gone), let it end."""
+        pid, tasks_fd, _ = self.running[fd]
+        if self.pending:
+            try:
+                _send(tasks_fd, _TASK.pack(self.pending[-1]))
+                self.running[fd] = (pid, tasks_fd, self.pending.pop())
+                return
+            except OSError:  # it died between tasks: the others take this one
+                pass
+        self._retire(fd)
+
+    def _retire(self, fd: int) -> None:
+        """Close the worker's pipes (end of tasks: it exits) and reap it."""
+        pid, tasks_fd, _ = self.running.pop(fd)
+        os.close(tasks_fd)
+        os.close(fd)
+        os.waitpid(pid, 0)
+
+    def receive(self, fd: int) -> None:
+        """Read the outcome of the task the worker behind `fd` finished (or learn that it died)."""
+        task = self.running[fd][2]
+        head = _receive(fd, _LENGTH.size)
+        payload = _receive(fd, _LENGTH.unpack(head)[0]) if head is not None else None
+        if payload is None:  # the tasks not started yet go to the other workers
+            self.outcomes[task] = (False, WorkerDied(_DIED))
+            self._retire(fd)
+            return
+        self.outcomes[task] = pickle.loads(payload)
+        del payload
+        self.give(fd)
+
+    def stop(self) -> None:
+        """Interrupted: stop the workers still running."""
+        for fd, (pid, tasks_fd, _) in self.running.items():
+            os.close(fd)
+            os.close(tasks_fd)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        self.running.clear()
+
+    def results(self, tasks: int) -> list[Any]:
+        results: list[Any] = []
+        for i in range(tasks):
+            ok, value = self.outcomes.get(i, (False, WorkerDied(_DIED)))
+            if not ok:
+                raise value
+            results.append(value)
+        return results
+
+
 def fork_pool(job: Callable[[int], T], tasks: int, workers: int) -> list[T]:
     """[job(0), ..., job(tasks - 1)], run by `workers` forked processes that each take the next
     task when they finish one (so unequal tasks still keep every worker busy), in-process when
@@ -162,70 +244,24 @@ def fork_pool(job: Callable[[int], T], tasks: int, workers: int) -> list[T]:
     the next.
 
     Results (and the first error, in task order) come back in order, so the outcome does not
-    depend on scheduling; a worker that dies fails its task with WorkerDied.
+    depend on scheduling; a worker that dies fails its task with WorkerDied, and the others
+    take the tasks not started yet.
     """
     workers = min(workers, tasks)
     if workers <= 1 or not hasattr(os, "fork"):
         return [job(i) for i in range(tasks)]
-    outcomes: dict[int, tuple[bool, Any]] = {}
-    running: dict[int, tuple[int, int, int]] = {}  # results fd -> (pid, tasks fd, task)
+    pool = _Pool(job, tasks)
     gc.freeze()  # as in fork_map: the workers share the parent's objects page for page
     try:
-        next_task = 0
         for _ in range(workers):
-            task_read, task_write = os.pipe()
-            result_read, result_write = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the worker, which never returns
-                os.close(task_write)
-                os.close(result_read)
-                for fd in running:  # the other workers' pipes are not this one's
-                    os.close(fd)
-                    os.close(running[fd][1])
-                _pool_worker(job, task_read, result_write)
-            os.close(task_read)
-            os.close(result_write)
-            _send(task_write, _TASK.pack(next_task))
-            running[result_read] = (pid, task_write, next_task)
-            next_task += 1
-        while running:
-            ready, _, _ = select.select(list(running), [], [])
-            fd = ready[0]
-            pid, task_fd, task = running[fd]
-            head = _receive(fd, _LENGTH.size)
-            payload = _receive(fd, _LENGTH.unpack(head)[0]) if head is not None else None
-            alive = payload is not None
-            if payload is None:
-                outcomes[task] = (False, WorkerDied("a worker process died before sending its result"))
-            else:
-                outcomes[task] = pickle.loads(payload)
-                del payload
-            if alive and next_task < tasks:
-                _send(task_fd, _TASK.pack(next_task))
-                running[fd] = (pid, task_fd, next_task)
-                next_task += 1
-                continue
-            del running[fd]
-            os.close(task_fd)  # no more tasks: the worker exits
-            os.close(fd)
-            os.waitpid(pid, 0)  # one that died leaves the tasks not started yet to the others
+            pool.start()
+        while pool.running:
+            ready, _, _ = select.select(list(pool.running), [], [])
+            pool.receive(ready[0])
     finally:
         gc.unfreeze()
-        for fd, (pid, task_fd, _) in running.items():  # interrupted: stop the workers still running
-            for f in (fd, task_fd):
-                os.close(f)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
-    results: list[T] = []
-    for i in range(tasks):
-        ok, value = outcomes.get(i, (False, WorkerDied("a worker process died before sending its result")))
-        if not ok:
-            raise value
-        results.append(value)
-    return results
+        pool.stop()
+    return pool.results(tasks)
 
 
 def split(items: list[T], chunks: int) -> list[list[T]]:
