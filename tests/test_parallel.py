@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.io.parallel import fork_map, split
+from generator.io.parallel import fork_map, fork_pool, split
 from generator.pipeline import PARALLEL_MIN_APPS
 from tests.helpers import deployment, run, snapshot, write_repo
 
@@ -120,3 +120,89 @@ def test_ctrl_c_while_waiting_for_workers_stops_them_and_stays_ctrl_c() -> None:
     assert interrupted  # while the workers ran (they sleep for a minute)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # every worker was reaped
+
+
+# ---------------------------------------------------------------- fork_pool: environments
+
+
+def test_fork_pool_returns_in_task_order_with_fewer_workers_than_tasks() -> None:
+    import os
+
+    results = fork_pool(lambda i: (i * i, os.getpid()), 5, 2)
+    assert [r for r, _ in results] == [0, 1, 4, 9, 16]
+    pids = {pid for _, pid in results}
+    assert len(pids) <= 2 and os.getpid() not in pids  # two workers took every task
+
+
+def test_fork_pool_in_process_with_one_worker() -> None:
+    import os
+
+    assert fork_pool(lambda i: os.getpid(), 3, 1) == [os.getpid()] * 3
+
+
+def test_fork_pool_keeps_every_worker_busy_with_unequal_tasks(tmp_path: Path) -> None:
+    import os
+    import time
+
+    # Task 0 runs until task 3 is done: with a fixed split (0 and 2 on one worker) that would
+    # never happen; the pool hands 1, 2 and 3 to the other worker while 0 runs.
+    done = tmp_path / "task-3-done"
+
+    def job(i: int) -> int:
+        if i == 0:
+            deadline = time.monotonic() + 60
+            while not done.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert done.exists()
+        if i == 3:
+            done.touch()
+        return os.getpid()
+
+    pids = fork_pool(job, 4, 2)
+    assert pids[1] == pids[2] == pids[3] != pids[0]
+
+
+def test_fork_pool_raises_the_first_error_in_task_order() -> None:
+    import time
+
+    def job(i: int) -> int:
+        if i == 1:
+            time.sleep(0.3)  # finishes after task 2's error
+            raise ValueError("task 1")
+        if i == 2:
+            raise KeyError("task 2")
+        return i
+
+    with pytest.raises(ValueError, match="task 1"):
+        fork_pool(job, 4, 2)
+
+
+def test_fork_pool_worker_that_dies_fails_its_task_only(tmp_path: Path) -> None:
+    import os
+
+    from generator.io.parallel import WorkerDied
+
+    def job(i: int) -> int:
+        if i == 2:
+            os._exit(9)
+        (tmp_path / f"done-{i}").touch()
+        return i
+
+    with pytest.raises(WorkerDied):
+        fork_pool(job, 5, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done-0", "done-1", "done-3", "done-4"]  # the other worker took them
+
+    def late(i: int) -> int:  # the error of an earlier task still comes first
+        if i == 0:
+            raise ValueError("task 0")
+        if i == 3:
+            os._exit(9)
+        return i
+
+    with pytest.raises(ValueError, match="task 0"):
+        fork_pool(late, 5, 2)
+
+
+def test_fork_pool_large_results_stream_back_whole() -> None:
+    parts = fork_pool(lambda i: [str(i) * 100] * 30_000, 3, 2)  # megabytes through each pipe
+    assert [len(p) for p in parts] == [30_000] * 3 and parts[2][0] == "2" * 100

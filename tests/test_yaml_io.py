@@ -282,3 +282,34 @@ def test_alias_bomb_behind_a_cron_schedule_is_still_refused() -> None:
     text = 'schedule: "* * * * *"\n' + "\n".join(levels) + "\n"
     with pytest.raises(LoadError, match="alias bomb"):
         load_documents(text, "x.yaml")
+
+
+def _key_order(value: Any) -> Any:
+    """The structure with every mapping as its list of (key, value) pairs: equal when the
+    values and the key order are equal."""
+    if isinstance(value, dict):
+        return [(k, _key_order(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_key_order(v) for v in value]
+    return (type(value).__name__, value)
+
+
+@given(documents)
+def test_dump_exact_reads_back_as_the_object_itself(value: Any) -> None:
+    from generator.io.yaml_io import dump_exact
+
+    text = dump_exact(value)
+    if text is None:  # left to libyaml
+        return
+    assert text == dump_document(value)
+    [(doc, line)] = load_documents(text, "x.yaml")
+    assert line == 1
+    assert _key_order(doc) == _key_order(value)  # same types (no 1 for True), same key order
+
+
+def test_dump_exact_declines_what_the_fast_emitter_leaves_to_libyaml() -> None:
+    from generator.io.yaml_io import dump_exact
+
+    for value in ({"f": 1.5}, {"k": "é"}, {1: "int key"}, {"t": ("a",)}, {"s": "tab\there"}):
+        assert dump_exact(value) is None
+    assert dump_exact({"a": [1, True, None, "x\ny\n"]}) == "a:\n- 1\n- true\n- null\n- |\n  x\n  y\n"

@@ -1,10 +1,12 @@
-"""Fan work out over forked processes, for one large environment on a multi-core machine.
+"""Fan work out over forked processes: the apps of one large environment (`fork_map`), or
+several environments (`fork_pool`), on a multi-core machine.
 
 The workers are forked, so they inherit everything the job closes over (repo, environment,
-templates) and nothing is pickled on the way in; only results come back, through a pipe per
-worker. A job is a function of a chunk number. With one chunk, or where fork is unavailable,
-the job runs in-process. Plain `os.fork` rather than `multiprocessing`: importing that (and the
-OpenSSL it pulls in) cost more time and memory than the whole fan-out.
+templates, what the parent parsed) and nothing is pickled on the way in; only results come back,
+through a pipe per worker. A job is a function of a chunk (or task) number. With one chunk, or
+where fork is unavailable, the job runs in-process. Plain `os.fork` rather than
+`multiprocessing`: importing that (and the OpenSSL it pulls in) cost more time and memory than
+the whole fan-out.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import select
 import signal
+import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -98,6 +102,168 @@ def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
             raise value
         results.append(value)
     return results
+
+
+_LENGTH = struct.Struct("<Q")  # a result's size, before its pickle
+_TASK = struct.Struct("<I")  # a task number, parent to worker
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int, size: int) -> bytearray | None:
+    """Exactly `size` bytes from `fd`, or None at end of file (the writer is gone)."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            return None
+        got += n
+    return buf
+
+
+def _outcome(job: Callable[[int], Any], task: int) -> bytes:
+    """(True, result) or (False, exception), pickled."""
+    try:
+        return pickle.dumps((True, job(task)), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+        try:
+            return pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - an exception that cannot be pickled
+            return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _pool_worker(job: Callable[[int], Any], tasks_fd: int, results_fd: int) -> None:
+    """Run in a forked pool worker: take task numbers until the parent closes the pipe, send
+    each outcome back (its length, then its pickle), then exit."""
+    code = 0
+    try:
+        while True:
+            head = _receive(tasks_fd, _TASK.size)
+            if head is None:
+                break
+            payload = _outcome(job, _TASK.unpack(head)[0])
+            _send(results_fd, _LENGTH.pack(len(payload)))
+            _send(results_fd, payload)
+            del payload
+    except BaseException:  # noqa: BLE001 - the parent reports a worker that sent nothing
+        code = 70
+    finally:
+        os._exit(code)
+
+
+_DIED = "a worker process died before sending its result"
+
+
+class _Pool:
+    """The parent's side of `fork_pool`: its workers by the pipe their results come through."""
+
+    def __init__(self, job: Callable[[int], Any], tasks: int) -> None:
+        self.job = job
+        self.pending = list(range(tasks))[::-1]  # tasks not given out yet, the next one last
+        self.running: dict[int, tuple[int, int, int]] = {}  # results fd -> (pid, tasks fd, its task)
+        self.outcomes: dict[int, tuple[bool, Any]] = {}
+
+    def start(self) -> None:
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the worker, which never returns
+            os.close(task_write)
+            os.close(result_read)
+            for fd, (_, tasks_fd, _) in self.running.items():  # the other workers' pipes are not this one's
+                os.close(fd)
+                os.close(tasks_fd)
+            _pool_worker(self.job, task_read, result_write)
+        os.close(task_read)
+        os.close(result_write)
+        self.running[result_read] = (pid, task_write, -1)
+        self.give(result_read)
+
+    def give(self, fd: int) -> None:
+        """Send the worker behind `fd` the next task; with none left (or the worker gone), let it end."""
+        pid, tasks_fd, _ = self.running[fd]
+        if self.pending:
+            try:
+                _send(tasks_fd, _TASK.pack(self.pending[-1]))
+                self.running[fd] = (pid, tasks_fd, self.pending.pop())
+                return
+            except OSError:  # it died between tasks: the others take this one
+                pass
+        self._retire(fd)
+
+    def _retire(self, fd: int) -> None:
+        """Close the worker's pipes (end of tasks: it exits) and reap it."""
+        pid, tasks_fd, _ = self.running.pop(fd)
+        os.close(tasks_fd)
+        os.close(fd)
+        os.waitpid(pid, 0)
+
+    def receive(self, fd: int) -> None:
+        """Read the outcome of the task the worker behind `fd` finished (or learn that it died)."""
+        task = self.running[fd][2]
+        head = _receive(fd, _LENGTH.size)
+        payload = _receive(fd, _LENGTH.unpack(head)[0]) if head is not None else None
+        if payload is None:  # the tasks not started yet go to the other workers
+            self.outcomes[task] = (False, WorkerDied(_DIED))
+            self._retire(fd)
+            return
+        self.outcomes[task] = pickle.loads(payload)
+        del payload
+        self.give(fd)
+
+    def stop(self) -> None:
+        """Interrupted: stop the workers still running."""
+        for fd, (pid, tasks_fd, _) in self.running.items():
+            os.close(fd)
+            os.close(tasks_fd)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        self.running.clear()
+
+    def results(self, tasks: int) -> list[Any]:
+        results: list[Any] = []
+        for i in range(tasks):
+            ok, value = self.outcomes.get(i, (False, WorkerDied(_DIED)))
+            if not ok:
+                raise value
+            results.append(value)
+        return results
+
+
+def fork_pool(job: Callable[[int], T], tasks: int, workers: int) -> list[T]:
+    """[job(0), ..., job(tasks - 1)], run by `workers` forked processes that each take the next
+    task when they finish one (so unequal tasks still keep every worker busy), in-process when
+    workers <= 1. A worker keeps what it set up for one task (imports, compiled schemas) for
+    the next.
+
+    Results (and the first error, in task order) come back in order, so the outcome does not
+    depend on scheduling; a worker that dies fails its task with WorkerDied, and the others
+    take the tasks not started yet.
+    """
+    workers = min(workers, tasks)
+    if workers <= 1 or not hasattr(os, "fork"):
+        return [job(i) for i in range(tasks)]
+    pool = _Pool(job, tasks)
+    gc.freeze()  # as in fork_map: the workers share the parent's objects page for page
+    try:
+        for _ in range(workers):
+            pool.start()
+        while pool.running:
+            ready, _, _ = select.select(list(pool.running), [], [])
+            pool.receive(ready[0])
+    finally:
+        gc.unfreeze()
+        pool.stop()
+    return pool.results(tasks)
 
 
 def split(items: list[T], chunks: int) -> list[list[T]]:

@@ -592,6 +592,17 @@ def dump_document(obj: Any) -> str:
         return _libyaml_dump(obj)
 
 
+def dump_exact(obj: Any) -> str | None:
+    """`dump_document(obj)` when the fast emitter writes it, else None. Its text reads back as
+    `obj` exactly: only plain dicts (string keys), lists, strings, ints, booleans and nulls,
+    mappings in the same key order (what libyaml reads back from what it writes), so a reader of
+    this text may take `obj` itself instead of parsing it (`diff` does)."""
+    try:
+        return _fast_dump(obj)
+    except (_Unsupported, RecursionError):
+        return None
+
+
 def _libyaml_dump(obj: Any) -> str:
     return yaml.dump(
         obj,

@@ -33,8 +33,8 @@ from generator.review.fielddiff import ADDED, CHANGED, REMOVED, FieldChange, fie
 from generator.review.immutable import Refusal, refusals
 from generator.steps import mutable
 from generator.model import Origin, Resource
-from generator.io.output import KUSTOMIZATION
-from generator.pipeline import Repo, render_many
+from generator.io.output import KUSTOMIZATION, Files
+from generator.pipeline import Repo, RenderedEnv, each_env
 from generator.steps.references import BUILTIN_POD_SPECS, CONTAINER_LISTS, FieldPath, find_refs, pod_spec_path
 from generator.steps.retention import SUPERSEDED, VERSION_ANNOTATION
 from generator.secrets.producers import PRODUCER_KINDS, SECRET_NAME_ANNOTATION, produced_secret
@@ -651,6 +651,27 @@ def diff_env(name: str, old: Snapshot, new: Snapshot, specs: Sequence[PodSpecPat
                    tuple(object_changes(old, new, specs)), tuple(chart_changes(old, new)), tuple(refused_changes(old, new)))
 
 
+def env_diff(env: str, old: Mapping[str, str], new: Mapping[str, str], specs: Sequence[PodSpecPath],
+             old_shown: str = "out") -> EnvDiff:
+    """Compare one environment's rendered files (path relative to out/<env>/ -> text). A file
+    both sides hold with the same text is parsed once; with `new` a render's own `Files`, its
+    texts are not parsed at all where the objects they were emitted from read back exactly
+    (`Files.exact`), so only the old side's changed files are."""
+    known: Parsed = {}
+    if isinstance(new, Files):
+        texts: dict[str, str] = {}
+        for path in new:
+            text, docs = new.exact(path)
+            texts[path] = text
+            if docs is not None:
+                known.setdefault(text, docs)
+        new = texts
+    a = snapshot(parse(old, f"{old_shown}/{env}", known))
+    b = snapshot(parse(new, f"(rendered)/{env}", known))
+    del known
+    return diff_env(env, a, b, specs)
+
+
 def diff_files(
     old: Mapping[str, Mapping[str, str]],
     new: Mapping[str, Mapping[str, str]],
@@ -661,11 +682,7 @@ def diff_files(
     """Compare rendered files per env (env -> path relative to out/<env>/ -> text)."""
     envs = []
     for env in sorted(set(old) | set(new)):
-        known: Parsed = {}
-        a = snapshot(parse(old.get(env, {}), f"{old_shown}/{env}", known))
-        b = snapshot(parse(new.get(env, {}), f"(rendered)/{env}", known))
-        del known
-        found = diff_env(env, a, b, specs)
+        found = env_diff(env, old.get(env, {}), new.get(env, {}), specs, old_shown)
         if env not in new and old.get(env):
             found = replace(found, removed=True)
         envs.append(found)
@@ -677,11 +694,33 @@ def diff_repo(repo: Repo, envs: Sequence[str], all_envs: bool, against: str | No
     """A fresh render of `envs` compared with `against` (see `generator.review.against.baseline`).
 
     `all_envs`: every environment was selected, so env folders that only the old side has are
-    compared with nothing (a deleted environment shows every object removed)."""
+    compared with nothing (a deleted environment shows every object removed).
+
+    Each environment is compared in the process that rendered it (`pipeline.each_env`: the
+    environments' workers share the old side through the fork), so the comparisons run in
+    parallel too and only the findings come back. As before, a render error of any environment
+    comes first, then the first old or new file that does not parse, in environment order."""
     old = baseline(repo.root, against, None if all_envs else envs)
-    # As texts: the objects they were emitted from are freed before both sides are parsed.
-    new = {env: dict(files) for env, files in render_many(repo, envs, jobs, incremental_=False).items()}
-    report = diff_files(old.files, new, BUILTIN_POD_SPECS + repo.config.pod_spec_paths, old.label, old.shown)
+    specs = BUILTIN_POD_SPECS + repo.config.pod_spec_paths
+
+    def compare(rendered: RenderedEnv) -> EnvDiff | LoadError:
+        try:
+            return env_diff(rendered.name, old.files.get(rendered.name, {}), rendered.files, specs, old.shown)
+        except LoadError as exc:  # raised after every environment's render errors
+            return exc
+
+    done: dict[str, EnvDiff | LoadError] = {r.env: r.value for r in each_env(repo, envs, compare, jobs)}
+    found: list[EnvDiff] = []
+    for env in sorted(set(old.files) | set(done)):
+        result = done.get(env)
+        if result is None:  # only the old side has it: the environment is gone
+            result = env_diff(env, old.files[env], {}, specs, old.shown)
+            if old.files[env]:
+                result = replace(result, removed=True)
+        if isinstance(result, LoadError):
+            raise result
+        found.append(result)
+    report = DiffReport(old.label, tuple(found))
     from generator.review.image_causes import with_image_entries  # only when images changed: reads app.yaml files
 
     return with_image_entries(repo, report)
