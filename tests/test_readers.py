@@ -126,9 +126,17 @@ def _through_kubectl(data: dict[str, str], labels: list[str], annotations: list[
             assert [e.get("value", "") for e in container.get("env", [])] == env
 
 
+def _no_credential(data: dict[str, str]) -> bool:
+    """What the credential scan refuses to write (a key `PW` with a value, say) is not this
+    test's business: tests/test_scan.py has it."""
+    from generator.secrets.scan import scan_fields
+
+    return not scan_fields({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.dictionaries(keys, values, max_size=12),
+    st.dictionaries(keys, values, max_size=12).filter(_no_credential),
     st.lists(label_values, max_size=4),
     st.lists(texts, max_size=10),
     st.lists(texts, max_size=10),
