@@ -33,6 +33,7 @@ from generator.io import index as render_index
 from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io import gitref
 from generator.io.write import Plan, apply, locked, out_folder, plan, recover
+from generator.io.heap import long_lived
 from generator.io.memo import Memo, OutputMemo, clear_shared
 from generator.io.parallel import cores, fork_map, split
 from generator.model import ConfigMapDecl, Resource
@@ -316,6 +317,11 @@ def retention_step(repo: Repo, env: EnvConfig, resources: list[Resource], files:
 
 def render_env(repo: Repo, env_name: str, workers: int = 1) -> RenderedEnv:
     """Render one environment; a large one is loaded by `workers` processes (see render_many)."""
+    with long_lived():  # everything built here lives until the render ends
+        return _render_env(repo, env_name, workers)
+
+
+def _render_env(repo: Repo, env_name: str, workers: int) -> RenderedEnv:
     memo = Memo.for_env(repo.root, env_name, repo.cache)
     env = load_env_config(repo.root, repo.root / "environments" / env_name, memo)
     if memo.warm:
