@@ -417,6 +417,7 @@ class Published:
     completed: int  # files of an interrupted publication completed first (0: none was pending)
 
 
+@long_lived()  # render, emit and compare: the objects live until the end
 def publish(repo: Repo, envs: Sequence[str], jobs: int | None = None, stale: Sequence[str] = (),
             warn: Warn | None = None, rendered: Rendered | None = None) -> Published:
     """Render `envs` and publish them into out/ through the journal (generator/io/write.py), also
