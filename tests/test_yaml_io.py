@@ -174,6 +174,27 @@ def test_documents_deeper_than_the_limit_are_always_checked(block: list[str], fl
         load_documents(text, "x.yaml")
 
 
+@given(_kinds(1), _kinds(0), st.integers(0, 3))
+@example(["map"] * 190, ["seq"] * 20, 2)
+def test_depth_walk_reports_what_the_full_walk_reports(block: list[str], flow: list[str], siblings: int) -> None:
+    """Documents without aliases get the depth-only walk: the same verdict, at the same line."""
+    from generator.io.yaml_io import _check_bounds, _check_depth
+
+    inner = yaml.dump(_nest(flow, "x"), default_flow_style=True, width=1_000_000).strip() if flow else "x"
+    docs = [_nest(block, "LEAF") for _ in range(siblings + 1)]  # separate objects: no anchors
+    text = yaml.dump(docs if siblings else docs[0], default_flow_style=False, width=1_000_000)
+    assert "&" not in text
+    node = yaml.compose(text.replace("LEAF", inner), Loader=yaml.CSafeLoader)
+    verdicts = []
+    for walk in (_check_bounds, _check_depth):
+        try:
+            walk(node)
+            verdicts.append(None)
+        except LoadError as exc:
+            verdicts.append((exc.message, exc.line))
+    assert verdicts[0] == verdicts[1]
+
+
 def test_libyaml_own_depth_limit_gives_our_message() -> None:
     # libyaml >= 0.2.6 stops at 1,000 levels by itself; older ones and PyYAML's pure-Python
     # parser do not: the message is ours either way.

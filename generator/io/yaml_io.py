@@ -158,6 +158,23 @@ def _check_bounds(root: yaml.Node) -> None:
         stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
 
 
+def _check_depth(root: yaml.Node) -> None:
+    """`_check_bounds` for a document without aliases, where only the depth can be wrong: the
+    same walk in the same order (so the same node is reported), without the size bookkeeping."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep(node.start_mark.line + 1)
+        cls = node.__class__
+        if cls is yaml.MappingNode:
+            for k, v in node.value:
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+        elif cls is yaml.SequenceNode:
+            stack.extend([(c, depth + 1) for c in node.value])
+
+
 # How deep a document can nest without the walk, from its text alone: flow nesting needs a
 # bracket per level, block nesting needs indentation. Every block level indents its content at
 # least one column more than its parent, except a block sequence under a mapping key, so a line
@@ -367,8 +384,10 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tup
             node = loader.get_node()
             if node is None:
                 continue
-            if check:
+            if aliases:
                 _check_bounds(node)
+            elif check:
+                _check_depth(node)
             if rules is not None:
                 _check_input(node, escapes, rules)
             line = node.start_mark.line + 1
