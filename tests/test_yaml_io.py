@@ -129,6 +129,43 @@ def test_fast_loader_builds_what_pyyaml_builds(pairs: list[tuple[str, str]]) -> 
     assert [type(v) for v in doc.values()] == [type(v) for v in expected.values()]
 
 
+def _exact_json_copy(docs: Any) -> bool:
+    """Whether JSON gives `docs` back with every value and type (keys included) unchanged."""
+    import json
+
+    def same(a: Any, b: Any) -> bool:
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, dict):
+            return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list):
+            return len(a) == len(b) and all(map(same, a, b))
+        return bool(a == b)
+
+    try:
+        back = json.loads(json.dumps(docs, allow_nan=False))
+    except (TypeError, ValueError):
+        return False
+    return same([list(d) for d in docs], back)
+
+
+@given(plain_texts, st.sampled_from(["", "- [a, {1: x}]\n", "when: 2001-12-14\n", "f: 1.5\n", "n: .nan\n", "s: !!set {a}\n"]))
+def test_json_exact_is_told_only_when_json_gives_the_documents_back(pairs: list[tuple[str, str]], more: str) -> None:
+    text = "".join(f"{k}: {v}\n" for k, v in pairs) or "{}\n"
+    try:
+        docs = load_documents(text + "---\n" + more if more else text, "x.yaml")
+    except LoadError:
+        return
+    if docs.json_exact:
+        assert _exact_json_copy(docs)
+
+
+def test_json_exact_examples() -> None:
+    assert load_documents("a: {b: [1, true, null, x]}\n", "x.yaml").json_exact
+    for text in ("1: x\n", "a: 1.5\n", "a: 2001-12-14\n", "a: !!binary aGk=\n", "a: &x [1]\nb: *x\n", "a: {null: 1}\n"):
+        assert not load_documents(text, "x.yaml").json_exact, text
+
+
 # --- nesting depth: refused in block, flow and mixed styles, whatever libyaml's own limit -----
 
 from generator.io.yaml_io import MAX_DEPTH, _needs_bounds_check  # noqa: E402

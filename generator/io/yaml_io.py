@@ -95,6 +95,8 @@ class _FastResolve:
 class _Loader(_FastResolve, _BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
+    json_exact = True  # see Documents
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # Duplicates are checked among the keys written in this mapping, before merge keys
         # (`<<: *anchor`) are flattened in: a written key may override a merged one.
@@ -243,13 +245,22 @@ _NULL = "tag:yaml.org,2002:null"
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,17})\Z")
 
 
+class Documents(list[tuple[Any, int]]):
+    """`load_documents`' result: (document, first line) pairs. `json_exact`: every mapping key is
+    a string and every value a dict, list, str, int, bool or None, so JSON gives the documents
+    back exactly (the parse memo then skips its round-trip check)."""
+
+    json_exact = False
+
+
 def _build(loader: _Loader, node: yaml.Node) -> Any:
     """The value of a node tree without aliases: PyYAML's safe constructor, minus its generic
     machinery (recursion tracking, generators for two-step construction), for the common tags.
 
     Anything uncommon (merge keys, a repeated key, a non-scalar key, tags other than str, int,
     bool, null, map and seq, ints in other notations) is handed to the full constructor, so the
-    result and the errors are exactly PyYAML's (tested against it)."""
+    result and the errors are exactly PyYAML's (tested against it); that, and a key that is not a
+    string, clears `loader.json_exact`."""
     cls = node.__class__
     tag = node.tag
     if cls is yaml.ScalarNode:
@@ -263,20 +274,30 @@ def _build(loader: _Loader, node: yaml.Node) -> Any:
             return None
         if tag == _BOOL:
             return loader.bool_values[node.value.lower()]
-        return loader.construct_object(node, deep=True)
+        return _construct(loader, node)
     if cls is yaml.MappingNode and tag == _MAP:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.__class__ is not yaml.ScalarNode or key_node.tag not in (_STR, _INT, _NULL, _BOOL):
-                return loader.construct_object(node, deep=True)
+                return _construct(loader, node)
             # Keys repeat in every object ("name", "image", ...): one shared string each.
-            key = _intern(key_node.value) if key_node.tag == _STR else _build(loader, key_node)
+            if key_node.tag == _STR:
+                key = _intern(key_node.value)
+            else:
+                key = _build(loader, key_node)
+                loader.json_exact = False
             if key in out:
-                return loader.construct_object(node, deep=True)  # the full check words the error
+                return _construct(loader, node)  # the full check words the error
             out[key] = _build(loader, value_node)
         return out
     if cls is yaml.SequenceNode and tag == _SEQ:
         return [_build(loader, item) for item in node.value]
+    return _construct(loader, node)
+
+
+def _construct(loader: _Loader, node: yaml.Node) -> Any:
+    """PyYAML's full constructor, for what `_build` does not build itself."""
+    loader.json_exact = False
     return loader.construct_object(node, deep=True)
 
 
@@ -371,14 +392,14 @@ def _check_input(root: yaml.Node, escapes: bool, rules: Rules) -> None:
         stack.extend(reversed([(child, key, check_type or child is typed) for child, key in _children(node)]))
 
 
-def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tuple[Any, int]]:
+def load_documents(text: str, file: Path | str, rules: Rules = None) -> Documents:
     """Parse a YAML stream into (document, first line) pairs; empty documents are dropped.
     `rules`: the input rules to apply (see `Rules`)."""
     loader = _Loader(text)
     aliases = _may_alias(text)
     check = aliases or _may_nest_deep(text)  # aliases, or nesting deep enough to matter
     escapes = rules is not None and _ESCAPE.search(text) is not None
-    docs: list[tuple[Any, int]] = []
+    docs = Documents()
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -421,6 +442,7 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> list[tup
         raise LoadError(f"invalid YAML: {exc}", file=file) from None
     finally:
         loader.dispose()
+    docs.json_exact = loader.json_exact and not aliases
     return docs
 
 
