@@ -554,7 +554,7 @@ def _literal(s: str, indent: int) -> str:
         s += "\n"
     pad = " " * indent
     lines = s[:-1].split("\n")
-    return head + "\n" + "".join(pad + line + "\n" if line else "\n" for line in lines)
+    return head + "\n" + "\n".join([pad + line if line else "" for line in lines]) + "\n"
 
 
 def _value(v: Any, indent: int) -> str:
@@ -578,21 +578,45 @@ def _value(v: Any, indent: int) -> str:
     raise _Unsupported
 
 
+# A mapping key as written (`name:`), by key: keys repeat in every object, so each is checked and
+# quoted once. Only strings are stored, and no other type compares equal to a string.
+_key_cache: dict[str, str] = {}
+
+
+def _key(k: Any) -> str:
+    if k.__class__ is not str or "\n" in k or len(k) > 100:
+        raise _Unsupported
+    out = (_scalar(k) if k else "''") + ":"
+    if len(_key_cache) < 4096:
+        _key_cache[k] = out
+    return out
+
+
 def _mapping(d: dict[Any, Any], indent: int, out: list[str], inline: bool) -> None:
     pad = " " * indent
+    append = out.append
     for k, v in d.items():
-        if k.__class__ is not str or "\n" in k or len(k) > 100:
-            raise _Unsupported
-        key = (pad if not inline else "") + (_scalar(k) if k else "''") + ":"
-        inline = False
-        if v.__class__ is dict and v:
-            out.append(key + "\n")
+        key = _key_cache.get(k) if k.__class__ is str else None
+        if key is None:
+            key = _key(k)
+        if inline:
+            inline = False
+        else:
+            key = pad + key
+        cls = v.__class__
+        if cls is str:  # the common case, as `_value` writes it
+            if "\n" in v:
+                append(key + " " + _literal(v, indent + 2))
+            else:
+                append(key + " " + (_scalar_cache.get(v) or _scalar(v)) + "\n")
+        elif cls is dict and v:
+            append(key + "\n")
             _mapping(v, indent + 2, out, False)
-        elif v.__class__ is list and v:
-            out.append(key + "\n")
+        elif cls is list and v:
+            append(key + "\n")
             _sequence(v, indent, out, False)
         else:
-            out.append(key + _value(v, indent))
+            append(key + _value(v, indent))
 
 
 def _sequence(items: list[Any], indent: int, out: list[str], inline: bool) -> None:
