@@ -339,15 +339,6 @@ def _misread(node: yaml.ScalarNode) -> tuple[str, str] | None:
     return None
 
 
-def _children(node: yaml.Node) -> list[tuple[yaml.Node, bool]]:
-    """A collection's nodes, each with whether it is a mapping key."""
-    if isinstance(node, yaml.MappingNode):
-        return [pair for k, v in node.value for pair in ((k, True), (v, False))]
-    if isinstance(node, yaml.SequenceNode):
-        return [(item, False) for item in node.value]
-    return []
-
-
 def _configmap_data(root: yaml.Node) -> yaml.Node | None:
     """The `data` node of a v1 ConfigMap document, else None."""
     if not isinstance(root, yaml.MappingNode):
@@ -360,36 +351,47 @@ def _configmap_data(root: yaml.Node) -> yaml.Node | None:
     return fields.get("data")
 
 
-def _check_input(root: yaml.Node, escapes: bool, rules: Rules) -> None:
+def _check_input(root: yaml.Node, escapes: bool, rules: Rules, aliases: bool = True) -> None:
     """The input rules (see `Rules`), on the node tree before anything is constructed;
-    `escapes`: whether the text has escapes that may spell a character kustomize refuses."""
+    `escapes`: whether the text has escapes that may spell a character kustomize refuses;
+    `aliases`: whether a node may be reached twice (else each is visited once without a check)."""
     typed = root if rules == "config" else _configmap_data(root)
     if typed is None and not escapes:
         return
     stack: list[tuple[yaml.Node, bool, bool]] = [(root, False, typed is root)]
-    seen: set[int] = set()
+    seen: set[int] | None = set() if aliases else None
     while stack:
         node, is_key, check_type = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.ScalarNode):
-            line = node.start_mark.line + 1
+        if seen is not None:
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+        cls = node.__class__
+        if cls is yaml.ScalarNode:
             bad = KUSTOMIZE_UNSAFE.search(node.value) if escapes else None
             if bad is not None:
                 raise LoadError(
                     f"{describe_char(bad.group())} in a string: `kubectl kustomize` refuses or rewrites it",
-                    line=line,
+                    line=node.start_mark.line + 1,
                     hint="remove it; content that is not plain text belongs in a data file of a ConfigMap "
                          "(which then goes to binaryData)",
                 )
-            misread = _misread(node) if check_type else None
+            # Only a plain scalar can be misread (quoted ones and block scalars are strings).
+            misread = _misread(node) if check_type and node.style in (None, "") else None
             if misread is not None:
                 problem, hint = misread
-                raise LoadError(f"unquoted {'key' if is_key else 'value'} {problem}", line=line, hint=hint)
+                raise LoadError(f"unquoted {'key' if is_key else 'value'} {problem}",
+                                line=node.start_mark.line + 1, hint=hint)
             continue
-        # reversed: popped in document order, so the first offence is the one reported
-        stack.extend(reversed([(child, key, check_type or child is typed) for child, key in _children(node)]))
+        # pushed in reverse: popped in document order, so the first offence is the one reported
+        if cls is yaml.MappingNode:
+            pairs = node.value
+            for i in range(len(pairs) - 1, -1, -1):
+                k, v = pairs[i]
+                stack.append((v, False, check_type or v is typed))
+                stack.append((k, True, check_type or k is typed))
+        elif cls is yaml.SequenceNode:
+            stack.extend([(c, False, check_type or c is typed) for c in reversed(node.value)])
 
 
 def load_documents(text: str, file: Path | str, rules: Rules = None) -> Documents:
@@ -410,7 +412,7 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> Document
             elif check:
                 _check_depth(node)
             if rules is not None:
-                _check_input(node, escapes, rules)
+                _check_input(node, escapes, rules, aliases)
             line = node.start_mark.line + 1
             # Without aliases every node is used once, so no memo of constructed nodes is needed
             # (and the walk above, when it ran, bounded the depth _build recurses to).
