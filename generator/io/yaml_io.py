@@ -367,7 +367,7 @@ def _check_input(root: yaml.Node, escapes: bool, rules: Rules, aliases: bool = T
                 continue
             seen.add(id(node))
         cls = node.__class__
-        if cls is yaml.ScalarNode:
+        if isinstance(node, yaml.ScalarNode):
             bad = KUSTOMIZE_UNSAFE.search(node.value) if escapes else None
             if bad is not None:
                 raise LoadError(
