@@ -320,6 +320,19 @@ def test_anchors_anywhere_are_seen(text: str) -> None:
     assert _may_alias(text)
 
 
+@given(st.lists(st.sampled_from(["&", "&&", "a", "-", " ", "\n", "\t", "[", "]", "{", "}", ",", ":", "?", "*",
+                                  "\ufeff", "\u2003", "\u00a0", "x1", "."]), max_size=12).map("".join))
+def test_anchor_search_is_the_rule_as_written(text: str) -> None:
+    """`_ANCHOR` (the `&` first, for speed) finds what the rule says: `&` and an anchor character,
+    at the start or after white space, a flow indicator, `:`, `?` or the byte-order mark."""
+    import re
+
+    from generator.io.yaml_io import _ANCHOR
+
+    rule = re.compile(r"(?<![^\s\[\]{},:?\ufeff])&[0-9A-Za-z_-]")
+    assert [m.span() for m in _ANCHOR.finditer(text)] == [m.span() for m in rule.finditer(text)]
+
+
 @pytest.mark.parametrize("text", [
     'schedule: "17 3 * * *"\n', "args: [sh, -c, 'a && b']\n", "url: http://x/?a=1&b=2\n", "k: a&b\n",
 ])
