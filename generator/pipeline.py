@@ -33,6 +33,7 @@ from generator.io import index as render_index
 from generator.io.inputs import Refused, forget_real_paths, is_dir
 from generator.io import gitref
 from generator.io.write import Plan, apply, locked, out_folder, plan, recover
+from generator.io.heap import long_lived
 from generator.io.memo import Memo, OutputMemo, clear_shared
 from generator.io.parallel import cores, fork_map, fork_pool, split
 from generator.model import ConfigMapDecl, Resource
@@ -356,6 +357,12 @@ def render_env(repo: Repo, env_name: str, workers: int = 1, others: Others | Non
     incremental render, generator/incremental.py; `Diverged` when that cannot give what a full
     render gives). The files of the others are then not in the result's `files`: the caller
     splices them in (`splice`)."""
+    with long_lived():  # everything built here lives until the render ends
+        return _render_env(repo, env_name, workers, others, only)
+
+
+def _render_env(repo: Repo, env_name: str, workers: int, others: Others | None,
+                only: frozenset[str] | None) -> RenderedEnv:
     memo = Memo.for_env(repo.root, env_name, repo.cache)  # (env.yaml's parse: 17 ms from it, 150 without at 1,000 apps)
     env = load_env_config(repo.root, repo.root / "environments" / env_name, memo)
     if memo.warm:
@@ -693,6 +700,7 @@ class Published:
     completed: int  # files of an interrupted publication completed first (0: none was pending)
 
 
+@long_lived()  # render, emit and compare: the objects live until the end
 def publish(repo: Repo, envs: Sequence[str], jobs: int | None = None, stale: Sequence[str] = (),
             warn: Warn | None = None, rendered: Rendered | None = None) -> Published:
     """Render `envs` and publish them into out/ through the journal (generator/io/write.py), also

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from generator.io.readers import KUSTOMIZE_UNSAFE, go_types
+from generator.io.readers import KUSTOMIZE_UNSAFE, go_types, kustomize_unsafe
 from generator.io.yaml_io import dump_document
 from tests.helpers import run, write_repo
 from tests.kubectl import find_kubectl
@@ -183,3 +183,9 @@ def test_kustomize_unsafe_characters() -> None:
         assert KUSTOMIZE_UNSAFE.search(f"a{c}b")
     for c in "\x00\t\x1b\xa0\u2028\ufeff\ufffd\U0001F600é":
         assert not KUSTOMIZE_UNSAFE.search(f"a{c}b")
+
+
+@given(st.text(st.sampled_from("ab \n\x00\x7e\x7f\x80\x85\x9f\xa0é\ufffe\uffff\ud800\U0001F600"), max_size=10))
+def test_kustomize_unsafe_is_the_regex_search(text: str) -> None:
+    fast, regex = kustomize_unsafe(text), KUSTOMIZE_UNSAFE.search(text)
+    assert (fast and (fast.start(), fast.group())) == (regex and (regex.start(), regex.group()))

@@ -129,6 +129,43 @@ def test_fast_loader_builds_what_pyyaml_builds(pairs: list[tuple[str, str]]) -> 
     assert [type(v) for v in doc.values()] == [type(v) for v in expected.values()]
 
 
+def _exact_json_copy(docs: Any) -> bool:
+    """Whether JSON gives `docs` back with every value and type (keys included) unchanged."""
+    import json
+
+    def same(a: Any, b: Any) -> bool:
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, dict):
+            return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list):
+            return len(a) == len(b) and all(map(same, a, b))
+        return bool(a == b)
+
+    try:
+        back = json.loads(json.dumps(docs, allow_nan=False))
+    except (TypeError, ValueError):
+        return False
+    return same([list(d) for d in docs], back)
+
+
+@given(plain_texts, st.sampled_from(["", "- [a, {1: x}]\n", "when: 2001-12-14\n", "f: 1.5\n", "n: .nan\n", "s: !!set {a}\n"]))
+def test_json_exact_is_told_only_when_json_gives_the_documents_back(pairs: list[tuple[str, str]], more: str) -> None:
+    text = "".join(f"{k}: {v}\n" for k, v in pairs) or "{}\n"
+    try:
+        docs = load_documents(text + "---\n" + more if more else text, "x.yaml")
+    except LoadError:
+        return
+    if docs.json_exact:
+        assert _exact_json_copy(docs)
+
+
+def test_json_exact_examples() -> None:
+    assert load_documents("a: {b: [1, true, null, x]}\n", "x.yaml").json_exact
+    for text in ("1: x\n", "a: 1.5\n", "a: 2001-12-14\n", "a: !!binary aGk=\n", "a: &x [1]\nb: *x\n", "a: {null: 1}\n"):
+        assert not load_documents(text, "x.yaml").json_exact, text
+
+
 # --- nesting depth: refused in block, flow and mixed styles, whatever libyaml's own limit -----
 
 from generator.io.yaml_io import MAX_DEPTH, _needs_bounds_check  # noqa: E402
@@ -172,6 +209,27 @@ def test_documents_deeper_than_the_limit_are_always_checked(block: list[str], fl
             load_documents(text, "x.yaml")
     else:
         load_documents(text, "x.yaml")
+
+
+@given(_kinds(1), _kinds(0), st.integers(0, 3))
+@example(["map"] * 190, ["seq"] * 20, 2)
+def test_depth_walk_reports_what_the_full_walk_reports(block: list[str], flow: list[str], siblings: int) -> None:
+    """Documents without aliases get the depth-only walk: the same verdict, at the same line."""
+    from generator.io.yaml_io import _check_bounds, _check_depth
+
+    inner = yaml.dump(_nest(flow, "x"), default_flow_style=True, width=1_000_000).strip() if flow else "x"
+    docs = [_nest(block, "LEAF") for _ in range(siblings + 1)]  # separate objects: no anchors
+    text = yaml.dump(docs if siblings else docs[0], default_flow_style=False, width=1_000_000)
+    assert "&" not in text
+    node = yaml.compose(text.replace("LEAF", inner), Loader=yaml.CSafeLoader)
+    verdicts = []
+    for walk in (_check_bounds, _check_depth):
+        try:
+            walk(node)
+            verdicts.append(None)
+        except LoadError as exc:
+            verdicts.append((exc.message, exc.line))
+    assert verdicts[0] == verdicts[1]
 
 
 def test_libyaml_own_depth_limit_gives_our_message() -> None:
@@ -260,6 +318,19 @@ def test_every_text_with_an_alias_is_seen(shared: Any, twice: bool, flow: bool |
 def test_anchors_anywhere_are_seen(text: str) -> None:
     assert _has_alias(text) or text.startswith(("&a x", "--- &a", "\ufeff&a"))
     assert _may_alias(text)
+
+
+@given(st.lists(st.sampled_from(["&", "&&", "a", "-", " ", "\n", "\t", "[", "]", "{", "}", ",", ":", "?", "*",
+                                  "\ufeff", "\u2003", "\u00a0", "x1", "."]), max_size=12).map("".join))
+def test_anchor_search_is_the_rule_as_written(text: str) -> None:
+    """`_ANCHOR` (the `&` first, for speed) finds what the rule says: `&` and an anchor character,
+    at the start or after white space, a flow indicator, `:`, `?` or the byte-order mark."""
+    import re
+
+    from generator.io.yaml_io import _ANCHOR
+
+    rule = re.compile(r"(?<![^\s\[\]{},:?\ufeff])&[0-9A-Za-z_-]")
+    assert [m.span() for m in _ANCHOR.finditer(text)] == [m.span() for m in rule.finditer(text)]
 
 
 @pytest.mark.parametrize("text", [

@@ -193,7 +193,9 @@ def _encode_docs(docs: Docs) -> bytes | None:
         text = json.dumps(docs, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):
         return None
-    if _decoded(json.loads(text)) != docs:  # C-speed check: no key or type changed on the way
+    # The parser tells when the documents hold only JSON's types under string keys
+    # (yaml_io.Documents.json_exact); anything else is checked by a round trip at C speed.
+    if not getattr(docs, "json_exact", False) and _decoded(json.loads(text)) != docs:
         return None
     return text.encode("utf-8", "surrogatepass")
 

@@ -68,6 +68,14 @@ YAML11_SHORT_BOOLS = frozenset("y Y n N".split())
 KUSTOMIZE_UNSAFE = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
+def kustomize_unsafe(text: str) -> re.Match[str] | None:
+    """`KUSTOMIZE_UNSAFE.search(text)`; ASCII text (the usual case, known without reading it)
+    can only hold DEL, which a plain substring search finds at memory speed."""
+    if text.isascii() and "\x7f" not in text:
+        return None
+    return KUSTOMIZE_UNSAFE.search(text)
+
+
 def describe_char(c: str) -> str:
     """`c` (matched by KUSTOMIZE_UNSAFE) for a message."""
     if c == "\x7f":

@@ -18,6 +18,7 @@ from pathlib import Path
 from generator.hints import unified_diff as _unified_diff
 from generator.config import Allowance
 from generator.pipeline import Repo, Warn, render_many, save_index
+from generator.io.heap import long_lived
 from generator.io.write import JOURNAL, Plan, orphaned_envs, out_folder, pending, plan, top_strays, why_gone
 
 OUT = "out"
@@ -93,6 +94,7 @@ def problems_of(root: Path, todo: Plan, limit: int, total: int = TOTAL_DIFF_LINE
     return bounded
 
 
+@long_lived()  # see generator/io/heap.py
 def check(repo: Repo, envs: Sequence[str], all_envs: bool, jobs: int | None = None,
           limit: int = DEFAULT_DIFF_LINES, warn: Warn | None = None) -> CheckResult:
     """Compare a fresh render of `envs` with out/. `all_envs`: every environment was selected, so

@@ -35,6 +35,7 @@ from generator.steps import mutable
 from generator.model import Origin, Resource
 from generator.io.output import KUSTOMIZATION, Files
 from generator.pipeline import Repo, RenderedEnv, each_env
+from generator.io.heap import long_lived
 from generator.steps.references import BUILTIN_POD_SPECS, CONTAINER_LISTS, FieldPath, find_refs, pod_spec_path
 from generator.steps.retention import SUPERSEDED, VERSION_ANNOTATION
 from generator.secrets.producers import PRODUCER_KINDS, SECRET_NAME_ANNOTATION, produced_secret
@@ -689,6 +690,7 @@ def diff_files(
     return DiffReport(against, tuple(envs))
 
 
+@long_lived()  # see generator/io/heap.py
 def diff_repo(repo: Repo, envs: Sequence[str], all_envs: bool, against: str | None,
               jobs: int | None = None) -> DiffReport:
     """A fresh render of `envs` compared with `against` (see `generator.review.against.baseline`).

@@ -18,7 +18,7 @@ from generator.errors import ConfigMapError, TemplateError
 from generator.io import index as render_index
 from generator.io.inputs import Refused, TooBig, decode_text, probe, read_input
 from generator.model import ConfigMapDecl, ConfigMapOverlay, KeyedOrigin, KeyOrigins, Origin, Resource, Source
-from generator.io.readers import KUSTOMIZE_UNSAFE, describe_char
+from generator.io.readers import describe_char, kustomize_unsafe
 from generator.steps.templating import Templates, has_template_syntax
 
 # Kubernetes' IsConfigMapKey (k8s.io/apimachinery/pkg/util/validation/validation.go):
@@ -64,7 +64,7 @@ class Content:
         self.data.pop(key, None)
         self.binary.pop(key, None)
         if isinstance(value, str):
-            bad = KUSTOMIZE_UNSAFE.search(value)
+            bad = kustomize_unsafe(value)
             if bad is not None:
                 where = at or (origin if isinstance(origin, KeyedOrigin) else Origin(origin))
                 if isinstance(where, KeyedOrigin):
@@ -108,7 +108,7 @@ def _as_text(content: bytes) -> str | None:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return None if KUSTOMIZE_UNSAFE.search(text) else text
+    return None if kustomize_unsafe(text) else text
 
 
 @dataclass(frozen=True)
