@@ -129,13 +129,16 @@ def test_a_new_environment_is_planned_without_probing_each_target(tmp_path: Path
         plan(out, {"dev": {"web/a.yaml": HEAD, "web/b.yaml": HEAD}})
 
 
-@pytest.mark.parametrize("syncfs", [True, False])
+@pytest.mark.parametrize("syncfs,few", [(True, False), (False, False), (True, True)])
 def test_renames_are_flushed_before_the_journal_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     syncfs: bool) -> None:
-    """After the renames: one syncfs of the file system, or, where it is missing, an fsync of
-    every folder that changed (a pruned folder's parent included), all before the journal is
-    deleted."""
+                                                     syncfs: bool, few: bool) -> None:
+    """After the renames: one syncfs of the file system, or, where it is missing or only a few
+    folders changed (`few`: a small change, FLUSH_EACH), an fsync of every folder that changed
+    (a pruned folder's parent included), all before the journal is deleted."""
     from generator.io import write
+
+    if not few:
+        monkeypatch.setattr(write, "FLUSH_EACH", 0)
 
     out = tmp_path / "out"
     (out / "dev/old").mkdir(parents=True)
@@ -153,8 +156,16 @@ def test_renames_are_flushed_before_the_journal_goes(tmp_path: Path, monkeypatch
     monkeypatch.setattr(os, "fsync", fsync)
     apply(out, plan(out, {"dev": {"a/b/c.yaml": HEAD, "a/d.yaml": HEAD}}))
     assert not (out / "dev/old").exists() and (out / "dev/a/b/c.yaml").exists()
-    after_renames = events[events.index("fsync . journal=True") + 1:]  # the journal committed
-    if syncfs:
+    committed = events.index("fsync . journal=True")
+    after_renames = events[committed + 1:]  # the journal committed
+    staged = [e for e in events[:committed] if ".gitops-gen-tmp." in e and "tmp.journal" not in e]
+    if few:  # a small change: each staged file and its folder flushed, no syncfs before the commit
+        assert staged == ["fsync dev/a/b/.gitops-gen-tmp.c.yaml journal=False", "fsync dev/a/.gitops-gen-tmp.d.yaml journal=False"]
+        assert "syncfs" not in events[:committed]
+        assert {"fsync dev/a journal=False", "fsync dev/a/b journal=False"} <= set(events[:committed])
+    elif syncfs:
+        assert staged == [] and events[:committed].count("syncfs") == 1
+    if syncfs and not few:
         assert after_renames == ["syncfs", "fsync . journal=False"]
     else:
         assert after_renames == [f"fsync {f} journal=True" for f in ("dev", "dev/a", "dev/a/b")] + ["fsync . journal=False"]

@@ -711,10 +711,11 @@ def _replay(out: Path, dirs: _Dirs, journal: Journal, faults: _Faults, verify: b
 def _flush_folders(dirs: _Dirs, folders: set[str]) -> None:
     """Make the renames and removals in `folders` durable before the journal that lists them
     goes: one syncfs(2) of the file system (as for staging), or an fsync of each folder where
-    syncfs is not available."""
+    syncfs is not available or there are only a few of them (a small change: syncfs would also
+    wait for whatever else is pending on the file system)."""
     if not _durable():
         return
-    syncfs = _syncfs()
+    syncfs = _syncfs() if len(folders) > FLUSH_EACH else None
     if syncfs is not None and syncfs(dirs.root) == 0:
         return
     for folder in sorted(folders):
