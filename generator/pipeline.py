@@ -565,11 +565,18 @@ def recall(apps: render_index.Apps, reads: render_index.Reads, env: str, texts: 
         return None
     owners = render_index.owners(reads, env)
     inputs = set(reads.paths)
+    # After an incremental render, what the render it started from looked at and this one did
+    # not: the other apps' inputs, and the environment's inputs only they read (a shared data
+    # file). From memory (watch's previous render), or from the render index.
     if before is not None and apps.rendered:
-        # What the last render looked at and this one did not: the other apps' inputs, and the
-        # environment's inputs only they read (a shared data file).
         inputs |= {p for p in before.inputs if before.owners.get(p) not in apps.rendered}
         owners = {**{p: a for p, a in before.owners.items() if a not in apps.rendered}, **owners}
+    elif apps.previous is not None:
+        for path, app in render_index.stored_inputs(reads.root, env, apps.previous):
+            if app is None or app not in apps.rendered:
+                inputs.add(path)
+                if app is not None:
+                    owners.setdefault(path, app)
     facts = {a: incremental.Facts.of(f) for a, f in apps.facts.items()}
     return Recall(facts, list(apps.patch_apps), list(apps.order), owners, dict(texts), inputs)
 

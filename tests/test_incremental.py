@@ -245,3 +245,19 @@ def test_an_app_that_fails_to_load_leaves_no_scope_behind(rendered: Path, tmp_pa
     seen = _rendered_apps(monkeypatch)
     _same_as_cold(rendered, tmp_path, "render", "--jobs", "1")
     assert seen == [frozenset({"gamma"}), frozenset({"gamma"}), None, None]
+
+
+def test_what_watch_keeps_of_an_incremental_render_holds_every_input(rendered: Path) -> None:
+    """After a render of no app at all (nothing changed since the index), `watch` must still
+    watch every app's inputs: the ones the index holds (a regression: only the environment's few
+    inputs read by that render were kept, so no app's save was ever seen)."""
+    repo = pipeline.Repo.open(rendered)
+    done = pipeline.render_many(repo, ["dev"], jobs=1)
+    assert done.apps["dev"].rendered == frozenset()  # incremental, of nothing
+    reads = index.recorded()
+    assert reads is not None
+    kept = pipeline.recall(done.apps["dev"], reads, "dev", dict(done["dev"]))
+    assert kept is not None
+    app_yaml = str(rendered.resolve() / "base/alpha/app.yaml")
+    assert app_yaml in kept.inputs and kept.owners[app_yaml] == "alpha"
+    assert str(rendered.resolve() / "environments/dev/env.yaml") in kept.inputs

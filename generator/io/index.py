@@ -351,6 +351,13 @@ def save(root: Path, env: str, reads: Reads, report: Report,
     return True
 
 
+def stored_inputs(root: str, env: str, body: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
+    """The inputs an index holds, as paths, with the app each belongs to (None: the environment)."""
+    shared = set(body["shared"])
+    for rel in body["inputs"]:
+        yield os.path.join(root, rel), None if rel in shared else folder_app(rel, env)
+
+
 def _out_after(root: Path, env: str, before: Mapping[str, str], rendered: frozenset[str]) -> dict[str, str]:
     """The identities of out/<env>/ after an incremental render of the apps `rendered`: the
     others' files and folders as they were, the rendered apps' folders and the top taken now."""
