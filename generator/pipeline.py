@@ -650,9 +650,12 @@ def each_env(repo: Repo, envs: Sequence[str], job: Callable[[RenderedEnv], T],
                          index_apps(rendered))
 
     # Every environment parses the same base manifests: parse them once here, and the fork
-    # hands the results to every worker (memo.share_parse). Likewise the compiled schemas.
-    share_base_parses(repo.root, repo.apps)
-    precompile()
+    # hands the results to every worker (memo.share_parse). Likewise the compiled schemas. Not
+    # when every environment has a render index to render incrementally from: then the workers
+    # parse a few apps' files at most (and the decoded indexes go to them with the fork).
+    if not (incremental_ and repo.cache and all(render_index.has_apps(repo.root, e) for e in envs)):
+        share_base_parses(repo.root, repo.apps)
+        precompile()
     try:
         done = fork_pool(task, len(envs), workers)  # the pool freezes the objects the workers share
     finally:

@@ -382,6 +382,12 @@ def _out_after(root: Path, env: str, before: Mapping[str, str], rendered: frozen
     return found
 
 
+def has_apps(root: Path, env: str) -> bool:
+    """Whether `env` has an index an incremental render can start from (not whether it may)."""
+    body = _body(root, env)
+    return body is not None and isinstance(body.get("apps"), dict)
+
+
 def previous(root: Path, env: str) -> tuple[dict[str, Any], set[str]] | None:
     """The stored index of `env` and the apps whose own inputs changed since, when out/<env>/
     is as that render left it and nothing else it looked at changed (then the environment can be
