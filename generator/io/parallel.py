@@ -91,11 +91,7 @@ def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
         for pid, read_fd in children:  # interrupted (Ctrl-C): stop the workers still running
             if read_fd >= 0:  # closed twice, the error would replace the KeyboardInterrupt
                 os.close(read_fd)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+            _kill(pid)
     results: list[T] = []
     for ok, value in outcomes:
         if not ok:
@@ -222,11 +218,7 @@ class _Pool:
         for fd, (pid, tasks_fd, _) in self.running.items():
             os.close(fd)
             os.close(tasks_fd)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+            _kill(pid)
         self.running.clear()
 
     def results(self, tasks: int) -> list[Any]:
@@ -276,3 +268,12 @@ def split(items: list[T], chunks: int) -> list[list[T]]:
         out.append(items[start:end])
         start = end
     return out
+
+
+def _kill(pid: int) -> None:
+    """Stop a worker and reap it (one that is gone already: nothing to do)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
