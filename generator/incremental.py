@@ -5,8 +5,8 @@ The render index (generator/io/index.py) records which inputs belong to one app 
 folders, looked at while loading that app and no other) and, per app, the facts other apps can
 depend on (`Facts`): its ConfigMaps and Secrets as reference targets (final name and keys), the
 references it resolved, its CRDs' scopes, the Services and ServiceAccounts the namespace step
-moved, the patches of the environment that changed its objects, the images of its containers,
-its `hash: false` ConfigMaps, its objects' final names and its files. When only some apps'
+moved, the images of its containers, its `hash: false` ConfigMaps, its objects' final names and
+its files; and, for the environment, the app each of its patches changed. When only some apps'
 own inputs changed (`Previous.changed`), those apps are rendered by the very steps of a full
 render (generator/pipeline.py `render_env` with an `Others` context standing in for the apps
 not rendered), and the result is spliced into the files of the others (`Spliced`).
@@ -22,7 +22,6 @@ kind), `Diverged` is raised and the caller renders everything. A changed referen
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,6 @@ class Facts:
     retained: list[list[Any]] = field(default_factory=list)  # [path, lineage kind, ns or "", name, index]
     crds: list[list[Any]] = field(default_factory=list)  # [group, kind, cluster-scoped]
     moved: list[list[Any]] = field(default_factory=list)  # [kind, name, namespace before]
-    patches: list[int] = field(default_factory=list)  # the environment's patches that changed its objects
     configmaps: list[list[Any]] = field(default_factory=list)  # [namespace or None, name] as declared
     images: dict[str, list[str]] = field(default_factory=dict)  # image name -> its containers' images
     targets: list[list[Any]] = field(default_factory=list)  # [kind, ns, declared, final, keys or None]
@@ -219,10 +217,6 @@ def spliced_order(apps: Mapping[str, Facts]) -> list[str]:
     return [p for _, p in main] + [p for _, p in kept]
 
 
-def app_folders(apps: Iterator[str] | set[str]) -> frozenset[str]:
-    return frozenset(apps)
-
-
 def load_previous(body: Mapping[str, Any], changed: set[str]) -> Previous | None:
     """The facts stored in an index body, or None when it holds none (or not ours)."""
     try:
@@ -234,7 +228,3 @@ def load_previous(body: Mapping[str, Any], changed: set[str]) -> Previous | None
     if set(order) != set(apps) or not changed <= set(apps):
         return None
     return Previous(apps, patch_apps, order, changed, dict(body))
-
-
-def under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder + os.sep)

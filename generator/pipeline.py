@@ -202,9 +202,11 @@ def env_apps(repo: Repo, env: EnvConfig) -> tuple[list[str], list[str]]:
     return _selected_apps(repo, env) + [a for a in own if a not in base_apps], own
 
 
-def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1, only: frozenset[str] | None = None) -> Loaded:
-    """Load the environment's apps (`only`: just these, an incremental render)."""
-    apps, env_apps_ = env_apps(repo, env)
+def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1, only: frozenset[str] | None = None,
+              listed: tuple[list[str], list[str]] | None = None) -> Loaded:
+    """Load the environment's apps (`only`: just these, an incremental render; `listed`: what
+    `env_apps` gave, when the caller has it)."""
+    apps, env_apps_ = listed if listed is not None else env_apps(repo, env)
     check_env_values(env, apps)
     if only is not None:
         apps = [a for a in apps if a in only]
@@ -369,8 +371,9 @@ def _render_env(repo: Repo, env_name: str, workers: int, others: Others | None,
         workers = 1  # with parsing memoized, forking workers costs more than it saves (measured)
     if only is None:
         precompile()  # while the process is small (the schema step runs when it is largest)
-    apps = env_apps(repo, env)[0]
-    resources, decls, app_images = load_step(repo, env, memo, workers, only)
+    listed = env_apps(repo, env)
+    apps = listed[0]
+    resources, decls, app_images = load_step(repo, env, memo, workers, only, listed)
     facts: dict[str, Facts] = {a: Facts() for a in apps if only is None or a in only}
     scopes = Scopes.of(resources, (*WELL_KNOWN_CLUSTER_SCOPED, *repo.config.cluster_scoped))
     if others is not None:
@@ -451,9 +454,6 @@ def _collect(facts: dict[str, Facts], resources: list[Resource], moves: Mapping[
         facts[r.app].names.append([r.kind, r.namespace, r.name])
     for app, moved in moves.items():
         facts[app].moved = moved
-    for i, target_app in enumerate(patch_apps):
-        if target_app is not None and target_app in facts:
-            facts[target_app].patches.append(i)
     for use in images:
         found_images = facts[use.app].images.setdefault(split_image(use.original)[0], [])
         if use.original not in found_images:

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import stat
-import struct
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
