@@ -754,5 +754,8 @@ def save_index(repo: Repo, rendered: Rendered, envs: Sequence[str], todo: Plan |
             tuple(sorted(json.dumps(list(k)) for k in allowed)), keys, tuple(known), not orphans,
             tuple(rendered[env]),
         )
-        outputs = todo.out_paths(repo.root / OUT, env) if todo is not None else None
+        # (an incremental render's plan listed only the apps it rendered: the index then keeps
+        # the other apps' out/ entries from the render it started from)
+        partial = isinstance(rendered[env], Spliced)
+        outputs = todo.out_paths(repo.root / OUT, env) if todo is not None and not partial else None
         render_index.save(repo.root, env, reads, report, outputs, rendered.apps.get(env))
