@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.io.parallel import fork_map, fork_pool, split
+from generator.io.parallel import fork_beside, fork_map, fork_pool, split
 from generator.pipeline import PARALLEL_MIN_APPS
 from tests.helpers import deployment, run, snapshot, write_repo
 
@@ -206,3 +206,105 @@ def test_fork_pool_worker_that_dies_fails_its_task_only(tmp_path: Path) -> None:
 def test_fork_pool_large_results_stream_back_whole() -> None:
     parts = fork_pool(lambda i: [str(i) * 100] * 30_000, 3, 2)  # megabytes through each pipe
     assert [len(p) for p in parts] == [30_000] * 3 and parts[2][0] == "2" * 100
+
+
+# ---------------------------------------------------------------- fork_beside: two halves
+
+
+def test_fork_beside_runs_the_second_half_in_another_process() -> None:
+    import os
+
+    first, second = fork_beside(lambda i: (i, os.getpid()))
+    assert first == (0, os.getpid()) and second[0] == 1 and second[1] != os.getpid()
+
+
+def test_fork_beside_raises_the_second_halfs_error_after_the_first_half_ran() -> None:
+    ran: list[int] = []
+
+    def job(i: int) -> int:
+        ran.append(i)  # only this process's list: the forked half appends to its own copy
+        if i == 1:
+            raise ValueError("second half")
+        return i
+
+    with pytest.raises(ValueError, match="second half"):
+        fork_beside(job)
+    assert ran == [0]
+
+
+def test_fork_beside_an_error_of_the_first_half_stops_the_second() -> None:
+    """The first half fails at once while the second would run for a minute: the error comes
+    out right away and the other process is reaped, not left running."""
+    import os
+    import time
+
+    def job(i: int) -> int:
+        if i == 1:
+            time.sleep(60)
+            return i
+        raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fork_beside(job)
+    assert time.monotonic() - start < 30
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_fork_beside_a_second_half_that_dies_is_reported() -> None:
+    import os
+
+    from generator.io.parallel import WorkerDied
+
+    def job(i: int) -> int:
+        if i == 1:
+            os._exit(9)
+        return i
+
+    with pytest.raises(WorkerDied):
+        fork_beside(job)
+
+
+def test_fork_beside_the_second_half_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL of the process running the first half: the kernel stops the second half too
+    (nothing of it outlives the render, such as files written after the render died)."""
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "pid"
+    script = f"""
+import os, signal, time
+from pathlib import Path
+from generator.io.parallel import fork_beside
+def job(i):
+    if i == 1:
+        Path({str(pid_file)!r}).write_text(str(os.getpid()))
+        time.sleep(60)
+        return i
+    while not Path({str(pid_file)!r}).exists():
+        time.sleep(0.01)
+    time.sleep(0.1)
+    os.kill(os.getpid(), signal.SIGKILL)
+fork_beside(job)
+"""
+    # (no pipes: waiting for their end would wait for the second half too)
+    with open(tmp_path / "err", "wb") as err:
+        proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                              stdout=subprocess.DEVNULL, stderr=err, timeout=120)
+    assert proc.returncode == -9, (tmp_path / "err").read_text()
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its new parent to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -169,3 +169,56 @@ def test_renames_are_flushed_before_the_journal_goes(tmp_path: Path, monkeypatch
         assert after_renames == ["syncfs", "fsync . journal=False"]
     else:
         assert after_renames == [f"fsync {f} journal=True" for f in ("dev", "dev/a", "dev/a/b")] + ["fsync . journal=False"]
+
+
+def _many(n: int) -> dict[str, str]:
+    """n files in n // 3 + 1 folders, one of them nested."""
+    return {f"app-{i // 3:03d}/{'sub/' if i % 7 == 0 else ''}f{i}.yaml": f"{HEAD}i: {i}\n" for i in range(n)}
+
+
+@pytest.mark.parametrize("n", [2, 3, 40])
+def test_a_split_publication_writes_what_one_process_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             n: int) -> None:
+    """Staged by two processes (write.SPLIT_MIN): the same files, the same journal order, the
+    same identities for the index, and nothing staged left behind."""
+    from generator.io import write
+
+    halves: list[int] = []
+    real = write.fork_beside
+
+    def spy(job: object) -> object:
+        halves.append(1)
+        return real(job)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(write, "fork_beside", spy)
+    journals: list[list[list[str]]] = []
+    real_commit = write._commit
+    monkeypatch.setattr(write, "_commit", lambda d, j, f: journals.append(j["renames"]) or real_commit(d, j, f))
+    results = []
+    for split in (False, True):
+        monkeypatch.setattr(write, "SPLIT_MIN", 1 if split else 10**9)
+        out = tmp_path / f"split-{split}" / "out"
+        out.mkdir(parents=True)
+        (out / "dev").mkdir()
+        todo = plan(out, {"dev": _many(n), "prod": _many(n // 2 + 1)})
+        apply(out, todo)
+        files = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*") if p.is_file()}
+        assert not [p for p in files if TMP_PREFIX in p]
+        stats = {p: st for p, st in todo.stats.items()}
+        assert set(stats) == {str(out / p) for p in files}
+        assert all(st == stat_of(os.lstat(p)) for p, st in stats.items())
+        results.append(files)
+    assert halves == [1]
+    assert results[0] == results[1]
+    assert journals[0] == journals[1]  # the journal: same entries, same order
+
+
+def test_boundary_splits_between_folders() -> None:
+    from generator.io.write import _boundary
+
+    out = Path("/o")
+    targets = sorted(out / p for p in ("a/1", "a/2", "a/3", "b/1", "c/1", "c/2", "c/3", "c/4"))
+    assert _boundary(out, targets) == 4  # the middle: a/ and b/ before, c/ after
+    targets = sorted(out / p for p in ("a/1", "a/2", "a/3", "a/4", "a/5", "b/1"))
+    assert _boundary(out, targets) == 5
+    assert _boundary(out, [out / "a/1", out / "a/2", out / "a/3"]) == 1  # one folder: the middle

@@ -90,8 +90,14 @@ def _env(fault: str | None) -> dict[str, str]:
     return env
 
 
-def _cli(repo: Path, fault: str | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "generator", "render", "--repo", str(repo), "-j", "1"],
+# The CLI with every publication staged by two processes (write.SPLIT_MIN), as a large one is.
+_SPLIT = ("import sys\nfrom generator.io import write\nwrite.SPLIT_MIN = 1\nsys.argv[0] = 'gitops-gen'\n"
+          "from generator.start import run\nrun()\n")
+
+
+def _cli(repo: Path, fault: str | None = None, split: bool = False) -> subprocess.Popen[str]:
+    head = [sys.executable, "-c", _SPLIT] if split else [sys.executable, "-m", "generator"]
+    return subprocess.Popen([*head, "render", "--repo", str(repo), "-j", "1"],
                             cwd=ROOT, env=_env(fault), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -272,3 +278,58 @@ def test_flushes_come_before_the_commit_point_and_before_the_journal_goes(
     after_commit = [e for e in events[first + 1:] if e[1]]
     assert after_commit and all(tmps == 0 for _, _, tmps in after_commit[1:])  # renames done, then flushed
     assert events[-1] == ("fsync", False, 0)  # out/ flushed once the journal is gone
+
+
+# ------------------------------------------------ a large publication, staged by two processes
+# (write._split_stage): the first half of the files here, the second half in a forked process,
+# whose file operations count on from the first half's, so the points below fall in one half
+# or the other (the halves meet at the folder boundary nearest the middle).
+
+
+def test_split_staging_sigkill_of_the_render_or_of_its_other_half(states: States, tmp_path: Path) -> None:
+    """SIGKILL of the render while it stages its half (the other half dies with it: no file is
+    staged after the render died), or after both halves: old or repaired. SIGKILL of the forked
+    half: the render reports it and out/ is unchanged, with nothing staged left."""
+    repo, old, new, written, removed = states
+    ops = _ops(written, removed)
+    for point in (1, written // 2, 2 * written + 2, ops - 1):  # the render's own operations
+        copy = _copy(repo, tmp_path / f"split-kill{point}")
+        proc = _cli(copy, f"kill:{point}", split=True)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL, point
+        assert assert_old_new_or_repaired(copy, old, new) in ("old", "new", "repaired")
+        shutil.rmtree(copy)
+    for point in (written + written // 2, 2 * written - 1):  # the forked half's
+        copy = _copy(repo, tmp_path / f"split-half{point}")
+        proc = _cli(copy, f"kill:{point}", split=True)
+        _, err = proc.communicate()
+        assert proc.returncode == 1, err
+        assert "the process staging half of the files ended before it finished" in err
+        assert "out/ is unchanged" in err and "Traceback" not in err
+        assert snapshot(copy / "out") == old
+        assert _leftovers(copy / "out") == (False, [])
+        shutil.rmtree(copy)
+
+
+@pytest.mark.parametrize("fault", ["raise:1:ENOSPC", "raise:{late}:ENOSPC", "int:{late}", "int:2"])
+def test_split_staging_error_or_ctrl_c_in_either_half_leaves_out_unchanged(
+        states: States, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    """A full disk or Ctrl-C in this process's half or in the forked half: one message (exit 1,
+    or 130 for Ctrl-C), out/ as it was, no staged file left by either half."""
+    from generator.io import write
+
+    repo, old, _, written, _ = states
+    fault = fault.format(late=written + written // 2)
+    copy = _copy(repo, tmp_path / "split")
+    monkeypatch.setattr(write, "SPLIT_MIN", 1)
+    monkeypatch.setenv(FAULT_ENV, fault)
+    result = run("render", "--repo", copy, "-j", "1", "--no-cache")
+    monkeypatch.delenv(FAULT_ENV)
+    if fault.startswith("int"):
+        assert result.exit_code == 130, result.output
+    else:
+        assert result.exit_code == 1, result.output
+        assert "cannot write out/: the disk is full" in result.output and "out/ is unchanged" in result.output
+    assert "Traceback" not in result.output
+    assert snapshot(copy / "out") == old
+    assert _leftovers(copy / "out") == (False, [])

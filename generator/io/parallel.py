@@ -1,5 +1,6 @@
-"""Fan work out over forked processes: the apps of one large environment (`fork_map`), or
-several environments (`fork_pool`), on a multi-core machine.
+"""Fan work out over forked processes: the apps of one large environment (`fork_map`),
+several environments (`fork_pool`), or half of a job beside this process (`fork_beside`: the
+out/ writer stages half of a large publication's files so), on a multi-core machine.
 
 The workers are forked, so they inherit everything the job closes over (repo, environment,
 templates, what the parent parsed) and nothing is pickled on the way in; only results come back,
@@ -17,6 +18,7 @@ import pickle
 import select
 import signal
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -98,6 +100,58 @@ def fork_map(job: Callable[[int], T], chunks: int) -> list[T]:
             raise value
         results.append(value)
     return results
+
+
+def fork_beside(job: Callable[[int], T]) -> tuple[T, T]:
+    """(job(0), job(1)), job(1) run by a forked process while this one runs job(0): for two
+    halves of a job that share nothing but what exists before the fork.
+
+    The forked process dies with this one (Linux: PR_SET_PDEATHSIG), so nothing it does
+    outlives a killed parent. An error of job(0) (Ctrl-C included) stops the other process
+    before it is raised; then an error of job(1), or WorkerDied when it ended without a result.
+    """
+    if not hasattr(os, "fork"):  # pragma: no cover - every supported system forks
+        return job(0), job(1)
+    parent = os.getpid()
+    read_fd, write_fd = os.pipe()
+    gc.freeze()  # as in fork_map: the objects stay shared page for page
+    pid = -1
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the forked process, which never returns
+            os.close(read_fd)
+            _die_with(parent)
+            _child(job, 1, write_fd)
+        os.close(write_fd)
+        first = job(0)
+        with os.fdopen(read_fd, "rb") as pipe:
+            read_fd = -1  # the file object owns (and closes) the pipe from here
+            try:
+                ok, second = pickle.load(pipe)
+            except (EOFError, pickle.UnpicklingError):
+                ok, second = False, WorkerDied("a worker process died before sending its result")
+        os.waitpid(pid, 0)
+        pid = -1
+    finally:
+        gc.unfreeze()
+        if read_fd >= 0:
+            os.close(read_fd)
+        if pid > 0:  # job(0) failed or was interrupted: stop the other half
+            _kill(pid)
+    if not ok:
+        raise second
+    return first, second
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this (forked) process when `parent` ends (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(70)
 
 
 _LENGTH = struct.Struct("<Q")  # a result's size, before its pickle
