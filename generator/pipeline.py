@@ -215,17 +215,19 @@ def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1, only: fr
         return _load_apps(repo, env, apps, set(env_apps_), memo)
     slices = split(apps, chunks)
 
-    def job(i: int) -> tuple[Loaded, dict[bytes, bytes]]:
-        return _load_apps(repo, env, slices[i], set(env_apps_), memo), memo.parse_used
+    def job(i: int) -> tuple[Loaded, dict[bytes, bytes], render_index.Reads | None]:
+        # what the worker read goes back too: the render index must know every app's inputs
+        return _load_apps(repo, env, slices[i], set(env_apps_), memo), memo.parse_used, render_index.recorded()
 
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
     images: dict[str, list[ImageEntry]] = {}
-    for (res, cms_, images_), parsed in fork_map(job, chunks):
+    for (res, cms_, images_), parsed, reads in fork_map(job, chunks):
         resources += res
         configmaps += cms_
         images.update(images_)
         memo.parse_used.update(parsed)
+        render_index.merge(reads)
     return resources, configmaps, images
 
 

@@ -46,6 +46,31 @@ def test_output_identical_in_one_or_two_processes(tmp_path: Path) -> None:
     assert snapshot(one / "out") == snapshot(two / "out")
 
 
+@pytest.mark.parametrize("command", ["render", "check"])
+def test_an_app_loaded_by_a_worker_is_in_the_render_index(tmp_path: Path, command: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files the workers read reach the render index: a later change to one of them is
+    rendered (or reported stale by `check`), not answered "unchanged" from an index that never
+    heard of the file (a bug until 2026-11-28)."""
+    import time
+
+    from generator.io import index
+
+    monkeypatch.setattr(index, "RACY_NS", 30_000_000)  # inputs older than 30 ms are indexed
+    repo = big_repo(tmp_path)
+    time.sleep(0.05)
+    assert run("render", "--repo", repo, "-j", "2").exit_code == 0
+    time.sleep(0.05)
+    app = repo / "base" / "app-005" / "app.yaml"
+    app.write_text(app.read_text().replace("'n': '5'", "'n': 'five'"))
+    result = run(command, "--repo", repo)
+    if command == "check":
+        assert result.exit_code == 1 and "app-005" in result.output, result.output
+    else:
+        assert result.exit_code == 0 and "0 written" not in result.output, result.output
+        assert any(b"five" in text for text in snapshot(repo / "out").values())
+
+
 @pytest.mark.parametrize("broken", [3, APPS - 2])
 def test_error_in_a_worker_is_one_clean_message(tmp_path: Path, broken: int) -> None:
     repo = big_repo(tmp_path, broken_app=broken)
