@@ -35,7 +35,7 @@ from generator.io import gitref
 from generator.io.write import Plan, apply, locked, out_folder, plan, recover
 from generator.io.heap import long_lived
 from generator.io.memo import Memo, OutputMemo, clear_shared
-from generator.io.parallel import cores, fork_map, fork_pool, split
+from generator.io.parallel import cores, fork_beside, fork_map, fork_pool, split
 from generator.model import ConfigMapDecl, Resource
 from generator.io.output import KUSTOMIZATION, Files, file_name, kustomization
 from generator.steps.namespaces import WELL_KNOWN_CLUSTER_SCOPED, Scopes, crd_scope, follow_step, namespace_step
@@ -216,13 +216,19 @@ def load_step(repo: Repo, env: EnvConfig, memo: Memo, workers: int = 1, only: fr
     slices = split(apps, chunks)
 
     def job(i: int) -> tuple[Loaded, dict[bytes, bytes], render_index.Reads | None]:
-        # what the worker read goes back too: the render index must know every app's inputs
-        return _load_apps(repo, env, slices[i], set(env_apps_), memo), memo.parse_used, render_index.recorded()
+        loaded = _load_apps(repo, env, slices[i], set(env_apps_), memo)
+        if chunks == 2 and i == 0:  # this process's half (fork_beside): its memo and reads are here already
+            return loaded, {}, None
+        # what a worker read goes back too: the render index must know every app's inputs
+        return loaded, memo.parse_used, render_index.recorded()
 
     resources: list[Resource] = []
     configmaps: list[tuple[ConfigMapDecl, cms.Content]] = []
     images: dict[str, list[ImageEntry]] = {}
-    for (res, cms_, images_), parsed, reads in fork_map(job, chunks):
+    # Two halves: this process loads the first while a forked one loads the second (only that
+    # half's objects come back through the pipe); more: every part in a forked worker.
+    parts = list(fork_beside(job)) if chunks == 2 else fork_map(job, chunks)
+    for (res, cms_, images_), parsed, reads in parts:
         resources += res
         configmaps += cms_
         images.update(images_)
@@ -728,7 +734,7 @@ def publish(repo: Repo, envs: Sequence[str], jobs: int | None = None, stale: Seq
         if completed:
             rendered = render_many(repo, envs, jobs)
         todo = plan(out, rendered, stale)
-        apply(out, todo)
+        apply(out, todo, halves=jobs != 1)
         save_index(repo, rendered, envs, todo)
     return Published(rendered, todo, completed)
 

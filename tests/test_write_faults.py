@@ -96,8 +96,9 @@ _SPLIT = ("import sys\nfrom generator.io import write\nwrite.SPLIT_MIN = 1\nsys.
 
 
 def _cli(repo: Path, fault: str | None = None, split: bool = False) -> subprocess.Popen[str]:
+    # (`-j 1` is one process: no forked half)
     head = [sys.executable, "-c", _SPLIT] if split else [sys.executable, "-m", "generator"]
-    return subprocess.Popen([*head, "render", "--repo", str(repo), "-j", "1"],
+    return subprocess.Popen([*head, "render", "--repo", str(repo), *([] if split else ["-j", "1"])],
                             cwd=ROOT, env=_env(fault), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -323,7 +324,7 @@ def test_split_staging_error_or_ctrl_c_in_either_half_leaves_out_unchanged(
     copy = _copy(repo, tmp_path / "split")
     monkeypatch.setattr(write, "SPLIT_MIN", 1)
     monkeypatch.setenv(FAULT_ENV, fault)
-    result = run("render", "--repo", copy, "-j", "1", "--no-cache")
+    result = run("render", "--repo", copy, "--no-cache")
     monkeypatch.delenv(FAULT_ENV)
     if fault.startswith("int"):
         assert result.exit_code == 130, result.output
@@ -333,3 +334,19 @@ def test_split_staging_error_or_ctrl_c_in_either_half_leaves_out_unchanged(
     assert "Traceback" not in result.output
     assert snapshot(copy / "out") == old
     assert _leftovers(copy / "out") == (False, [])
+
+
+def test_jobs_1_stages_in_one_process(states: States, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.io import write
+
+    repo, _, new, *_ = states
+    copy = _copy(repo, tmp_path / "one")
+    forks: list[object] = []
+    monkeypatch.setattr(write, "SPLIT_MIN", 1)
+    monkeypatch.setattr(write, "fork_beside", lambda job: forks.append(job) or (job(0), job(1)))
+    assert run("render", "--repo", copy, "-j", "1", "--no-cache").exit_code == 0
+    assert forks == [] and snapshot(copy / "out") == new
+    shutil.rmtree(copy / "out")
+    shutil.copytree(repo / "out", copy / "out")
+    assert run("render", "--repo", copy, "--no-cache").exit_code == 0
+    assert len(forks) == 1 and snapshot(copy / "out") == new

@@ -558,9 +558,10 @@ def _syncfs() -> Callable[[int], int] | None:
     return _SYNCFS[0]
 
 
-def apply(out: Path, todo: Plan) -> None:
+def apply(out: Path, todo: Plan, halves: bool = True) -> None:
     """Publish the plan through the journal (see the module's docstring), then remove stray
-    temporary files and save the output memos."""
+    temporary files and save the output memos. `halves`: a large publication may be staged by
+    two processes (`_split_stage`; False: in this one only, as `--jobs 1` asks)."""
     dirs = _Dirs(out)
     faults = _Faults()
     try:
@@ -568,7 +569,7 @@ def apply(out: Path, todo: Plan) -> None:
             folder, name = _split(out, stray)
             _unlink(name, dirs.open(folder))
         if todo.writes or todo.removes:
-            journal = _stage(out, dirs, todo, faults)
+            journal = _stage(out, dirs, todo, faults, halves)
             _commit(dirs, journal, faults)
             todo._applied(out, _replay(out, dirs, journal, faults, verify=False))
     finally:
@@ -592,14 +593,14 @@ class Journal(TypedDict):
     removes: list[list[str]]  # [folder, name]
 
 
-def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults) -> Journal:
+def _stage(out: Path, dirs: _Dirs, todo: Plan, faults: _Faults, halves: bool = True) -> Journal:
     """Write every planned file under its temporary name; on any failure delete what was staged.
     A large publication is staged by two processes, each writing half of the files (`_split_stage`)."""
     targets = sorted(todo.writes)
     staged: list[list[str]] = []
     each = _durable() and len(targets) <= FLUSH_EACH
     try:
-        if len(targets) >= SPLIT_MIN and cores() >= 2:
+        if halves and len(targets) >= SPLIT_MIN and cores() >= 2:
             staged = _split_stage(out, dirs, todo, targets, faults)
         else:
             _stage_files(out, dirs, todo, targets, faults, each, staged)
