@@ -201,7 +201,7 @@ def run() -> None:
 @env_option
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print one environment as a YAML stream; write nothing.")
 @click.option("--app", "apps", multiple=True, metavar="NAME", help="With --stdout: only this app's objects (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use (default: one per core): environments in parallel, a large publication's files in two halves; given, also one large environment's apps. 1: one process.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use (default: one per core): environments in parallel; one large environment is loaded and written in two halves (N parts for its apps when given). 1: one process.")
 @click.option("--no-cache", is_flag=True, help="Do not use or update the parse memo in ~/.cache/gitops-gen (same output, slower).")
 @click.option("--prune-env", "prune", multiple=True, metavar="NAME",
               help="Delete out/NAME, the output of an environment whose folder or env.yaml is gone (repeatable). "
@@ -277,7 +277,7 @@ def env_removal_error(root: Path, out: Path, envs: list[str]) -> WriteError:
 @main.command("check")
 @repo_option
 @env_option
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use (default: one per core): environments in parallel, a large publication's files in two halves; given, also one large environment's apps. 1: one process.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use (default: one per core): environments in parallel; one large environment is loaded and written in two halves (N parts for its apps when given). 1: one process.")
 @click.option("--max-lines", type=click.IntRange(min=1), default=DEFAULT_DIFF_LINES, show_default=True,
               help="Diff lines shown per file; the rest are counted.")
 @click.pass_context
@@ -354,7 +354,7 @@ def _style(text: str, role: str) -> str:
               help="Compare with this out/ folder (or a repo holding one), or with out/ at this git ref. Default: the repo's out/.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="text (colour on a terminal only), markdown (a pull-request comment) or json (schema gitops-gen.diff/v1).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use (default: one per core): environments in parallel, a large publication's files in two halves; given, also one large environment's apps. 1: one process.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Processes to use (default: one per core): environments in parallel; one large environment is loaded and written in two halves (N parts for its apps when given). 1: one process.")
 @friendly_errors
 def diff_command(repo_dir: Path, envs: tuple[str, ...], against: str | None, fmt: str, jobs: int | None) -> None:
     """Show what a fresh render changes: ConfigMaps key by key, which workloads roll and why,
