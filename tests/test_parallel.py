@@ -46,6 +46,32 @@ def test_output_identical_in_one_or_two_processes(tmp_path: Path) -> None:
     assert snapshot(one / "out") == snapshot(two / "out")
 
 
+def test_a_large_environment_is_loaded_in_two_halves_by_default_when_cold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --jobs: a cold render loads a large environment in this process and a forked one (the
+    same output as one process); a warm one (parse memo) and --jobs 1 load in one process."""
+    from generator import pipeline
+    from generator.io import parallel
+
+    if parallel.cores() < 2:
+        pytest.skip("one core: nothing is split")
+    halves: list[int] = []
+    real = pipeline.fork_beside
+    monkeypatch.setattr(pipeline, "fork_beside", lambda job: halves.append(1) or real(job))
+    one = big_repo(tmp_path / "one")
+    two = big_repo(tmp_path / "two")
+    assert run("render", "--repo", one, "-j", "1").exit_code == 0
+    assert halves == []
+    assert run("render", "--repo", two).exit_code == 0
+    assert halves == [1]
+    assert snapshot(one / "out") == snapshot(two / "out")
+    env_file = two / "environments" / "dev" / "env.yaml"
+    env_file.write_text(env_file.read_text() + "# every app renders again\n")
+    result = run("render", "--repo", two)  # a full render, warm: the memo has every app's parses
+    assert result.exit_code == 0 and f"{2 * APPS + 1} unchanged" in result.output, result.output
+    assert halves == [1]
+
+
 @pytest.mark.parametrize("command", ["render", "check"])
 def test_an_app_loaded_by_a_worker_is_in_the_render_index(tmp_path: Path, command: str,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
