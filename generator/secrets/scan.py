@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import ahocorasick_rs
+
 from generator.steps.hashing import sha256
 
 
@@ -555,29 +557,13 @@ class _Assignments:
 
 
 # --- one pass over a value --------------------------------------------------------------------
-# A value is read once, by one regex: every shape anchor and hint word, lower-cased, as a trie
-# without groups (the fastest form for Python's engine). A shape's own regex then runs only if
-# one of its anchors occurred, and a hint word is checked by hand. Linear time on any input, and
-# ordinary config text costs one regex pass.
-
-def _trie(words: list[str]) -> str:
-    """One regex alternation for `words`, factored by common prefixes."""
-    root: dict[str, Any] = {}
-    for word in words:
-        node = root
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: dict[str, Any]) -> str:
-        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
-        if not alts:
-            return ""
-        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return emit(root)
-
+# A value is read once, by one automaton: every shape anchor and hint word, lower-cased, in
+# Aho-Corasick form (ahocorasick_rs: Rust's aho-corasick crate). It reports the words as a regex
+# alternation would find them (leftmost, then longest: "bearer " over "bearer", not overlapping)
+# about seven times faster than Python's regex engine, whose first-character test passes nearly
+# every letter of ordinary text. A shape's own regex then runs only if one of its anchors
+# occurred, and a hint word is checked by hand. Linear time on any input, and ordinary config text
+# costs one pass in C.
 
 def _anchor_index(shapes: tuple[Shape, ...]) -> dict[str, tuple[Shape, ...]]:
     index: dict[str, tuple[Shape, ...]] = {}
@@ -591,7 +577,9 @@ _ANCHOR_SHAPES = _anchor_index(SHAPES)
 # Anchors that begin with a hint word ("bearer " and "bearer"): the gate matches the longer one,
 # so the hint is checked from there too.
 _ANCHOR_HINT = {a: len(h) for a in _ANCHOR_SHAPES for h in HINT_WORDS if a.startswith(h)}
-_GATE = re.compile(_trie(sorted({*_ANCHOR_SHAPES, *HINT_WORDS})))
+_GATE_WORDS = tuple(sorted({*_ANCHOR_SHAPES, *HINT_WORDS}))
+# Matches are (index into _GATE_WORDS, start, end) in characters of the text searched.
+_GATE = ahocorasick_rs.AhoCorasick(_GATE_WORDS, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
 # A .pgpass line has no fixed substring; it is tried on texts with at least four colons.
 _PGPASS = next(s for s in SHAPES if s.rule == "pgpass")
 
@@ -610,8 +598,8 @@ def scan_text(text: str) -> list[Finding]:
     candidates: set[str] = set()  # rules of the shapes whose anchors occur
     assignment: Finding | None = None
     check: _Assignments | None = None
-    for m in _GATE.finditer(_ascii_lower(text)):
-        word = m.group()
+    for index, start, end in _GATE.find_matches_as_indexes(_ascii_lower(text)):
+        word = _GATE_WORDS[index]
         shapes = _ANCHOR_SHAPES.get(word)
         if shapes is not None:
             candidates.update(s.rule for s in shapes)
@@ -619,10 +607,10 @@ def scan_text(text: str) -> list[Finding]:
             if hint is None or assignment is not None:
                 continue
             check = check or _Assignments(text)
-            assignment = check(m.start(), m.start() + hint)
+            assignment = check(start, start + hint)
         elif assignment is None:
             check = check or _Assignments(text)
-            assignment = check(m.start(), m.end())
+            assignment = check(start, end)
     if text.count(":") >= 4:
         candidates.add(_PGPASS.rule)
     found = [_shape_finding(text, s) for s in SHAPES if s.rule in candidates] if candidates else []
@@ -724,7 +712,7 @@ def scan_value(key: str, value: str) -> list[Finding]:
     A value that is base64 or URL-encoded text is scanned decoded as well; a value with no other
     finding that is one random token is reported unless its name says it is public or a digest."""
     # scan_text finds nothing without a hint word or anchor (or four colons, a .pgpass line)
-    return _scan_named(key, value, value.count(":") >= 4 or _GATE.search(_ascii_lower(value)) is not None)
+    return _scan_named(key, value, value.count(":") >= 4 or bool(_GATE.find_matches_as_indexes(_ascii_lower(value))))
 
 
 def _scan_named(key: str, value: str, gated: bool) -> list[Finding]:
@@ -742,6 +730,11 @@ def _scan_named(key: str, value: str, gated: bool) -> list[Finding]:
 
 def _encoded_or_random(key: str, value: str) -> list[Finding]:
     """The rules for a value with no other finding: decoded, or one random token."""
+    if "%" not in value and (value.islower() or value.isupper()):
+        # Most values (names, images, hosts) are in one case: base64 of text mixes upper and lower
+        # case (`decoded`), so does a random token (`random_token`), and without a `%` the value
+        # is not URL-encoded. The same verdict as the two tests, for a fraction of their cost.
+        return []
     inner = decoded(value)
     if inner is not None:
         return [Finding(f.rule, f"{f.reason} (encoded: base64 or URL)", 1) for f in scan_text(inner)]
@@ -833,16 +826,13 @@ def scan_fields(obj: Mapping[str, Any]) -> dict[FieldPath, list[Finding]]:
 
 
 def _gate_hits(values: list[str]) -> set[int]:
-    """The indices of the values in which the gate finds a hint word or an anchor (one regex
-    pass over all of them, joined by newlines, which no hint or anchor contains)."""
-    joined = _ascii_lower("\n".join(values))
-    hits: set[int] = set()
-    starts: list[int] | None = None
-    for m in _GATE.finditer(joined):
-        if starts is None:
-            starts = list(itertools.accumulate((len(v) + 1 for v in values[:-1]), initial=0))
-        hits.add(bisect.bisect_right(starts, m.start()) - 1)
-    return hits
+    """The indices of the values in which the gate finds a hint word or an anchor (one pass of
+    the automaton over all of them, joined by newlines, which no hint or anchor contains)."""
+    matches = _GATE.find_matches_as_indexes(_ascii_lower("\n".join(values)))
+    if not matches:
+        return set()
+    starts = list(itertools.accumulate((len(v) + 1 for v in values[:-1]), initial=0))
+    return {bisect.bisect_right(starts, start) - 1 for _, start, _ in matches}
 
 
 @dataclass(frozen=True)
