@@ -505,6 +505,8 @@ class _Assignments:
         run = _NAME_RUN.match(text, hit_end)
         end = run.end() if run is not None else hit_end
         self.seen_until = end
+        if end == len(text):
+            return None  # a name that ends the text (`key00`, `app-key-override`): no value follows it
         span = _name_span(text, hit_start, end)
         if span is None:
             return None
@@ -838,8 +840,9 @@ def _gate_hits(values: list[str], joined: str) -> set[int]:
     matches = _GATE.find_matches_as_indexes(_ascii_lower(joined))
     if not matches:
         return set()
-    starts = list(itertools.accumulate((len(v) + 1 for v in values[:-1]), initial=0))
-    return {bisect.bisect_right(starts, start) - 1 for _, start, _ in matches}
+    # where each value after the first starts: its index is the number of these at or before a match
+    starts = list(itertools.accumulate(map((1).__add__, map(len, values[:-1]))))
+    return {bisect.bisect_right(starts, start) for _, start, _ in matches}
 
 
 @dataclass(frozen=True)
