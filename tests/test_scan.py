@@ -632,3 +632,18 @@ def test_object_digest_covers_the_scanner_rules(monkeypatch: pytest.MonkeyPatch)
     before = scan.object_digest(obj)
     monkeypatch.setattr(scan, "_rules_digest", lambda: b"\x01" * 32)
     assert scan.object_digest(obj) != before and len(scan.object_digest(obj)) == 32
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("db_password", []),
+        ("db_password=hunter2", ["assignment"]),
+        ("run it\n--db-password", []),
+        ("run it\n--db-password hunter2", ["assignment"]),
+        ("app-0001-key00-override", []),
+        ("<password>hunter2</password>", ["assignment"]),
+    ],
+)
+def test_a_name_that_ends_the_value_has_no_value(value: str, expected: list[str]) -> None:
+    assert rules("cfg", value) == expected
