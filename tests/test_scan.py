@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from generator.secrets import scan
 from generator.secrets.scan import (
     classify_key,
     entropy,
@@ -548,3 +551,99 @@ def test_names_of_keys_and_secrets_are_quiet(key: str, value: str) -> None:
 
 def test_a_passphrase_under_a_password_name_is_still_a_credential() -> None:
     assert rules("DB_PASSWORD", "orbit-tango-maple-quartz") == ["key-name"]
+
+
+# --- the gate: one automaton pass finds the places worth a look -------------------------------
+
+def _leftmost_longest(text: str, words: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """What a regex alternation of `words` (longest first) finds: at the leftmost place where a
+    word starts, the longest word there; then on after it."""
+    found, i = [], 0
+    while i < len(text):
+        word = max((w for w in words if text.startswith(w, i)), key=len, default=None)
+        if word is None:
+            i += 1
+        else:
+            found.append((word, i, i + len(word)))
+            i += len(word)
+    return found
+
+
+# Pieces that make gate words, their prefixes (a longer word that fails part-way: "password"
+# without the "password '" anchor's quote), overlaps ("keypass") and characters around them.
+_PIECES = st.sampled_from([
+    *scan._GATE_WORDS, *(w[: len(w) // 2 + 1] for w in scan._GATE_WORDS),
+    " ", "\n", "\t", "=", ":", "'", "-", "_", "a", "x", "0", "é", "İ",
+])
+
+
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_the_gate_finds_what_a_regex_alternation_would(text: str) -> None:
+    found = [(scan._GATE_WORDS[i], start, end) for i, start, end in scan._GATE.find_matches_as_indexes(text)]
+    assert found == _leftmost_longest(text, scan._GATE_WORDS)
+
+
+@given(st.lists(st.lists(_PIECES, max_size=8).map("".join), max_size=12))
+def test_gate_hits_are_the_values_that_hold_a_gate_word(values: list[str]) -> None:
+    assert not any("\n" in w for w in scan._GATE_WORDS)  # values are joined by newlines
+    expected = {i for i, v in enumerate(values) if any(w in scan._ascii_lower(v) for w in scan._GATE_WORDS)}
+    assert scan._gate_hits(values, "\n".join(values)) == expected
+
+
+def test_the_gate_counts_positions_in_characters() -> None:
+    values = ["é" * 40, "İ" * 40 + "x", "plain", "a token here"]
+    assert scan._gate_hits(values, "\n".join(values)) == {3}
+
+
+_ONE_CASE = st.one_of(
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-.~ ", min_size=16, max_size=80),
+    st.binary(min_size=12, max_size=60).map(lambda b: base64.b64encode(b).decode()),
+).flatmap(lambda v: st.sampled_from([v.lower(), v.upper()]))
+
+
+@given(_ONE_CASE)
+def test_a_value_in_one_case_is_neither_encoded_nor_a_random_token(value: str) -> None:
+    """What lets `_encoded_or_random` skip both tests for such a value (names, images, hosts)."""
+    assert "%" not in value and (value.islower() or value.isupper() or not any(c.isalpha() for c in value))
+    if value.islower() or value.isupper():
+        assert scan.decoded(value) is None
+        assert not scan.random_token(value)
+        assert scan._encoded_or_random("S3_B", value) == []
+
+
+def test_random_tokens_and_encoded_values_still_pass_the_one_case_test() -> None:
+    assert scan._encoded_or_random("S3_B", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz1A2b3C4d")[0].rule == "random-token"
+    assert [f.rule for f in scan._encoded_or_random("x", "postgres%3A%2F%2Fu%3Ahunter2%40db%2Fapp")] == ["url-password"]
+
+
+def test_the_same_value_under_different_names_is_judged_under_each() -> None:
+    """Verdicts are not shared between strings: a value is flagged under a credential name and
+    not under a neutral one, in one object and across objects, in either order."""
+    cm = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"note": "hunter2", "db_password": "hunter2", "zeta": "hunter2"}}
+    assert _fields(cm) == [("data.db_password", "key-name")]
+    env = [{"name": "LOG_LEVEL", "value": "hunter2"}, {"name": "API_TOKEN", "value": "hunter2"}]
+    pod = {"kind": "Pod", "spec": {"containers": [{"name": "app", "env": env}]}}
+    assert _fields(pod) == [("spec.containers[app].env[API_TOKEN].value", "key-name")]
+    assert _fields({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"note": "hunter2"}}) == []
+
+
+def test_object_digest_covers_the_scanner_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    obj = {"kind": "ConfigMap", "data": {"a": "b"}}
+    before = scan.object_digest(obj)
+    monkeypatch.setattr(scan, "_rules_digest", lambda: b"\x01" * 32)
+    assert scan.object_digest(obj) != before and len(scan.object_digest(obj)) == 32
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("db_password", []),
+        ("db_password=hunter2", ["assignment"]),
+        ("run it\n--db-password", []),
+        ("run it\n--db-password hunter2", ["assignment"]),
+        ("app-0001-key00-override", []),
+        ("<password>hunter2</password>", ["assignment"]),
+    ],
+)
+def test_a_name_that_ends_the_value_has_no_value(value: str, expected: list[str]) -> None:
+    assert rules("cfg", value) == expected
