@@ -207,7 +207,7 @@ def test_a_missing_resource_is_one_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,12}", fullmatch=True)
@@ -216,6 +216,7 @@ _values = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_cha
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(base={"A": ""}, overlay={"A": "="}, behavior="merge")  # kubectl prints `A: =` (found by hypothesis)
 @given(base=st.dictionaries(_keys, _values, min_size=1, max_size=5),
        overlay=st.dictionaries(_keys, _values, max_size=3),
        behavior=st.sampled_from(["merge", "replace"]))
