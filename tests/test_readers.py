@@ -189,3 +189,25 @@ def test_kustomize_unsafe_characters() -> None:
 def test_kustomize_unsafe_is_the_regex_search(text: str) -> None:
     fast, regex = kustomize_unsafe(text), KUSTOMIZE_UNSAFE.search(text)
     assert (fast and (fast.start(), fast.group())) == (regex and (regex.start(), regex.group()))
+
+
+def test_a_plain_equals_sign_is_the_string_kubectl_reads(tmp_path: Path) -> None:
+    """YAML 1.1's "value key" `=`: PyYAML resolves a plain `=` to a type it cannot construct;
+    kubectl (go-yaml) reads the string "=". A manifest and a ConfigMap with it render, and what
+    reaches kubectl from out/ is what kubectl reads in the source."""
+    source = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: eq\ndata:\n  a: =\n  b: x\n---\n"
+              "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+              "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
+              "    spec:\n      containers:\n        - name: c\n          image: nginx:1.25\n"
+              "          args: [=, &arg =]\n          env: [{name: E, value: =}, {name: F, value: *arg}]\n")
+    repo = write_repo(tmp_path / "repo", {"base/web/manifests.yaml": source,
+                                          "environments/dev/env.yaml": "namespace: dev\n"})
+    result = run("render", "--repo", repo, "-j", "1")
+    assert result.exit_code == 0, result.output
+    ours = _decoded(sorted(p for p in (repo / "out" / "dev").rglob("*.yaml") if p.name != "kustomization.yaml"))
+    theirs = _decoded([repo / "base" / "web" / "manifests.yaml"])
+    assert theirs["ConfigMap"]["data"] == {"a": "=", "b": "x"} == ours["ConfigMap"]["data"]
+    for objects in (ours, theirs):
+        container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"] == ["=", "="]
+        assert container["env"] == [{"name": "E", "value": "="}, {"name": "F", "value": "="}]

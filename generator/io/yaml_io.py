@@ -130,6 +130,13 @@ class _Loader(_FastResolve, _BaseLoader):  # type: ignore[misc, valid-type]
         return yaml.constructor.BaseConstructor.construct_mapping(self, node, deep=deep)
 
 
+# A plain `=` is YAML 1.1's "value key", which PyYAML resolves but cannot construct; go-yaml
+# (kubectl, kustomize, Argo CD, Flux) has no such type and reads the string "=". So do we.
+# (The emitter keeps quoting it: `'='` reads back as "=" in every reader.)
+_VALUE = "tag:yaml.org,2002:value"
+_Loader.add_constructor(_VALUE, yaml.SafeLoader.construct_yaml_str)
+
+
 def _check_bounds(root: yaml.Node) -> None:
     """Reject alias bombs and absurd nesting before anything is constructed."""
     sizes: dict[int, int] = {}
@@ -277,6 +284,8 @@ def _build(loader: _Loader, node: yaml.Node) -> Any:
             return None
         if tag == _BOOL:
             return loader.bool_values[node.value.lower()]
+        if tag == _VALUE:
+            return "="
         return _construct(loader, node)
     if cls is yaml.MappingNode and tag == _MAP:
         out: dict[Any, Any] = {}
