@@ -231,3 +231,19 @@ def test_refuses_rather_than_breaking_a_file() -> None:
     doc = YamlText("a: [1, 2]\n", "f.yaml")
     with pytest.raises(EditError, match="holds a list"):
         doc.set(("a",), 3)
+
+
+def test_a_plain_equals_sign_in_the_edited_file_is_read_as_the_render_reads_it(tmp_path: Path) -> None:
+    """`=` unquoted (a string to kubectl, kustomize and the renderer) does not stop an edit of
+    the file that holds it."""
+    repo = write_repo(tmp_path / "repo", {
+        "base/web/deployment.yaml": deployment("web", "containers: [{name: c, image: 'nginx:1.25', args: [=]}]"),
+        "environments/dev/env.yaml": "namespace: dev\npatches:\n  - kind: Deployment\n    metadata: {name: web}\n"
+                                     "    spec: {template: {metadata: {annotations: {sep: =}}}}\n",
+    })
+    assert run("render", "--repo", repo).exit_code == 0
+    result = run("set", "image", "--repo", repo, "--env", "dev", "nginx=nginx:1.27")
+    assert result.exit_code == 0, result.output
+    deploy = load_out(repo / "out/dev")["web/deployment-web.yaml"]
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert deploy["spec"]["template"]["metadata"]["annotations"]["sep"] == "="

@@ -10,10 +10,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from generator.charts import binaries
 from generator.errors import AdoptError
+from generator.io.yaml_io import load_plain_all
 
 ENV_VAR = "GITOPS_GEN_KUBECTL"
 
@@ -50,13 +49,4 @@ def kustomize_build(kubectl: Path, folder: Path, shown: str) -> list[dict[str, A
         detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise AdoptError(f"`kubectl kustomize {shown}` failed: {detail[-1] if detail else 'no message'}",
                          file=shown, hint="the Kustomize repo must build before it can be imported")
-    return [d for d in yaml.load_all(proc.stdout.decode("utf-8"), Loader=_BuildLoader) if isinstance(d, dict)]
-
-
-class _BuildLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """PyYAML's safe loader for what `kubectl kustomize` prints (go-yaml v3): a plain `=` is the
-    string "=" there, not YAML 1.1's "value key", which PyYAML has no constructor for (a
-    ConfigMap literal `A==` printed as `A: =` made the import fail)."""
-
-
-_BuildLoader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)
+    return [d for d in load_plain_all(proc.stdout.decode("utf-8")) if isinstance(d, dict)]

@@ -29,7 +29,7 @@ from generator.adopt.generators import Copier, Decl, convert, our_env_pairs
 from generator.adopt.kubectl import kustomize_build
 from generator.adopt.layers import KUSTOMIZATION_FILES, Layer, Tree, read_tree
 from generator.errors import AdoptError
-from generator.io.yaml_io import dump_document
+from generator.io.yaml_io import dump_document, load_plain, load_plain_all
 
 Todo = list[tuple[str, str]]
 # Keys of a kustomization the importer understands (others become TODOs).
@@ -143,7 +143,7 @@ def _leaf_app(tree: Tree, layer: Layer, kubectl: Path, taken: set[str], imp: Imp
     else:
         for _, path in layer.files:
             text = path.read_text(encoding="utf-8")
-            objects = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+            objects = [d for d in load_plain_all(text) if isinstance(d, dict)]
             app.objects += objects
             if any(o.get("kind") in ("ConfigMap", "Secret") for o in objects):
                 text = "---\n".join(_manifest(o, imp) for o in objects)
@@ -319,7 +319,7 @@ def _layer_patches(layer: Layer, env: Env, objects: list[dict[str, Any]], todo: 
                 continue
             target = entry.get("target") if isinstance(entry, dict) else None
             if key == "patchesJson6902":
-                ops = yaml.safe_load(text)
+                ops = load_plain(text)
                 found = P.json6902(layer, (key, i), ops, target, todo, objects)
                 env.patches += [found] if found is not None else []
             else:

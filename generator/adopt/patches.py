@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from generator.adopt.layers import Layer
+from generator.io.yaml_io import load_plain_all
 from generator.steps.images import matches as image_matches
 
 Todo = list[tuple[str, str]]
@@ -144,7 +144,7 @@ def _operation(op: Any, obj: dict[str, Any] | None = None) -> dict[str, Any] | N
 def file_patches(layer: Layer, where: tuple[str | int, ...], text: str, target: dict[str, Any] | None,
                  todo: Todo, objects: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """A `patches:` entry's text: strategic-merge documents or one JSON 6902 list."""
-    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    docs = [d for d in load_plain_all(text) if d is not None]
     if len(docs) == 1 and isinstance(docs[0], list):
         found = json6902(layer, where, docs[0], target, todo, objects)
         return [found] if found is not None else []
@@ -215,5 +215,5 @@ def _images_of(objects: Iterable[dict[str, Any]]) -> Iterator[str]:
 def read_objects(paths: Iterable[Path]) -> list[dict[str, Any]]:
     out = []
     for path in paths:
-        out += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+        out += [d for d in load_plain_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
     return out

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from generator.errors import EditError
+from generator.io.yaml_io import load_plain_all
 
 Path_ = tuple[str | int, ...]
 _DELETE = object()  # the marker of a deletion in `_expected`
@@ -171,7 +172,7 @@ class YamlText:
         return docs[self.doc_index] if self.doc_index < len(docs) else None
 
     def data(self) -> Any:
-        docs = list(yaml.safe_load_all(self.text))
+        docs = load_plain_all(self.text)
         return docs[self.doc_index] if self.doc_index < len(docs) else None
 
     def find(self, path: Path_) -> tuple[Any, list[Any]]:
@@ -422,7 +423,7 @@ class _Unreadable:
 
 
 def _load(text: str, doc_index: int) -> Any:
-    docs = list(yaml.safe_load_all(text))
+    docs = load_plain_all(text)
     return docs[doc_index] if doc_index < len(docs) else None
 
 

@@ -137,6 +137,28 @@ _VALUE = "tag:yaml.org,2002:value"
 _Loader.add_constructor(_VALUE, yaml.SafeLoader.construct_yaml_str)
 
 
+class _PlainLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """PyYAML's safe loader with `=` read as go-yaml reads it (above), for the readers off the
+    render's path (`load_plain_all`)."""
+
+
+_PlainLoader.add_constructor(_VALUE, yaml.SafeLoader.construct_yaml_str)
+
+
+def load_plain_all(text: str) -> list[Any]:
+    """Every document of a YAML stream, read as PyYAML's safe loader reads it except for a plain
+    `=` (the string, as in kubectl and kustomize): for files and tool output read off the render's
+    path (`import kustomize`, the edit commands), where positions and the input rules are not
+    needed. Raises yaml.YAMLError."""
+    return list(yaml.load_all(text, Loader=_PlainLoader))
+
+
+def load_plain(text: str) -> Any:
+    """The one document of `text`, read as `load_plain_all` reads (yaml.YAMLError when there are
+    several)."""
+    return yaml.load(text, Loader=_PlainLoader)
+
+
 def _check_bounds(root: yaml.Node) -> None:
     """Reject alias bombs and absurd nesting before anything is constructed."""
     sizes: dict[int, int] = {}
