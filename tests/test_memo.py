@@ -22,6 +22,19 @@ def test_parse_hit_returns_a_fresh_copy(tmp_path: Path) -> None:
     assert again.hits == 1
 
 
+def test_entries_of_another_parser_are_misses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change to the parser or its rules (yaml_io.py, readers.py) must not hand back how the
+    old code read a text (a plain `1:30` in a manifest was 90, is "1:30" now)."""
+    from generator.io import memo as memo_module
+
+    memo = Memo(tmp_path / "m.memo")
+    memo.parse("a: {b: 1}\n", parse)
+    memo.save()
+    assert Memo(tmp_path / "m.memo").warm
+    monkeypatch.setattr(memo_module, "_parser_digest", lambda: b"another parser")
+    assert not Memo(tmp_path / "m.memo").warm
+
+
 def test_stale_or_corrupt_memo_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "m.memo"
     path.write_bytes(b"not a pickle")

@@ -211,3 +211,25 @@ def test_a_plain_equals_sign_is_the_string_kubectl_reads(tmp_path: Path) -> None
         container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
         assert container["args"] == ["=", "="]
         assert container["env"] == [{"name": "E", "value": "="}, {"name": "F", "value": "="}]
+
+
+
+def test_base60_and_timestamps_in_a_manifest_reach_kubectl_as_written(tmp_path: Path) -> None:
+    """`1:30` and `2024-01-05` unquoted are text to kubectl (go-yaml has no base 60, and keeps a
+    timestamp's text): the render reads them so and commits them quoted, so kubectl decodes the
+    output exactly as it decodes the source (they were numbers and dates to PyYAML)."""
+    source = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+              "  selector: {matchLabels: {app: web}}\n  template:\n"
+              "    metadata: {labels: {app: web}, annotations: {window: 1:30, build: 2024-01-05}}\n"
+              "    spec:\n      containers:\n        - name: c\n          image: nginx:1.25\n"
+              "          args: [1:30, 2024-01-05, 2001-12-14t21:59:43.10-05:00, 1:30.5, -12:00]\n"
+              "          env: [{name: A, value: 190:20:30}]\n")
+    repo = write_repo(tmp_path / "repo", {"base/web/deployment.yaml": source,
+                                          "environments/dev/env.yaml": "namespace: dev\n"})
+    result = run("render", "--repo", repo, "-j", "1")
+    assert result.exit_code == 0, result.output
+    ours = _decoded([repo / "out" / "dev" / "web" / "deployment-web.yaml"])["Deployment"]
+    theirs = _decoded([repo / "base" / "web" / "deployment.yaml"])["Deployment"]
+    for part in (("metadata", "annotations"), ("spec", "containers")):
+        assert ours["spec"]["template"][part[0]][part[1]] == theirs["spec"]["template"][part[0]][part[1]]
+    assert theirs["spec"]["template"]["metadata"]["annotations"] == {"window": "1:30", "build": "2024-01-05"}

@@ -266,6 +266,20 @@ def test_manifest_rules_type_only_configmap_data() -> None:
     load_documents("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {paused: Off}\n", "x.yaml", "manifest")
 
 
+@pytest.mark.parametrize("text,value", [("1:30", "1:30"), ("-1:30:00", "-1:30:00"), ("1:30.5", "1:30.5"),
+                                        ("2024-01-05", "2024-01-05"), ("2001-12-14t21:59:43.10-05:00",
+                                                                         "2001-12-14t21:59:43.10-05:00"),
+                                        ("=", "=")])
+def test_manifests_read_base60_timestamps_and_equals_as_go_yaml_does(text: str, value: str) -> None:
+    """The text, as kubectl reads it (tests/test_readers.py checks kubectl itself); with an
+    anchor in the file too (PyYAML's generic constructor then builds it)."""
+    doc = f"apiVersion: v1\nkind: Pod\nmetadata: {{name: x, annotations: {{a: {text}}}}}\n"
+    for source in (doc, doc + "spec: {x: &y 1}\n"):
+        got = load_documents(source, "x.yaml", "manifest")[0][0]
+        assert got["metadata"]["annotations"]["a"] == value
+    assert load_documents(f"a: {text}\n", "x.yaml")[0][0]["a"] != value or text == "="  # out/ read back: PyYAML's
+
+
 @pytest.mark.parametrize("escape", ["\\x7f", "\\x80", "\\N", "\\u0085", "\\x9f", "\\uFFFE", "\\uffff"])
 def test_input_rules_refuse_escaped_characters_kustomize_refuses(escape: str) -> None:
     text = f'a: "x{escape}y"\n'

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from sys import intern as _intern
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +96,7 @@ class _Loader(_FastResolve, _BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
     json_exact = True  # see Documents
+    go_text = False  # see _go_text
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # Duplicates are checked among the keys written in this mapping, before merge keys
@@ -135,6 +136,24 @@ class _Loader(_FastResolve, _BaseLoader):  # type: ignore[misc, valid-type]
 # (The emitter keeps quoting it: `'='` reads back as "=" in every reader.)
 _VALUE = "tag:yaml.org,2002:value"
 _Loader.add_constructor(_VALUE, yaml.SafeLoader.construct_yaml_str)
+
+
+def _go_text(loader: _Loader, node: yaml.ScalarNode, typed: Callable[[Any, yaml.ScalarNode], Any]) -> Any:
+    """In a manifest, a YAML 1.1 base-60 number (`1:30`, 90 to PyYAML) or timestamp
+    (`2024-01-05`, a date to PyYAML) is the text it is to kubectl, kustomize, Argo CD and Flux:
+    go-yaml has no base 60 (its `resolve()` tries Go's number syntax only), and decoding into an
+    untyped value keeps a timestamp's text (checked with `kubectl label --local -o json`).
+    Elsewhere (the input rules refuse both in settings and ConfigMap data) PyYAML's value."""
+    if loader.go_text and (":" in node.value or node.tag == _TIMESTAMP_TAG):
+        return node.value
+    return typed(loader, node)
+
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+for _tag, _typed in (("tag:yaml.org,2002:int", yaml.SafeLoader.construct_yaml_int),
+                     ("tag:yaml.org,2002:float", yaml.SafeLoader.construct_yaml_float),
+                     (_TIMESTAMP_TAG, yaml.SafeLoader.construct_yaml_timestamp)):
+    _Loader.add_constructor(_tag, lambda loader, node, typed=_typed: _go_text(loader, node, typed))
 
 
 class _PlainLoader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -432,6 +451,7 @@ def load_documents(text: str, file: Path | str, rules: Rules = None) -> Document
     """Parse a YAML stream into (document, first line) pairs; empty documents are dropped.
     `rules`: the input rules to apply (see `Rules`)."""
     loader = _Loader(text)
+    loader.go_text = rules == "manifest"
     aliases = _may_alias(text)
     check = aliases or _may_nest_deep(text)  # aliases, or nesting deep enough to matter
     escapes = rules is not None and _ESCAPE.search(text) is not None
