@@ -278,6 +278,7 @@ def test_manifests_read_base60_timestamps_and_equals_as_go_yaml_does(text: str, 
         got = load_documents(source, "x.yaml", "manifest")[0][0]
         assert got["metadata"]["annotations"]["a"] == value
     assert load_documents(f"a: {text}\n", "x.yaml")[0][0]["a"] != value or text == "="  # out/ read back: PyYAML's
+    assert load_documents(f"a: {text}\n", "x.yaml", go_text=True)[0][0]["a"] == value  # helm's output
 
 
 @pytest.mark.parametrize("escape", ["\\x7f", "\\x80", "\\N", "\\u0085", "\\x9f", "\\uFFFE", "\\uffff"])

@@ -257,7 +257,8 @@ def to_resources(job: Job, stdout: str) -> tuple[list[Resource], list[ConfigMapD
     configmaps: list[ConfigMapDecl] = []
     for template, text in _chunks(stdout):
         where = job.where(template) if template else job.shown
-        for index, (obj, _line) in enumerate(load_documents(text, where)):
+        # read as kubectl would read helm's output (`1:30` is text), without the input rules
+        for index, (obj, _line) in enumerate(load_documents(text, where, go_text=True)):
             origin = Origin(where, None, index)
             check_manifest(obj, origin)
             if hooks.is_hook(obj):

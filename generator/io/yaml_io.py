@@ -447,11 +447,12 @@ def _check_input(root: yaml.Node, escapes: bool, rules: Rules, aliases: bool = T
             stack.extend([(c, False, check_type or c is typed) for c in reversed(node.value)])
 
 
-def load_documents(text: str, file: Path | str, rules: Rules = None) -> Documents:
+def load_documents(text: str, file: Path | str, rules: Rules = None, go_text: bool = False) -> Documents:
     """Parse a YAML stream into (document, first line) pairs; empty documents are dropped.
-    `rules`: the input rules to apply (see `Rules`)."""
+    `rules`: the input rules to apply (see `Rules`); `go_text`: base-60 numbers and timestamps
+    are text, as kubectl reads them (`_go_text`; always for manifests)."""
     loader = _Loader(text)
-    loader.go_text = rules == "manifest"
+    loader.go_text = go_text or rules == "manifest"
     aliases = _may_alias(text)
     check = aliases or _may_nest_deep(text)  # aliases, or nesting deep enough to matter
     escapes = rules is not None and _ESCAPE.search(text) is not None
