@@ -362,3 +362,30 @@ def test_out_identities_come_from_the_writer_and_match_a_walk(rendered: Path, mo
     _settle()
     assert run("check", "--repo", rendered).exit_code == 0
     assert sorted(saved) == ["dev", "dev", "prod", "prod"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.dictionaries(st.text(max_size=6), _JSON | st.dictionaries(st.text(max_size=8), _JSON, max_size=300),
+                            max_size=5))
+def test_json_in_pieces_is_json_dumps(body: dict[str, object]) -> None:
+    """The index is encoded a group of entries at a time: the same bytes as one `json.dumps`."""
+    import json
+
+    assert b"".join(index._json_pieces(body)) == json.dumps(body, separators=(",", ":")).encode()
+
+
+def test_json_in_pieces_splits_large_mappings() -> None:
+    import json
+
+    body = {"inputs": {f"base/app-{i}/\u00e9.yaml": "ab" * i for i in range(1000)}, "files": 3,
+            "apps": {f"app-{i}": {"names": [["Deployment", None, f"app-{i}"]]} for i in range(index._GROUP + 1)}}
+    pieces = index._json_pieces(body)
+    assert len(pieces) > 1000 // index._GROUP + 2
+    assert b"".join(pieces) == json.dumps(body, separators=(",", ":")).encode()

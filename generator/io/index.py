@@ -346,8 +346,34 @@ def save(root: Path, env: str, reads: Reads, report: Report,
         "apps": apps.facts if apps is not None else None, "patch_apps": apps.patch_apps if apps is not None else None,
         "order": apps.order if apps is not None else None,
     }
-    memo.store_entry(path, _stamp(), env.encode(), json.dumps(body, separators=(",", ":")).encode())
+    pieces = _json_pieces(body)
+    del body, inputs, known  # (megabytes at 1,000 apps: freed before they are written)
+    memo.store_entry(path, _stamp(), env.encode(), pieces)
     return True
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_GROUP = 128  # entries of a large mapping encoded at a time (see `_json_pieces`)
+
+
+def _json_pieces(body: Mapping[str, Any]) -> list[bytes]:
+    """`json.dumps(body, separators=(",", ":")).encode()` in pieces: a large mapping in the body
+    is encoded `_GROUP` entries at a time. In one call, Python 3.11's encoder keeps an object
+    per token until the text is done, several times the text's size (the index of 1,000 apps
+    is 2 MB of JSON); here only a group's are alive at once, and no text of it all is made."""
+    pieces = [b"{"]
+    for i, (key, value) in enumerate(body.items()):
+        head = ("," if i else "") + _ENCODE(key) + ":"
+        if isinstance(value, dict) and len(value) > _GROUP:
+            items = list(value.items())
+            pieces.append((head + "{").encode())
+            for at in range(0, len(items), _GROUP):
+                pieces.append((("," if at else "") + _ENCODE(dict(items[at : at + _GROUP]))[1:-1]).encode())
+            pieces.append(b"}")
+        else:
+            pieces.append((head + _ENCODE(value)).encode())
+    pieces.append(b"}")
+    return pieces
 
 
 def stored_inputs(root: str, env: str, body: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:

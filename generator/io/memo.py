@@ -23,7 +23,7 @@ import hmac
 import json
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +184,8 @@ def _memo_file(root: Path, name: str, enabled: bool) -> Path | None:
 
 _PARSED, _CLEAN, _FILE, _ENTRY = 1, 2, 3, 4  # record kinds
 Record = tuple[int, bytes, bytes]
+# A record to write: its value may come in pieces, written one after the other (read back joined).
+Written = tuple[int, bytes, bytes | Sequence[bytes]]
 
 
 def _encode_docs(docs: Docs) -> bytes | None:
@@ -255,12 +257,31 @@ def _mac(key: bytes, body: bytes) -> bytes:
     return hmac.new(key, body, hashlib.sha256).digest()
 
 
-def _pack(stamp: tuple[Any, ...], records: list[Record]) -> bytes:
+# Records are written in runs of about this many bytes, a larger value on its own: a memo file
+# is written without a copy of its body in memory (the render index's JSON is megabytes).
+_RUN = 1 << 16
+
+
+def _pack(stamp: tuple[Any, ...], records: Iterable[Written]) -> Iterator[bytes]:
+    """The body of a memo file, in pieces to write one after the other."""
     stamp_bytes = json.dumps(stamp).encode()
-    parts = [_HEAD.pack(len(stamp_bytes)), stamp_bytes]
+    run = [_HEAD.pack(len(stamp_bytes)), stamp_bytes]
+    size = 0
     for kind, key, value in records:
-        parts += [_RECORD.pack(kind, len(key), len(value)), key, value]
-    return b"".join(parts)
+        pieces = [value] if isinstance(value, bytes) else value
+        length = sum(len(p) for p in pieces)
+        run += [_RECORD.pack(kind, len(key), length), key]
+        if length >= _RUN:
+            yield b"".join(run)
+            yield from pieces
+            run, size = [], 0
+            continue
+        run += pieces
+        size += length
+        if size >= _RUN:
+            yield b"".join(run)
+            run, size = [], 0
+    yield b"".join(run)
 
 
 def _unpack(body: bytes, stamp: tuple[Any, ...]) -> Iterator[Record]:
@@ -303,19 +324,27 @@ def _read_records(path: Path, stamp: tuple[Any, ...]) -> list[Record]:
         return []
 
 
-def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
+def _store(path: Path, stamp: tuple[Any, ...], records: Iterable[Written]) -> None:
     """Write the records to `path` through a temporary file beside it and a rename. Best
     effort: a cache must never fail a render. (No `tempfile`: its imports cost every render memory.)"""
     key = memo_key()
     if key is None:
         return
-    body = _pack(stamp, records)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(MAGIC + _HEAD.pack(FORMAT) + _mac(key, body) + body)
+            # The HMAC comes before the body it covers: a placeholder first, the HMAC computed
+            # as the body is written, then written in its place. (No copy of the body in memory.)
+            head = MAGIC + _HEAD.pack(FORMAT)
+            handle.write(head + bytes(_MAC_SIZE))
+            mac = hmac.new(key, digestmod=hashlib.sha256)
+            for piece in _pack(stamp, records):
+                mac.update(piece)
+                handle.write(piece)
+            handle.seek(len(head))
+            handle.write(mac.digest())
         # Not renamed over the old file: on ext4 that makes the rename wait for the new file's
         # data to reach the disk (auto_da_alloc), up to a second for a memo of megabytes on a
         # busy disk. A cache file missing for a moment is a miss, nothing worse.
@@ -331,9 +360,10 @@ def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
             pass
 
 
-def store_entry(path: Path, stamp: tuple[Any, ...], key: bytes, value: bytes) -> None:
+def store_entry(path: Path, stamp: tuple[Any, ...], key: bytes, value: bytes | Sequence[bytes]) -> None:
     """Keep one value under `key` in its own memo file (authenticated like every memo file;
-    best effort). Used by memos kept one file per key, such as Helm's output."""
+    best effort). Used by memos kept one file per key, such as Helm's output and the render
+    index. `value` may be given in pieces (`load_entry` gives them back joined)."""
     _store(path, stamp, [(_ENTRY, key, value)])
 
 
