@@ -33,7 +33,6 @@ wrong one. This module imports nothing of the render: a no-change run stays fast
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -47,6 +46,7 @@ from typing import Any
 
 from generator import __version__
 from generator.io import memo
+from generator.steps.hashing import sha256
 
 INDEX_FORMAT = 2  # 2: paths relative to the repo, per-app facts (incremental renders)
 # An input whose mtime or ctime is this close to the render's start (or later) may have changed
@@ -202,7 +202,7 @@ def _code_digest() -> str:
     """The generator's source files and the installed packages' folders, by identity."""
     global _code
     if _code is None:
-        digest = hashlib.sha256()
+        digest = sha256()
         package = Path(__file__).resolve().parent.parent
         for folder, dirs, files in os.walk(package):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")

@@ -11,15 +11,13 @@ Set GITOPS_GEN_CACHE=off (or pass --no-cache) to disable it; GITOPS_GEN_CACHE_DI
 The cache folder may be shared (CI caches restored across branches), so it holds data only,
 never code: parse results are JSON (a document JSON cannot hold exactly, such as one with
 non-string keys, dates, binary values or YAML anchors, is simply not memoized), and each file is
-`MAGIC`, the format number and an HMAC-SHA256 of the rest under a key kept outside the cache
-folder (`memo_key`). A file that is truncated, corrupt, of another format or version, or
+`MAGIC`, the format number and a MAC of the rest (keyed BLAKE2b) under a key kept outside the
+cache folder (`memo_key`). A file that is truncated, corrupt, of another format or version, or
 written by anyone without the key is a miss as a whole; nothing in it is decoded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import struct
@@ -33,11 +31,23 @@ from generator.steps.hashing import sha256
 if TYPE_CHECKING:
     from generator.secrets.scan import FieldPath, Finding
 
+# CPython's own BLAKE2 and constant-time comparison, not hashlib's and hmac's: those load
+# OpenSSL, which costs every render 3.5 MB of memory (BLAKE2 is built in). BLAKE2b keyed with
+# the memo key is a MAC by design (RFC 7693), and faster here than SHA-256 without OpenSSL.
+try:
+    from _blake2 import blake2b as _blake2b
+    from _operator import _compare_digest
+except ImportError:  # pragma: no cover - another Python implementation
+    from hashlib import blake2b as _blake2b
+    from hmac import compare_digest as _compare_digest  # type: ignore[no-redef]
+
 # PyYAML and the scanner are imported where used, not here: the render index
 # (generator/io/index.py) reads memo files on the start-up path of a no-change render.
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 7  # 6: data-only records with an HMAC; 7: input rules (yaml_io.Rules) part of the parse key
+# 6: data-only records with an HMAC; 7: input rules (yaml_io.Rules) part of the parse key;
+# 8: keyed BLAKE2b instead of HMAC-SHA256
+FORMAT = 8
 MAGIC = b"gitops-gen memo\n"
 _HEAD = struct.Struct("<I")  # the format number, after MAGIC
 _MAC_SIZE = 32
@@ -225,7 +235,7 @@ def memo_key() -> bytes | None:
     whoever can write the cache (a shared CI cache) cannot forge an entry."""
     given = os.environ.get(KEY_ENV)
     if given:
-        return hashlib.sha256(given.encode()).digest()
+        return sha256(given.encode()).digest()
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     path = Path(base) / "gitops-gen" / "cache.key"
     try:
@@ -253,8 +263,10 @@ def memo_key() -> bytes | None:
         return None
 
 
-def _mac(key: bytes, body: bytes) -> bytes:
-    return hmac.new(key, body, hashlib.sha256).digest()
+def _mac(key: bytes, body: bytes = b"") -> _blake2b:
+    """The MAC of `body` under `key` (`update` it with more, then `digest()`): BLAKE2b keyed
+    with the memo key (at most 64 bytes, BLAKE2b's limit: `memo_key` reads no more)."""
+    return _blake2b(body, key=key, digest_size=_MAC_SIZE)
 
 
 # Records are written in runs of about this many bytes, a larger value on its own: a memo file
@@ -303,7 +315,7 @@ def _unpack(body: bytes, stamp: tuple[Any, ...]) -> Iterator[Record]:
 
 def _read_records(path: Path, stamp: tuple[Any, ...]) -> list[Record]:
     """The records of a memo file, or none when it is missing, unreadable or fails any check:
-    magic, format number, then the HMAC over everything after it (before any decoding)."""
+    magic, format number, then the MAC over everything after it (before any decoding)."""
     key = memo_key()
     if key is None:
         return []
@@ -316,7 +328,7 @@ def _read_records(path: Path, stamp: tuple[Any, ...]) -> list[Record]:
     if not data.startswith(head) or len(data) < len(head) + _MAC_SIZE:
         return []
     mac, body = data[len(head) : len(head) + _MAC_SIZE], data[len(head) + _MAC_SIZE :]
-    if not hmac.compare_digest(mac, _mac(key, body)):
+    if not _compare_digest(mac, _mac(key, body).digest()):
         return []
     try:
         return list(_unpack(body, stamp))
@@ -335,11 +347,11 @@ def _store(path: Path, stamp: tuple[Any, ...], records: Iterable[Written]) -> No
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            # The HMAC comes before the body it covers: a placeholder first, the HMAC computed
-            # as the body is written, then written in its place. (No copy of the body in memory.)
+            # The MAC comes before the body it covers: a placeholder first, the MAC computed as
+            # the body is written, then written in its place. (No copy of the body in memory.)
             head = MAGIC + _HEAD.pack(FORMAT)
             handle.write(head + bytes(_MAC_SIZE))
-            mac = hmac.new(key, digestmod=hashlib.sha256)
+            mac = _mac(key)
             for piece in _pack(stamp, records):
                 mac.update(piece)
                 handle.write(piece)
@@ -375,7 +387,7 @@ def load_entry(path: Path, stamp: tuple[Any, ...], key: bytes) -> bytes | None:
     if len(records) != 1:
         return None
     kind, found, value = records[0]
-    return value if kind == _ENTRY and hmac.compare_digest(found, key) else None
+    return value if kind == _ENTRY and _compare_digest(found, key) else None
 
 
 Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed
