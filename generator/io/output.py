@@ -71,15 +71,14 @@ class Files(Mapping[str, str]):
 
     def _source(self, path: str) -> Resource | str:
         source = self._sources[path]
-        if source is not None:
-            return source
-        from generator.io.write import read_regular
+        if source is None:  # let go of by `settle`: the text is in its folder
+            from generator.io.write import read_regular
 
-        assert self._folder is not None  # only `settle` leaves an object out
-        text = read_regular(self._folder / path)
-        if text is None:
-            raise KeyError(path)  # gone from out/ since it was published
-        return text
+            text = read_regular(self._folder / path) if self._folder is not None else None
+            if text is None:
+                raise KeyError(path)  # gone from out/ since it was published
+            return text
+        return source
 
     def digest(self, path: str, keep: bool = True) -> bytes:
         """A digest of what the text at `path` is emitted from (equal digests, equal texts);
