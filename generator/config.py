@@ -332,7 +332,7 @@ def load_app_config(root: Path, app_dir: Path, app: str, memo: Memo | None = Non
         return AppConfig(app, {}, ())
     doc, m = found
     mapping(doc, (), m, ("vars", "configMaps", "externalSecrets", "chart", "images"))
-    source = Reread(path)  # declarations outlive this function: read the text again for an error
+    source = Reread(str(path))  # declarations outlive this function: read the text again for an error
     decls: list[ConfigMapDecl] = []
     seen: set[str] = set()
     for i, item in enumerate(expect(doc, ("configMaps",), m.get("configMaps", []), list)):

@@ -12,13 +12,13 @@ from typing import Any
 class Reread:
     """A source file's text, read again on demand (only when an error is reported)."""
 
-    path: Path
+    path: str  # (a string, not a Path: one is kept per manifest, and a Path is twice the memory)
 
     def __call__(self) -> str | None:
         from generator.io.inputs import Refused, decode_text, read_input
 
         try:  # the file was read once already: inside the repo, not a FIFO; re-check anyway
-            return decode_text(read_input(Path(os.sep), self.path))
+            return decode_text(read_input(Path(os.sep), Path(self.path)))
         except (OSError, UnicodeDecodeError, Refused):
             return None
 

@@ -84,6 +84,14 @@ class Rendered(dict[str, Mapping[str, str]]):
         self.reports = dict(reports or {})
         self.apps = dict(apps or {})  # per environment, what the render index keeps of its apps
 
+    def settle(self, out: Path) -> None:
+        """out/<env>/ now holds each environment's files: let go of the objects they were
+        emitted from (their texts are read back from out/ if asked for; `Files.settle`)."""
+        for env, files in self.items():
+            fresh = files.fresh if isinstance(files, Spliced) else files
+            if isinstance(fresh, Files):
+                fresh.settle(out / env)
+
 
 @dataclass
 class Repo:
@@ -736,6 +744,7 @@ def publish(repo: Repo, envs: Sequence[str], jobs: int | None = None, stale: Seq
             rendered = render_many(repo, envs, jobs)
         todo = plan(out, rendered, stale)
         apply(out, todo, halves=jobs != 1)
+        rendered.settle(out)  # (the render index is built next: not while every object is alive)
         save_index(repo, rendered, envs, todo)
     return Published(rendered, todo, completed)
 

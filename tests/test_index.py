@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -362,3 +363,81 @@ def test_out_identities_come_from_the_writer_and_match_a_walk(rendered: Path, mo
     _settle()
     assert run("check", "--repo", rendered).exit_code == 0
     assert sorted(saved) == ["dev", "dev", "prod", "prod"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.dictionaries(st.text(max_size=6), _JSON | st.dictionaries(st.text(max_size=8), _JSON, max_size=300),
+                            max_size=5))
+def test_json_in_pieces_is_json_dumps(body: dict[str, object]) -> None:
+    """The index is encoded a group of entries at a time: the same bytes as one `json.dumps`."""
+    import json
+
+    assert b"".join(index._json_pieces(body)) == json.dumps(body, separators=(",", ":")).encode()
+
+
+def test_json_in_pieces_splits_large_mappings() -> None:
+    import json
+
+    body = {"inputs": {f"base/app-{i}/\u00e9.yaml": "ab" * i for i in range(1000)}, "files": 3,
+            "apps": {f"app-{i}": {"names": [["Deployment", None, f"app-{i}"]]} for i in range(index._GROUP + 1)}}
+    pieces = index._json_pieces(body)
+    assert len(pieces) > 1000 // index._GROUP + 2
+    assert b"".join(pieces) == json.dumps(body, separators=(",", ":")).encode()
+
+
+def _saved_bodies(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The bodies of the render indexes saved from now on, each file's identity left out."""
+    import json
+
+    bodies: list[dict[str, Any]] = []
+    real = memo.store_entry
+
+    def spy(path: Path, stamp: tuple[Any, ...], key: bytes, value: bytes | Sequence[bytes]) -> None:
+        if path.name.endswith(".index"):
+            body = json.loads(b"".join([value] if isinstance(value, bytes) else value))
+            body["inputs"], body["outputs"] = sorted(body["inputs"]), sorted(body["outputs"])
+            bodies.append(body)
+        real(path, stamp, key, value)
+
+    monkeypatch.setattr(memo, "store_entry", spy)
+    return bodies
+
+
+def test_the_index_is_the_same_built_after_the_objects_are_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`publish` lets go of the render's objects once out/ holds their files, before it builds
+    the render index (`Rendered.settle`): the index holds what it holds when built while they
+    are alive, after a full render and an incremental one alike; and the files `publish`
+    returns still read as what it wrote."""
+    from generator.incremental import Spliced
+    from generator.io.output import Files
+    from generator.pipeline import Rendered, Repo, publish
+
+    bodies = {}
+    for let_go in (True, False):
+        root = _repo(tmp_path / f"repo-{let_go}")
+        _settle()  # (an input changed just before the render is not indexed)
+        with monkeypatch.context() as patched:
+            if not let_go:
+                patched.setattr(Rendered, "settle", lambda self, out: None)
+            saved = _saved_bodies(patched)
+            for n in range(2):
+                if n:
+                    EDITS["data file"](root, n)
+                    _settle()
+                files = publish(Repo.open(root), ["dev"], jobs=1).rendered["dev"]
+                assert isinstance(files, Spliced) == bool(n)  # the second is rendered incrementally
+                fresh = getattr(files, "fresh", files)
+                assert isinstance(fresh, Files)
+                assert all(isinstance(fresh.source(p), str) for p in fresh) == let_go  # no object kept
+                assert {p: files[p] for p in files} == {p: (root / "out/dev" / p).read_text() for p in files}
+                _settle()
+        bodies[let_go] = saved
+    assert len(bodies[True]) == 2 and bodies[True][1]["apps"] != bodies[True][0]["apps"]
+    assert bodies[True] == bodies[False]

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from generator.io import memo as memo_module
 from generator.io.memo import Memo, load_entry, store_entry
 from generator.io.yaml_io import load_documents
 from generator.model import Origin, Resource
@@ -291,6 +292,29 @@ def test_an_entry_is_kept_and_read_back_only_under_its_key(tmp_path: Path) -> No
     assert load_entry(path, STAMP, b"key-2") is None  # a genuine entry copied to another key's path
     assert load_entry(path, ("test", 2), b"key-1") is None  # another format or version
     assert load_entry(tmp_path / "missing", STAMP, b"key-1") is None
+
+
+def test_an_entry_given_in_pieces_is_read_back_joined(tmp_path: Path) -> None:
+    path = tmp_path / "entry"
+    big = bytes(range(256)) * 1000  # larger than a run: written on its own
+    store_entry(path, STAMP, b"k", [b"{", big, b"", b"}"])
+    assert load_entry(path, STAMP, b"k") == b"{" + big + b"}"
+    store_entry(path, STAMP, b"k", [])
+    assert load_entry(path, STAMP, b"k") == b""
+
+
+@pytest.mark.parametrize("sizes", [[0, 1, 2], [memo_module._RUN - 40, 100, 5], [memo_module._RUN * 2, 3, memo_module._RUN]])
+def test_records_written_in_runs_read_back_as_they_were(tmp_path: Path, sizes: list[int]) -> None:
+    """Small records are joined in runs and a large value written on its own: the file still
+    holds every record, in order, under one HMAC."""
+    path = tmp_path / "m.memo"
+    records = [(1, b"key-%d" % i, bytes([i]) * size) for i, size in enumerate(sizes * 20)]
+    memo_module._store(path, STAMP, records)
+    assert memo_module._read_records(path, STAMP) == records
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1  # the HMAC covers every piece
+    path.write_bytes(bytes(data))
+    assert memo_module._read_records(path, STAMP) == []
 
 
 @pytest.mark.parametrize("damage", ["plain", "truncated", "flipped", "other_key", "empty"])

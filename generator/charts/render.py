@@ -9,7 +9,7 @@ retained, overlays apply), env.yaml patches, references, validation and the secr
 Helm output is memoized by a digest of everything that decides it (the helm binary, the chart's
 digest, release, namespace, Kubernetes version and merged values), one file per digest next to
 the parse memo. Each file is authenticated like the parse memo's (generator/io/memo.py:
-`store_entry`/`load_entry`, an HMAC under the key kept outside the cache, with the digest inside
+`store_entry`/`load_entry`, a MAC (keyed BLAKE2b) under the key kept outside the cache, with the digest inside
 it), so a planted, corrupt, truncated or copied entry is a miss: a shared CI cache cannot inject
 objects into out/.
 

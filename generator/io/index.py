@@ -33,7 +33,6 @@ wrong one. This module imports nothing of the render: a no-change run stays fast
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -47,6 +46,7 @@ from typing import Any
 
 from generator import __version__
 from generator.io import memo
+from generator.steps.hashing import sha256
 
 INDEX_FORMAT = 2  # 2: paths relative to the repo, per-app facts (incremental renders)
 # An input whose mtime or ctime is this close to the render's start (or later) may have changed
@@ -202,7 +202,7 @@ def _code_digest() -> str:
     """The generator's source files and the installed packages' folders, by identity."""
     global _code
     if _code is None:
-        digest = hashlib.sha256()
+        digest = sha256()
         package = Path(__file__).resolve().parent.parent
         for folder, dirs, files in os.walk(package):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -346,8 +346,34 @@ def save(root: Path, env: str, reads: Reads, report: Report,
         "apps": apps.facts if apps is not None else None, "patch_apps": apps.patch_apps if apps is not None else None,
         "order": apps.order if apps is not None else None,
     }
-    memo.store_entry(path, _stamp(), env.encode(), json.dumps(body, separators=(",", ":")).encode())
+    pieces = _json_pieces(body)
+    del body, inputs, known  # (megabytes at 1,000 apps: freed before they are written)
+    memo.store_entry(path, _stamp(), env.encode(), pieces)
     return True
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_GROUP = 128  # entries of a large mapping encoded at a time (see `_json_pieces`)
+
+
+def _json_pieces(body: Mapping[str, Any]) -> list[bytes]:
+    """`json.dumps(body, separators=(",", ":")).encode()` in pieces: a large mapping in the body
+    is encoded `_GROUP` entries at a time. In one call, Python 3.11's encoder keeps an object
+    per token until the text is done, several times the text's size (the index of 1,000 apps
+    is 2 MB of JSON); here only a group's are alive at once, and no text of it all is made."""
+    pieces = [b"{"]
+    for i, (key, value) in enumerate(body.items()):
+        head = ("," if i else "") + _ENCODE(key) + ":"
+        if isinstance(value, dict) and len(value) > _GROUP:
+            items = list(value.items())
+            pieces.append((head + "{").encode())
+            for at in range(0, len(items), _GROUP):
+                pieces.append((("," if at else "") + _ENCODE(dict(items[at : at + _GROUP]))[1:-1]).encode())
+            pieces.append(b"}")
+        else:
+            pieces.append((head + _ENCODE(value)).encode())
+    pieces.append(b"}")
+    return pieces
 
 
 def stored_inputs(root: str, env: str, body: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:

@@ -11,21 +11,18 @@ Set GITOPS_GEN_CACHE=off (or pass --no-cache) to disable it; GITOPS_GEN_CACHE_DI
 The cache folder may be shared (CI caches restored across branches), so it holds data only,
 never code: parse results are JSON (a document JSON cannot hold exactly, such as one with
 non-string keys, dates, binary values or YAML anchors, is simply not memoized), and each file is
-`MAGIC`, the format number and an HMAC-SHA256 of the rest under a key kept outside the cache
-folder (`memo_key`). A file that is truncated, corrupt, of another format or version, or
+`MAGIC`, the format number and a MAC of the rest (keyed BLAKE2b) under a key kept outside the
+cache folder (`memo_key`). A file that is truncated, corrupt, of another format or version, or
 written by anyone without the key is a miss as a whole; nothing in it is decoded.
 """
 
 from __future__ import annotations
 
 import functools
-
-import hashlib
-import hmac
 import json
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +32,23 @@ from generator.steps.hashing import sha256
 if TYPE_CHECKING:
     from generator.secrets.scan import FieldPath, Finding
 
+# CPython's own BLAKE2 and constant-time comparison, not hashlib's and hmac's: those load
+# OpenSSL, which costs every render 3.5 MB of memory (BLAKE2 is built in). BLAKE2b keyed with
+# the memo key is a MAC by design (RFC 7693), and faster here than SHA-256 without OpenSSL.
+try:
+    from _blake2 import blake2b as _blake2b
+    from _operator import _compare_digest
+except ImportError:  # pragma: no cover - another Python implementation
+    from hashlib import blake2b as _blake2b
+    from hmac import compare_digest as _compare_digest  # type: ignore[no-redef]
+
 # PyYAML and the scanner are imported where used, not here: the render index
 # (generator/io/index.py) reads memo files on the start-up path of a no-change render.
 
 # Bump when parsing or emitting changes in a way the key does not capture.
-FORMAT = 7  # 6: data-only records with an HMAC; 7: input rules (yaml_io.Rules) part of the parse key
+# 6: data-only records with an HMAC; 7: input rules (yaml_io.Rules) part of the parse key;
+# 8: keyed BLAKE2b instead of HMAC-SHA256
+FORMAT = 8
 MAGIC = b"gitops-gen memo\n"
 _HEAD = struct.Struct("<I")  # the format number, after MAGIC
 _MAC_SIZE = 32
@@ -186,6 +195,8 @@ def _memo_file(root: Path, name: str, enabled: bool) -> Path | None:
 
 _PARSED, _CLEAN, _FILE, _ENTRY = 1, 2, 3, 4  # record kinds
 Record = tuple[int, bytes, bytes]
+# A record to write: its value may come in pieces, written one after the other (read back joined).
+Written = tuple[int, bytes, bytes | Sequence[bytes]]
 
 
 def _encode_docs(docs: Docs) -> bytes | None:
@@ -225,7 +236,7 @@ def memo_key() -> bytes | None:
     whoever can write the cache (a shared CI cache) cannot forge an entry."""
     given = os.environ.get(KEY_ENV)
     if given:
-        return hashlib.sha256(given.encode()).digest()
+        return sha256(given.encode()).digest()
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     path = Path(base) / "gitops-gen" / "cache.key"
     try:
@@ -253,16 +264,37 @@ def memo_key() -> bytes | None:
         return None
 
 
-def _mac(key: bytes, body: bytes) -> bytes:
-    return hmac.new(key, body, hashlib.sha256).digest()
+def _mac(key: bytes, body: bytes = b"") -> _blake2b:
+    """The MAC of `body` under `key` (`update` it with more, then `digest()`): BLAKE2b keyed
+    with the memo key (at most 64 bytes, BLAKE2b's limit: `memo_key` reads no more)."""
+    return _blake2b(body, key=key, digest_size=_MAC_SIZE)
 
 
-def _pack(stamp: tuple[Any, ...], records: list[Record]) -> bytes:
+# Records are written in runs of about this many bytes, a larger value on its own: a memo file
+# is written without a copy of its body in memory (the render index's JSON is megabytes).
+_RUN = 1 << 16
+
+
+def _pack(stamp: tuple[Any, ...], records: Iterable[Written]) -> Iterator[bytes]:
+    """The body of a memo file, in pieces to write one after the other."""
     stamp_bytes = json.dumps(stamp).encode()
-    parts = [_HEAD.pack(len(stamp_bytes)), stamp_bytes]
+    run = [_HEAD.pack(len(stamp_bytes)), stamp_bytes]
+    size = 0
     for kind, key, value in records:
-        parts += [_RECORD.pack(kind, len(key), len(value)), key, value]
-    return b"".join(parts)
+        pieces = [value] if isinstance(value, bytes) else value
+        length = sum(len(p) for p in pieces)
+        run += [_RECORD.pack(kind, len(key), length), key]
+        if length >= _RUN:
+            yield b"".join(run)
+            yield from pieces
+            run, size = [], 0
+            continue
+        run += pieces
+        size += length
+        if size >= _RUN:
+            yield b"".join(run)
+            run, size = [], 0
+    yield b"".join(run)
 
 
 def _unpack(body: bytes, stamp: tuple[Any, ...]) -> Iterator[Record]:
@@ -284,7 +316,7 @@ def _unpack(body: bytes, stamp: tuple[Any, ...]) -> Iterator[Record]:
 
 def _read_records(path: Path, stamp: tuple[Any, ...]) -> list[Record]:
     """The records of a memo file, or none when it is missing, unreadable or fails any check:
-    magic, format number, then the HMAC over everything after it (before any decoding)."""
+    magic, format number, then the MAC over everything after it (before any decoding)."""
     key = memo_key()
     if key is None:
         return []
@@ -297,7 +329,7 @@ def _read_records(path: Path, stamp: tuple[Any, ...]) -> list[Record]:
     if not data.startswith(head) or len(data) < len(head) + _MAC_SIZE:
         return []
     mac, body = data[len(head) : len(head) + _MAC_SIZE], data[len(head) + _MAC_SIZE :]
-    if not hmac.compare_digest(mac, _mac(key, body)):
+    if not _compare_digest(mac, _mac(key, body).digest()):
         return []
     try:
         return list(_unpack(body, stamp))
@@ -305,19 +337,27 @@ def _read_records(path: Path, stamp: tuple[Any, ...]) -> list[Record]:
         return []
 
 
-def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
+def _store(path: Path, stamp: tuple[Any, ...], records: Iterable[Written]) -> None:
     """Write the records to `path` through a temporary file beside it and a rename. Best
     effort: a cache must never fail a render. (No `tempfile`: its imports cost every render memory.)"""
     key = memo_key()
     if key is None:
         return
-    body = _pack(stamp, records)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(MAGIC + _HEAD.pack(FORMAT) + _mac(key, body) + body)
+            # The MAC comes before the body it covers: a placeholder first, the MAC computed as
+            # the body is written, then written in its place. (No copy of the body in memory.)
+            head = MAGIC + _HEAD.pack(FORMAT)
+            handle.write(head + bytes(_MAC_SIZE))
+            mac = _mac(key)
+            for piece in _pack(stamp, records):
+                mac.update(piece)
+                handle.write(piece)
+            handle.seek(len(head))
+            handle.write(mac.digest())
         # Not renamed over the old file: on ext4 that makes the rename wait for the new file's
         # data to reach the disk (auto_da_alloc), up to a second for a memo of megabytes on a
         # busy disk. A cache file missing for a moment is a miss, nothing worse.
@@ -333,9 +373,10 @@ def _store(path: Path, stamp: tuple[Any, ...], records: list[Record]) -> None:
             pass
 
 
-def store_entry(path: Path, stamp: tuple[Any, ...], key: bytes, value: bytes) -> None:
+def store_entry(path: Path, stamp: tuple[Any, ...], key: bytes, value: bytes | Sequence[bytes]) -> None:
     """Keep one value under `key` in its own memo file (authenticated like every memo file;
-    best effort). Used by memos kept one file per key, such as Helm's output."""
+    best effort). Used by memos kept one file per key, such as Helm's output and the render
+    index. `value` may be given in pieces (`load_entry` gives them back joined)."""
     _store(path, stamp, [(_ENTRY, key, value)])
 
 
@@ -347,7 +388,7 @@ def load_entry(path: Path, stamp: tuple[Any, ...], key: bytes) -> bytes | None:
     if len(records) != 1:
         return None
     kind, found, value = records[0]
-    return value if kind == _ENTRY and hmac.compare_digest(found, key) else None
+    return value if kind == _ENTRY and _compare_digest(found, key) else None
 
 
 Identity = bytes  # inode, size, mtime and ctime (ns) of a file, packed

@@ -52,19 +52,40 @@ class Files(Mapping[str, str]):
     for and not kept, so a render never holds every file's text and every object at once.
     Texts given as text (the kustomization, retained versions) are kept as they are."""
 
-    __slots__ = ("_sources", "_digests", "known")
+    __slots__ = ("_sources", "_digests", "known", "_folder")
 
     def __init__(self, sources: Mapping[str, Resource | str] | None = None, known: OutputMemo | None = None) -> None:
-        self._sources: dict[str, Resource | str] = dict(sources or {})
+        self._sources: dict[str, Resource | str | None] = dict(sources or {})
         self._digests: dict[str, bytes] = {}
         self.known = known  # what earlier renders left in out/<env>/ (memo.OutputMemo)
+        self._folder: Path | None = None  # where the texts of settled objects are (see `settle`)
+
+    def settle(self, folder: Path) -> None:
+        """`folder` (out/<env>/) now holds every file: let go of the objects the texts are
+        emitted from, keeping the paths; a text asked for later is read back from `folder`, as
+        a text given as text. Publishing does this before it saves the render index, which
+        would otherwise be built while every object of the render is still alive."""
+        self._folder = folder
+        self._sources = {p: s if isinstance(s, str) else None for p, s in self._sources.items()}
+        self._digests = {}
+
+    def _source(self, path: str) -> Resource | str:
+        source = self._sources[path]
+        if source is None:  # let go of by `settle`: the text is in its folder
+            from generator.io.write import read_regular
+
+            text = read_regular(self._folder / path) if self._folder is not None else None
+            if text is None:
+                raise KeyError(path)  # gone from out/ since it was published
+            return text
+        return source
 
     def digest(self, path: str, keep: bool = True) -> bytes:
         """A digest of what the text at `path` is emitted from (equal digests, equal texts);
         `keep`: remember it for the next call."""
         found = self._digests.get(path)
         if found is None:
-            source = self._sources[path]
+            source = self._source(path)
             if isinstance(source, str):
                 found = sha256(b"text\0" + source.encode("utf-8", "surrogatepass")).digest()[:16]
             else:
@@ -89,7 +110,7 @@ class Files(Mapping[str, str]):
         back as itself (`yaml_io.dump_exact`), the (document, first line) pairs that parsing
         the text gives, known without parsing; None for a text given as text or emitted by
         libyaml. The document shares its values with the render's objects: not to be changed."""
-        source = self._sources[path]
+        source = self._source(path)
         if isinstance(source, str):
             return source, None
         obj = ordered(source.obj)
@@ -100,7 +121,7 @@ class Files(Mapping[str, str]):
         return header + body, [(obj, header.count("\n") + 1)]
 
     def __getitem__(self, path: str) -> str:
-        source = self._sources[path]
+        source = self._source(path)
         return source if isinstance(source, str) else render_file(source)
 
     def __iter__(self) -> Iterator[str]:
@@ -114,14 +135,17 @@ class Files(Mapping[str, str]):
 
     def source(self, path: str) -> Resource | str:
         """What the text at `path` is emitted from: an object, or the text itself."""
-        return self._sources[path]
+        return self._source(path)
 
     def add(self, path: str, source: Resource | str) -> None:
         self._sources[path] = source
         self._digests.pop(path, None)
 
     def without(self, path: str) -> Files:
-        return Files({p: s for p, s in self._sources.items() if p != path}, self.known)
+        rest = Files(known=self.known)
+        rest._sources = {p: s for p, s in self._sources.items() if p != path}
+        rest._folder = self._folder
+        return rest
 
 
 def kustomization(paths: list[str]) -> str:

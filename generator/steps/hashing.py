@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 
 
 class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
     def digest(self) -> bytes: ...
     def hexdigest(self) -> str: ...
 
 
-def _sha256_function() -> Callable[[bytes], Digest]:
+class Hasher(Protocol):
+    def __call__(self, data: bytes = ..., /) -> Digest: ...
+
+
+def _sha256_function() -> Hasher:
     """CPython's built-in SHA-256 (`_sha256` in 3.11, `_sha2` from 3.12): the same digests as
     hashlib's, without loading OpenSSL, which costs 3.5 MB of memory in every render."""
     for module in ("_sha256", "_sha2"):
         try:
-            found: Callable[[bytes], Digest] = getattr(importlib.import_module(module), "sha256")
+            found: Hasher = getattr(importlib.import_module(module), "sha256")
             return found
         except (ImportError, AttributeError):
             continue

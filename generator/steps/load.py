@@ -165,7 +165,7 @@ def load_app_folder(
     for path in manifest_files(root, folder, skip):
         shown, text, docs = read_documents(root, path, templates, context, memo)
         # A rendered template's text exists only here; a plain file can be read again.
-        source = text if path.name.endswith(".j2") else Reread(path)
+        source = text if path.name.endswith(".j2") else Reread(str(path))
         for index, (obj, line) in enumerate(docs):
             origin = Origin(shown, line, index, source)
             _check_manifest(obj, origin)
