@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import signal
@@ -41,6 +40,7 @@ from generator.incremental import Spliced
 from generator.io.memo import Stat, stat_of
 from generator.io.output import HEADER, Files, is_owned
 from generator.io.parallel import WorkerDied, cores, fork_beside
+from generator.steps.hashing import sha256  # CPython's own: hashlib would load OpenSSL (3.5 MB)
 
 TMP_PREFIX = ".gitops-gen-tmp."
 JOURNAL = ".gitops-gen-journal"
@@ -626,7 +626,7 @@ def _stage_files(out: Path, dirs: _Dirs, todo: Plan, targets: list[Path], faults
         folder, name = _split(out, target)
         fd = dirs.open(folder, create=True)
         data = todo.writes[target].encode("utf-8")
-        staged.append([folder, name, hashlib.sha256(data).hexdigest()])
+        staged.append([folder, name, sha256(data).hexdigest()])
         try:
             _write_new(TMP_PREFIX + name, data, fd, faults, each)
         except FileExistsError:  # ours, from an interrupted render (a link was refused when planning)
@@ -801,7 +801,7 @@ def _digest(name: str, dir_fd: int) -> str | None:
     except OSError:
         return None
     with os.fdopen(fd, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return sha256(handle.read()).hexdigest()
 
 
 def _owned_at(name: str, dir_fd: int) -> bool:
