@@ -637,8 +637,9 @@ def _stage_files(out: Path, dirs: _Dirs, todo: Plan, targets: list[Path], faults
 # A publication of at least this many files is staged by two processes, this one and a forked
 # one, each emitting and writing half of the files: at 1,000 apps (3,000 files) staging is most
 # of a cold render's publication, and the halves share nothing but the folders above them.
-# Below it the fork (and the other process's first touches of the shared objects) costs more
-# than half of the staging saves (measured: see README, Performance).
+# The fork and the other process's first touches of the shared objects cost milliseconds; 400
+# files are about 30 ms of staging, so below that it would hardly pay (a conservative bound: the
+# gain at 3,000 files, 3-5% of a cold render, is in README, Performance).
 SPLIT_MIN = 400
 
 
