@@ -200,18 +200,23 @@ def test_a_plain_equals_sign_is_the_string_kubectl_reads(tmp_path: Path) -> None
               "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
               "    spec:\n      containers:\n        - name: c\n          image: nginx:1.25\n"
               "          args: [=, &arg =]\n          env: [{name: E, value: =}, {name: F, value: *arg}]\n")
-    repo = write_repo(tmp_path / "repo", {"base/web/manifests.yaml": source,
-                                          "environments/dev/env.yaml": "namespace: dev\n"})
-    result = run("render", "--repo", repo, "-j", "1")
-    assert result.exit_code == 0, result.output
-    ours = _decoded(sorted(p for p in (repo / "out" / "dev").rglob("*.yaml") if p.name != "kustomization.yaml"))
-    theirs = _decoded([repo / "base" / "web" / "manifests.yaml"])
+    ours, theirs = _source_and_output(tmp_path, source)
     assert theirs["ConfigMap"]["data"] == {"a": "=", "b": "x"} == ours["ConfigMap"]["data"]
     for objects in (ours, theirs):
         container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
         assert container["args"] == ["=", "="]
         assert container["env"] == [{"name": "E", "value": "="}, {"name": "F", "value": "="}]
 
+
+def _source_and_output(tmp_path: Path, source: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """`source` as one app's manifests, rendered: (the output's objects, the source's objects),
+    both as kubectl decodes them, by kind."""
+    repo = write_repo(tmp_path / "repo", {"base/web/manifests.yaml": source,
+                                          "environments/dev/env.yaml": "namespace: dev\n"})
+    result = run("render", "--repo", repo, "-j", "1")
+    assert result.exit_code == 0, result.output
+    ours = _decoded(sorted(p for p in (repo / "out" / "dev").rglob("*.yaml") if p.name != "kustomization.yaml"))
+    return ours, _decoded([repo / "base" / "web" / "manifests.yaml"])
 
 
 def test_base60_and_timestamps_in_a_manifest_reach_kubectl_as_written(tmp_path: Path) -> None:
@@ -224,12 +229,8 @@ def test_base60_and_timestamps_in_a_manifest_reach_kubectl_as_written(tmp_path: 
               "    spec:\n      containers:\n        - name: c\n          image: nginx:1.25\n"
               "          args: [1:30, 2024-01-05, 2001-12-14t21:59:43.10-05:00, 1:30.5, -12:00]\n"
               "          env: [{name: A, value: 190:20:30}]\n")
-    repo = write_repo(tmp_path / "repo", {"base/web/deployment.yaml": source,
-                                          "environments/dev/env.yaml": "namespace: dev\n"})
-    result = run("render", "--repo", repo, "-j", "1")
-    assert result.exit_code == 0, result.output
-    ours = _decoded([repo / "out" / "dev" / "web" / "deployment-web.yaml"])["Deployment"]
-    theirs = _decoded([repo / "base" / "web" / "deployment.yaml"])["Deployment"]
+    decoded = _source_and_output(tmp_path, source)
+    ours, theirs = decoded[0]["Deployment"], decoded[1]["Deployment"]
     for part in (("metadata", "annotations"), ("spec", "containers")):
         assert ours["spec"]["template"][part[0]][part[1]] == theirs["spec"]["template"][part[0]][part[1]]
     assert theirs["spec"]["template"]["metadata"]["annotations"] == {"window": "1:30", "build": "2024-01-05"}
