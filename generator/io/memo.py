@@ -411,18 +411,22 @@ def identity(path: Path | str, st: Stat | None = None) -> Identity | None:
     return st[4:]
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
+def _sources_digest(names: tuple[str, ...]) -> bytes:
+    """A digest of these modules' source files (beside this one)."""
+    here = Path(__file__).parent
+    return sha256(b"".join((here / name).read_bytes() for name in names)).digest()
+
+
 def _parser_digest() -> bytes:
     """The code that parses inputs and its rules: a change to how a text reads (a plain `1:30` in
     a manifest, say) must make every parse entry a miss, not hand back the old reading."""
-    here = Path(__file__).parent
-    return sha256(b"".join((here / name).read_bytes() for name in ("yaml_io.py", "readers.py"))).digest()
+    return _sources_digest(("yaml_io.py", "readers.py"))
 
 
 def _emitter_digest() -> bytes:
     """The code that turns objects into file text: a change to it must make every entry a miss."""
-    here = Path(__file__).parent
-    return sha256(b"".join((here / name).read_bytes() for name in ("output.py", "yaml_io.py"))).digest()
+    return _sources_digest(("output.py", "yaml_io.py"))
 
 
 class OutputMemo:

@@ -129,7 +129,7 @@ def fork_beside(job: Callable[[int], T]) -> tuple[T, T]:
             try:
                 ok, second = pickle.load(pipe)
             except (EOFError, pickle.UnpicklingError):
-                ok, second = False, WorkerDied("a worker process died before sending its result")
+                ok, second = False, WorkerDied(_DIED)
         os.waitpid(pid, 0)
         pid = -1
     finally:

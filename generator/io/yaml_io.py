@@ -138,6 +138,9 @@ _VALUE = "tag:yaml.org,2002:value"
 _Loader.add_constructor(_VALUE, yaml.SafeLoader.construct_yaml_str)
 
 
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
 def _go_text(loader: _Loader, node: yaml.ScalarNode, typed: Callable[[Any, yaml.ScalarNode], Any]) -> Any:
     """In a manifest, a YAML 1.1 base-60 number (`1:30`, 90 to PyYAML) or timestamp
     (`2024-01-05`, a date to PyYAML) is the text it is to kubectl, kustomize, Argo CD and Flux:
@@ -149,7 +152,6 @@ def _go_text(loader: _Loader, node: yaml.ScalarNode, typed: Callable[[Any, yaml.
     return typed(loader, node)
 
 
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 for _tag, _typed in (("tag:yaml.org,2002:int", yaml.SafeLoader.construct_yaml_int),
                      ("tag:yaml.org,2002:float", yaml.SafeLoader.construct_yaml_float),
                      (_TIMESTAMP_TAG, yaml.SafeLoader.construct_yaml_timestamp)):
